@@ -1,0 +1,295 @@
+"""One settings object for every process, loaded from the environment in one place.
+
+`load_settings()` is the only reader of os.environ. Runtime overrides written by
+admins live in the settings table (core.settings_store) and are overlaid by
+`core.settings_store.effective_config`.
+
+`python -m core.config` prints the effective configuration with secrets redacted
+and exits 2 on an invalid value, naming the variable, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_LOCALNET_PORT = 8899
+
+
+class TokenProgram(StrEnum):
+    SPL_TOKEN = "spl-token"
+    TOKEN_2022 = "token-2022"
+
+
+class MintMode(StrEnum):
+    SPL = "spl"
+    ANCHOR = "anchor"
+
+
+class TokenizationConfig(BaseSettings):
+    """The tokenization rules. Admins may override every field but `decimals` at run time."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENIZATION_", frozen=True, extra="ignore")
+
+    kwh_to_token_ratio: Decimal = Field(Decimal("1.0"), gt=0, le=1000, decimal_places=9)
+    decimals: int = Field(9, ge=0, le=9)
+    auto_mint_enabled: bool = True
+    polling_interval_secs: int = Field(60, ge=1, le=86_400)
+    batch_size: int = Field(50, ge=1, le=1000)
+    max_reading_kwh: Decimal = Field(Decimal("100.0"), gt=0, le=100_000, decimal_places=6)
+    reading_max_age_days: int = Field(7, ge=1, le=3650)
+    duplicate_window_secs: int = Field(900, ge=0, le=86_400)
+    max_clock_skew_secs: int = Field(60, ge=0, le=3600)
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_base_secs: int = Field(30, ge=1, le=86_400)
+    review_threshold_kwh: Decimal | None = Field(None, gt=0, le=100_000, decimal_places=6)
+
+    @field_validator("review_threshold_kwh", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+# Fields of TokenizationConfig an admin may override at run time.
+OVERRIDABLE_KEYS: tuple[str, ...] = tuple(
+    name for name in TokenizationConfig.model_fields if name != "decimals"
+)
+
+
+class AppSettings(BaseSettings):
+    """Everything else in CONTRACT's environment table."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    solana_rpc_url: str = ""
+    solana_commitment: str = "confirmed"
+    localnet_port: int = Field(DEFAULT_LOCALNET_PORT, ge=1, le=65_535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65_535)
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8501, ge=1, le=65_535)
+    api_secret_key: str = ""
+    admin_username: str = Field("admin", min_length=1, max_length=64)
+    admin_password: str = ""
+    authority_keypair_path: Path | None = None
+    energy_token_mint: str = ""
+    token_program: TokenProgram = TokenProgram.SPL_TOKEN
+    mint_mode: MintMode = MintMode.SPL
+    gridtokenx_program_id: str = Field("", validate_default=True)
+    gridtokenx_idl_path: Path | None = Field(None, validate_default=True)
+    demo: bool = False
+    meter_rate_limit_per_minute: int = Field(120, ge=1, le=100_000)
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("solana_commitment")
+    @classmethod
+    def _known_commitment(cls, value: str) -> str:
+        if value not in ("processed", "confirmed", "finalized"):
+            raise ValueError("must be one of processed, confirmed, finalized")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(
+                "must be a URL such as sqlite:///data/gridtokenx.db or "
+                "postgresql+psycopg://user@host:5432/db"
+            ) from exc
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("must name sqlite or postgresql (postgresql+psycopg://...)")
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+            raise ValueError("PostgreSQL is reached through psycopg 3: postgresql+psycopg://...")
+        return value
+
+    @field_validator("solana_rpc_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// JSON-RPC endpoint")
+        return value
+
+    @field_validator("gridtokenx_program_id")
+    @classmethod
+    def _anchor_needs_program(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("mint_mode") is MintMode.ANCHOR and not value:
+            raise ValueError("MINT_MODE=anchor requires GRIDTOKENX_PROGRAM_ID (base58 program id)")
+        return value
+
+    @field_validator("gridtokenx_idl_path")
+    @classmethod
+    def _anchor_needs_idl(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if info.data.get("mint_mode") is MintMode.ANCHOR and value is None:
+            raise ValueError("MINT_MODE=anchor requires GRIDTOKENX_IDL_PATH (the program's IDL)")
+        return value
+
+    # Derived values: defaults that depend on other variables.
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gridtokenx.db').as_posix()}"
+
+    @property
+    def localnet_url(self) -> str:
+        return f"http://127.0.0.1:{self.localnet_port}"
+
+    @property
+    def effective_rpc_url(self) -> str:
+        return self.solana_rpc_url or self.localnet_url
+
+    @property
+    def uses_embedded_localnet(self) -> bool:
+        """True when the RPC endpoint is the embedded node this project starts itself."""
+        return self.effective_rpc_url.rstrip("/") in (
+            self.localnet_url,
+            f"http://localhost:{self.localnet_port}",
+        )
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def effective_authority_keypair_path(self) -> Path:
+        return self.authority_keypair_path or self.keys_dir / "authority.json"
+
+
+class Settings:
+    """The loaded configuration: the app settings plus the tokenization rules from the env."""
+
+    def __init__(self, app: AppSettings, tokenization: TokenizationConfig) -> None:
+        self.app = app
+        self.tokenization = tokenization
+
+    def __repr__(self) -> str:
+        return f"Settings(app={self.app!r}, tokenization={self.tokenization!r})"
+
+
+class ConfigError(Exception):
+    """An invalid environment value; `problems` holds (variable, value, what is allowed)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        self.problems = problems
+        super().__init__(
+            "; ".join(f"{var}={value!r}: {allowed}" for var, value, allowed in problems)
+        )
+
+
+def _problems(
+    exc: ValidationError, prefix: str, env: Mapping[str, str]
+) -> list[tuple[str, str, str]]:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = (prefix + field).upper() if field else prefix.rstrip("_") or "configuration"
+        value = env.get(variable, env.get(variable.lower(), str(error.get("input", ""))))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append((variable, value, message))
+    return problems
+
+
+def load_settings() -> Settings:
+    """Read the environment once; raise ConfigError listing every invalid variable.
+
+    `.env` files are not read: the process environment is the single source of truth.
+    """
+    import os
+
+    problems: list[tuple[str, str, str]] = []
+    app = tokenization = None
+    try:
+        app = AppSettings()
+    except ValidationError as exc:
+        problems += _problems(exc, "", os.environ)
+    try:
+        tokenization = TokenizationConfig()
+    except ValidationError as exc:
+        problems += _problems(exc, "TOKENIZATION_", os.environ)
+    if problems or app is None or tokenization is None:
+        raise ConfigError(problems)
+    return Settings(app, tokenization)
+
+
+SECRET_FIELDS = ("api_secret_key", "admin_password")
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The configuration as printable values: secrets replaced, passwords stripped from URLs."""
+    app = settings.app.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        app[name] = "<redacted>" if app[name] else "<generated into DATA_DIR>"
+    app["database_url"] = make_url(settings.app.effective_database_url).render_as_string(
+        hide_password=True
+    )
+    app["solana_rpc_url"] = settings.app.effective_rpc_url
+    app["authority_keypair_path"] = str(settings.app.effective_authority_keypair_path)
+    tokenization = settings.tokenization.model_dump(mode="json")
+    return {
+        **{name.upper(): value for name, value in app.items()},
+        **{f"TOKENIZATION_{name.upper()}": value for name, value in tokenization.items()},
+    }
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print("Invalid configuration:", file=sys.stderr)
+        for variable, value, allowed in exc.problems:
+            shown = repr(value) if value not in ("", "None") else "(unset)"
+            print(f"  {variable}={shown}: {allowed}", file=sys.stderr)
+        print("Fix the variable(s) above (see docs/CONFIGURATION.md).", file=sys.stderr)
+        return 2
+    width = max(len(key) for key in redacted(settings))
+    for key, value in redacted(settings).items():
+        print(f"{key.ljust(width)}  {'' if value is None else value}")
+    overrides = _overrides_note(settings)
+    if overrides:
+        print(overrides)
+    return 0
+
+
+def _overrides_note(settings: Settings) -> str:
+    """Runtime overrides from the database, when it exists and is migrated."""
+    url = make_url(settings.app.effective_database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return "# runtime overrides: none (the database does not exist yet)"
+    try:
+        from core.db.engine import create_db_engine
+        from core.db.migrate import ensure_migrated
+        from core.settings_store import read_overrides
+
+        engine = create_db_engine(settings.app.effective_database_url)
+        try:
+            ensure_migrated(engine)
+            overrides = read_overrides(engine)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the environment is still worth printing
+        return f"# runtime overrides not read: {exc}"
+    if not overrides:
+        return "# runtime overrides: none"
+    lines = ["# runtime overrides from the database (they win over the environment):"]
+    lines += [f"TOKENIZATION_{key.upper()}  {value}" for key, value in overrides.items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""SQLAlchemy 2 models. The Alembic migrations are the truth about the schema.
+
+Energy is stored as integer micro-kWh (`kwh_micro`) and tokens as integer base
+units, so sums in SQL are exact on SQLite and PostgreSQL alike; `kwh_amount`
+gives the exact Decimal back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.db.types import BigIntPK, DecimalText, UtcDateTime, utcnow
+from core.units import KWH_SCALE
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    PROSUMER = "prosumer"
+
+
+class MeterStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class ReadingStatus(StrEnum):
+    PENDING = "pending"
+    REVIEW = "review"
+    MINTING = "minting"
+    MINTED = "minted"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class BatchStatus(StrEnum):
+    PLANNED = "planned"
+    SIGNED = "signed"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+def _one_of(column: str, enum: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(member.value) for member in enum)})"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_one_of("role", Role), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    wallet_address: Mapped[str | None] = mapped_column(String(44))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+    __table_args__ = (CheckConstraint(_one_of("status", MeterStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    public_key: Mapped[str] = mapped_column(String(44))
+    # SHA-256 of a 256-bit random key: a slow hash adds nothing to a key no one can guess,
+    # and ingest looks the key up on every request.
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=MeterStatus.ACTIVE.value)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MintBatch(Base):
+    """One Solana transaction carrying MintTo instructions for a group of readings."""
+
+    __tablename__ = "mint_batches"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", BatchStatus), name="status"),
+        Index(
+            "ix_mint_batches_open",
+            "status",
+            "id",
+            sqlite_where=text("status IN ('planned', 'signed')"),
+            postgresql_where=text("status IN ('planned', 'signed')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.PLANNED.value)
+    signature: Mapped[str | None] = mapped_column(String(88), unique=True)
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    blockhash: Mapped[str | None] = mapped_column(String(44))
+    last_valid_block_height: Mapped[int | None] = mapped_column(BigInteger)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    total_readings: Mapped[int] = mapped_column(Integer, default=0)
+    total_base_units: Mapped[int] = mapped_column(BigInteger, default=0)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    slot: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MeterReading(Base):
+    __tablename__ = "meter_readings"
+    __table_args__ = (
+        UniqueConstraint("meter_id", "reading_timestamp"),
+        CheckConstraint(_one_of("status", ReadingStatus), name="status"),
+        CheckConstraint("kwh_micro > 0", name="kwh_positive"),
+        # The claim query: pending readings whose backoff has passed, oldest first.
+        Index(
+            "ix_meter_readings_claim",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # Everything not yet minted is small; counting it must not scan history.
+        Index(
+            "ix_meter_readings_open",
+            "status",
+            "id",
+            sqlite_where=text("status <> 'minted'"),
+            postgresql_where=text("status <> 'minted'"),
+        ),
+        Index("ix_meter_readings_user_time", "user_id", "reading_timestamp"),
+        Index("ix_meter_readings_reading_timestamp", "reading_timestamp"),
+        Index("ix_meter_readings_submitted_at", "submitted_at"),
+        Index("ix_meter_readings_minted_at", "minted_at"),
+        Index("ix_meter_readings_mint_batch_id", "mint_batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    wallet_address: Mapped[str | None] = mapped_column(String(44))
+    kwh_micro: Mapped[int] = mapped_column(BigInteger)
+    reading_timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=ReadingStatus.PENDING.value)
+    meter_signature: Mapped[str] = mapped_column(String(88))
+    mint_batch_id: Mapped[int | None] = mapped_column(ForeignKey("mint_batches.id"))
+    token_base_units: Mapped[int | None] = mapped_column(BigInteger)
+    ratio_applied: Mapped[Decimal | None] = mapped_column(DecimalText)
+    mint_tx_signature: Mapped[str | None] = mapped_column(String(88))
+    minted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # An admin's mint-from-reading or force-mint: minted even while auto-mint is off.
+    mint_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    mint_requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def kwh_amount(self) -> Decimal:
+        return Decimal(self.kwh_micro).scaleb(-KWH_SCALE)
+
+
+class MintRequest(Base):
+    """An admin's "mint now": every reading pending up to `upto_reading_id` is minted."""
+
+    __tablename__ = "mint_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    upto_reading_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Event(Base):
+    """Append-only log; `user_id` is the prosumer who may see it (NULL: staff only)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_user_id_id", "user_id", "id"),
+        Index("ix_events_type_id", "type", "id"),
+        Index("ix_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    type: Mapped[str] = mapped_column(String(48))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Setting(Base):
+    """A runtime override of one TokenizationConfig field, written by an admin."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TokenMint(Base):
+    """The GRX mint this deployment mints to, recorded at bootstrap for reconciliation."""
+
+    __tablename__ = "token_mints"
+
+    address: Mapped[str] = mapped_column(String(44), primary_key=True)
+    rpc_url: Mapped[str] = mapped_column(String(255))
+    token_program: Mapped[str] = mapped_column(String(16))
+    decimals: Mapped[int] = mapped_column(Integer)
+    bootstrap_supply: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

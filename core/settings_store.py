@@ -1,0 +1,100 @@
+"""Runtime overrides of the tokenization rules, written by admins, audited as events.
+
+The effective configuration is the environment's TokenizationConfig overlaid by the
+rows of the settings table. `effective_config` is one small query, cheap enough to
+call on every mint cycle and every ingest request, so a change applies without restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from core.config import OVERRIDABLE_KEYS, TokenizationConfig
+from core.db.engine import read_only
+from core.db.models import Setting
+from core.db.types import utcnow
+from core.errors import DomainError
+from core.events import EventType, publish
+
+
+class InvalidSetting(DomainError):
+    code = "invalid_setting"
+
+
+def read_overrides(source: Session | Engine) -> dict[str, Any]:
+    """The stored overrides as {key: JSON value}."""
+    statement = select(Setting.key, Setting.value)
+    if isinstance(source, Session):
+        return dict(source.execute(statement).tuples().all())
+    with read_only(source).connect() as connection:
+        return dict(connection.execute(statement).tuples().all())
+
+
+def effective_config(source: Session | Engine, base: TokenizationConfig) -> TokenizationConfig:
+    """The environment's rules with the admins' overrides applied."""
+    overrides = {
+        key: value for key, value in read_overrides(source).items() if key in OVERRIDABLE_KEYS
+    }
+    if not overrides:
+        return base
+    return TokenizationConfig.model_validate({**base.model_dump(), **overrides})
+
+
+def update_settings(
+    session: Session,
+    base: TokenizationConfig,
+    changes: Mapping[str, Any],
+    *,
+    by: str,
+) -> TokenizationConfig:
+    """Validate and store overrides; one settings_changed event per changed key. Commits.
+
+    A value of None for a key that must have a value removes the override (the
+    environment's value applies again); review_threshold_kwh=None means "no review".
+    """
+    unknown = sorted(set(changes) - set(OVERRIDABLE_KEYS))
+    if unknown:
+        raise InvalidSetting(f"not a runtime setting: {', '.join(unknown)}", field=unknown[0])
+    current = effective_config(session, base)
+    stored = read_overrides(session)
+    merged = {**current.model_dump(), **changes}
+    for key, value in changes.items():
+        if value is None and key != "review_threshold_kwh":
+            merged[key] = getattr(base, key)
+    try:
+        updated = TokenizationConfig.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else None
+        raise InvalidSetting(f"{field}: {error['msg']}", field=field) from exc
+
+    for key in changes:
+        old, new = getattr(current, key), getattr(updated, key)
+        revert = changes[key] is None and key != "review_threshold_kwh"
+        if old == new and not (revert and key in stored):
+            continue
+        row = session.get(Setting, key)
+        if revert:
+            if row is not None:
+                session.delete(row)
+        elif row is None:
+            session.add(Setting(key=key, value=_to_json(new), updated_by=by, updated_at=utcnow()))
+        else:
+            row.value, row.updated_by, row.updated_at = _to_json(new), by, utcnow()
+        publish(
+            session,
+            EventType.SETTINGS_CHANGED,
+            {"key": key, "old": _to_json(old), "new": _to_json(new), "by": by},
+        )
+    session.commit()
+    return updated
+
+
+def _to_json(value: Any) -> Any:
+    return format(value, "f") if isinstance(value, Decimal) else value
