@@ -75,6 +75,8 @@ class AppSettings(BaseSettings):
     solana_rpc_url: str = ""
     solana_commitment: str = "confirmed"
     localnet_port: int = Field(DEFAULT_LOCALNET_PORT, ge=1, le=65_535)
+    # Slot time of the embedded node; a blockhash lives 150 slots. Tests shorten it.
+    localnet_slot_ms: int = Field(400, ge=5, le=10_000)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65_535)
     dashboard_host: str = "127.0.0.1"
