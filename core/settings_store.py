@@ -31,9 +31,9 @@ def read_overrides(source: Session | Engine) -> dict[str, Any]:
     """The stored overrides as {key: JSON value}."""
     statement = select(Setting.key, Setting.value)
     if isinstance(source, Session):
-        return dict(source.execute(statement).tuples().all())
+        return dict(source.execute(statement).all())
     with read_only(source).connect() as connection:
-        return dict(connection.execute(statement).tuples().all())
+        return dict(connection.execute(statement).all())
 
 
 def effective_config(source: Session | Engine, base: TokenizationConfig) -> TokenizationConfig:
@@ -55,45 +55,59 @@ def update_settings(
 ) -> TokenizationConfig:
     """Validate and store overrides; one settings_changed event per changed key. Commits.
 
-    A value of None for a key that must have a value removes the override (the
-    environment's value applies again); review_threshold_kwh=None means "no review".
+    review_threshold_kwh=None stores "no review" (it overrides a threshold set in the
+    environment); `reset_settings` removes overrides so the environment applies again.
     """
-    unknown = sorted(set(changes) - set(OVERRIDABLE_KEYS))
-    if unknown:
-        raise InvalidSetting(f"not a runtime setting: {', '.join(unknown)}", field=unknown[0])
+    _refuse_unknown(changes)
     current = effective_config(session, base)
-    stored = read_overrides(session)
-    merged = {**current.model_dump(), **changes}
-    for key, value in changes.items():
-        if value is None and key != "review_threshold_kwh":
-            merged[key] = getattr(base, key)
     try:
-        updated = TokenizationConfig.model_validate(merged)
+        updated = TokenizationConfig.model_validate({**current.model_dump(), **changes})
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else None
         raise InvalidSetting(f"{field}: {error['msg']}", field=field) from exc
-
     for key in changes:
         old, new = getattr(current, key), getattr(updated, key)
-        revert = changes[key] is None and key != "review_threshold_kwh"
-        if old == new and not (revert and key in stored):
+        if old == new:
             continue
         row = session.get(Setting, key)
-        if revert:
-            if row is not None:
-                session.delete(row)
-        elif row is None:
-            session.add(Setting(key=key, value=_to_json(new), updated_by=by, updated_at=utcnow()))
-        else:
-            row.value, row.updated_by, row.updated_at = _to_json(new), by, utcnow()
-        publish(
-            session,
-            EventType.SETTINGS_CHANGED,
-            {"key": key, "old": _to_json(old), "new": _to_json(new), "by": by},
-        )
+        if row is None:
+            row = Setting(key=key)
+            session.add(row)
+        row.value, row.updated_by, row.updated_at = _to_json(new), by, utcnow()
+        _audit(session, key, old, new, by)
     session.commit()
     return updated
+
+
+def reset_settings(
+    session: Session, base: TokenizationConfig, keys: list[str], *, by: str
+) -> TokenizationConfig:
+    """Remove overrides so the environment's values apply again. Commits."""
+    _refuse_unknown(dict.fromkeys(keys))
+    current = effective_config(session, base)
+    for key in keys:
+        row = session.get(Setting, key)
+        if row is None:
+            continue
+        session.delete(row)
+        _audit(session, key, getattr(current, key), getattr(base, key), by)
+    session.commit()
+    return effective_config(session, base)
+
+
+def _refuse_unknown(changes: Mapping[str, Any]) -> None:
+    unknown = sorted(set(changes) - set(OVERRIDABLE_KEYS))
+    if unknown:
+        raise InvalidSetting(f"not a runtime setting: {', '.join(unknown)}", field=unknown[0])
+
+
+def _audit(session: Session, key: str, old: Any, new: Any, by: str) -> None:
+    publish(
+        session,
+        EventType.SETTINGS_CHANGED,
+        {"key": key, "old": _to_json(old), "new": _to_json(new), "by": by},
+    )
 
 
 def _to_json(value: Any) -> Any:

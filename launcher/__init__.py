@@ -1,0 +1,1 @@
+"""`make run`: migrate, prepare, and supervise every process of the console."""
