@@ -1,0 +1,196 @@
+"""Meters: register them with their ed25519 key, issue API keys, suspend and resume.
+
+Public API (same rules for the API and the dashboard):
+
+- `register_meter(session, serial, owner_username, public_key, *, by="system")
+  -> RegisteredMeter(meter, api_key)`: the plaintext API key is returned this
+  once; only its SHA-256 is stored. The owner must be an enabled prosumer with
+  a wallet (their readings mint to it). Commits. Raises `InvalidMeter`
+  (`invalid_format`), `NotFound` (`not_found`, unknown owner), `InvalidOwner`
+  (`invalid_owner`) or `SerialTaken` (`serial_taken`).
+- `set_meter_status(session, serial, status, *, by="system") -> Meter` with
+  status "active" or "suspended" (`suspend_meter` / `resume_meter` are
+  shorthands). A suspended meter's submissions are refused (`meter_suspended`).
+- `rotate_meter_key(session, serial, *, by="system") -> RegisteredMeter`: a new
+  key, the old one stops working at once.
+- `authenticate_meter(session, api_key) -> Meter`: the meter holding this key
+  (any status), else `MeterUnauthenticated` (`unauthenticated`).
+
+Why SHA-256 and not argon2: the key is 256 random bits, so a slow hash adds no
+protection, and ingest looks a key up on every request by its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+import base58
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db.models import Meter, MeterStatus, Role, User
+from core.errors import Conflict, DomainError, NotFound
+from core.events import EventType, publish
+
+# The serial is a field of the signed message `gridtokenx-reading:v1:{serial}:...`;
+# it must not contain ':' or the message would be ambiguous.
+SERIAL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+API_KEY_PREFIX = "gtx_"
+
+
+class InvalidMeter(DomainError):
+    code = "invalid_format"
+
+
+class InvalidOwner(DomainError):
+    code = "invalid_owner"
+    field = "owner_username"
+
+
+class SerialTaken(Conflict):
+    code = "serial_taken"
+    field = "serial"
+
+
+class MeterUnauthenticated(DomainError):
+    code = "unauthenticated"
+
+
+@dataclass(frozen=True)
+class RegisteredMeter:
+    meter: Meter
+    # Plaintext, shown once: it is not stored anywhere.
+    api_key: str
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def parse_serial(serial: str) -> str:
+    text = (serial or "").strip()
+    if not SERIAL_PATTERN.fullmatch(text):
+        raise InvalidMeter(
+            "a serial is 1-64 letters, digits or . _ - and starts with a letter or digit",
+            field="serial",
+        )
+    return text
+
+
+def parse_public_key(public_key: str) -> str:
+    """A base58 ed25519 public key (32 bytes, a Solana-style address)."""
+    text = (public_key or "").strip()
+    try:
+        raw = base58.b58decode(text)
+    except ValueError as exc:
+        raise InvalidMeter("the public key is not base58", field="public_key") from exc
+    if len(raw) != 32:
+        raise InvalidMeter(
+            f"the public key decodes to {len(raw)} bytes; an ed25519 key has 32",
+            field="public_key",
+        )
+    return text
+
+
+def get_meter(session: Session, serial: str) -> Meter:
+    meter = session.scalar(select(Meter).where(Meter.serial == serial))
+    if meter is None:
+        raise NotFound(f"no meter with serial {serial!r}", field="serial")
+    return meter
+
+
+def register_meter(
+    session: Session, serial: str, owner_username: str, public_key: str, *, by: str = "system"
+) -> RegisteredMeter:
+    """Store a meter and return its API key, shown this once. Commits."""
+    serial, public_key = parse_serial(serial), parse_public_key(public_key)
+    owner = session.scalar(select(User).where(User.username == (owner_username or "").strip()))
+    if owner is None:
+        raise NotFound(f"no user named {owner_username!r}", field="owner_username")
+    if owner.role != Role.PROSUMER or not owner.wallet_address or owner.disabled:
+        raise InvalidOwner(
+            f"{owner.username!r} is not an enabled prosumer with a wallet; "
+            "a meter's readings are minted to its owner's wallet"
+        )
+    if session.scalar(select(Meter.id).where(Meter.serial == serial)) is not None:
+        raise SerialTaken(f"a meter with serial {serial!r} exists")
+    api_key = new_api_key()
+    meter = Meter(
+        serial=serial,
+        owner_id=owner.id,
+        public_key=public_key,
+        api_key_hash=hash_api_key(api_key),
+        status=MeterStatus.ACTIVE.value,
+    )
+    session.add(meter)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        session.rollback()
+        raise SerialTaken(f"a meter with serial {serial!r} exists") from exc
+    _changed(session, meter, "registered", by, owner=owner.username)
+    session.commit()
+    return RegisteredMeter(meter=meter, api_key=api_key)
+
+
+def set_meter_status(
+    session: Session, serial: str, status: MeterStatus | str, *, by: str = "system"
+) -> Meter:
+    """Suspend or resume a meter; takes effect on its next request. Commits."""
+    try:
+        wanted = MeterStatus(status)
+    except ValueError as exc:
+        raise InvalidMeter("status must be active or suspended", field="status") from exc
+    meter = get_meter(session, serial)
+    if meter.status != wanted:
+        meter.status = wanted.value
+        change = "suspended" if wanted is MeterStatus.SUSPENDED else "resumed"
+        _changed(session, meter, change, by)
+    session.commit()
+    return meter
+
+
+def suspend_meter(session: Session, serial: str, *, by: str = "system") -> Meter:
+    return set_meter_status(session, serial, MeterStatus.SUSPENDED, by=by)
+
+
+def resume_meter(session: Session, serial: str, *, by: str = "system") -> Meter:
+    return set_meter_status(session, serial, MeterStatus.ACTIVE, by=by)
+
+
+def rotate_meter_key(session: Session, serial: str, *, by: str = "system") -> RegisteredMeter:
+    """Replace a meter's API key; the old key stops working at once. Commits."""
+    meter = get_meter(session, serial)
+    api_key = new_api_key()
+    meter.api_key_hash = hash_api_key(api_key)
+    _changed(session, meter, "key_rotated", by)
+    session.commit()
+    return RegisteredMeter(meter=meter, api_key=api_key)
+
+
+def authenticate_meter(session: Session, api_key: str) -> Meter:
+    """The meter holding `api_key`, whatever its status; MeterUnauthenticated otherwise."""
+    if not api_key:
+        raise MeterUnauthenticated("a meter API key is required (Authorization or X-API-Key)")
+    meter = session.scalar(select(Meter).where(Meter.api_key_hash == hash_api_key(api_key)))
+    if meter is None:
+        raise MeterUnauthenticated("unknown meter API key")
+    return meter
+
+
+def _changed(session: Session, meter: Meter, change: str, by: str, **extra: str) -> None:
+    # The owner sees changes to their own meter.
+    publish(
+        session,
+        EventType.METER_CHANGED,
+        {"meter_serial": meter.serial, "change": change, "by": by, **extra},
+        user_id=meter.owner_id,
+    )
