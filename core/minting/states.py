@@ -1,0 +1,267 @@
+"""The minting state machine: every transition of a batch and its readings, in one place.
+
+    batch                           readings
+    planned --sign-->    signed     minting
+    planned --release--> expired    minting -> pending   (never signed, nothing was sent)
+    signed  --confirm--> confirmed  minting -> minted    (+ tokens_minted, batch_minting_completed)
+    signed  --fail-->    failed     minting -> pending after a backoff, failed after max retries
+    signed  --expire-->  expired    minting -> pending   (the blockhash passed, it never landed)
+
+Each transition is one database transaction guarded by the batch's current status
+(`UPDATE ... WHERE status = <from>`): when two schedulers race, exactly one wins and
+the loser does nothing, so a batch is never sent after release, never finalized twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.config import TokenizationConfig
+from core.db.models import BatchStatus, MeterReading, MintBatch, ReadingStatus
+from core.events import EventType, publish
+from core.minting.plan import backoff_seconds
+from core.units import format_kwh
+
+
+def _move_batch(session: Session, batch_id: int, source: BatchStatus, **values) -> bool:
+    result = session.execute(
+        update(MintBatch)
+        .where(MintBatch.id == batch_id, MintBatch.status == source.value)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class SignedBatch:
+    batch_id: int
+    signature: str
+    raw_tx: bytes
+    blockhash: str
+    last_valid_block_height: int
+
+
+def mark_signed_many(session: Session, signed: Sequence[SignedBatch], *, now: datetime) -> set[int]:
+    """Persist signed transactions before any is sent; returns the ids still ours to send.
+
+    A batch released meanwhile (by recovery elsewhere) is not moved and must not be sent.
+    """
+    kept = {
+        item.batch_id
+        for item in signed
+        if _move_batch(
+            session,
+            item.batch_id,
+            BatchStatus.PLANNED,
+            status=BatchStatus.SIGNED.value,
+            signature=item.signature,
+            raw_tx=item.raw_tx,
+            blockhash=item.blockhash,
+            last_valid_block_height=item.last_valid_block_height,
+            attempt=MintBatch.attempt + 1,
+            signed_at=now,
+        )
+    }
+    session.commit()
+    return kept
+
+
+def release_planned(session: Session, batch_id: int, *, reason: str, now: datetime) -> bool:
+    """A planned batch that was never signed gives its readings back. Commits."""
+    if not _move_batch(
+        session,
+        batch_id,
+        BatchStatus.PLANNED,
+        status=BatchStatus.EXPIRED.value,
+        error=reason,
+        finished_at=now,
+    ):
+        session.rollback()
+        return False
+    _readings_back_to_pending(session, batch_id)
+    session.commit()
+    return True
+
+
+def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: datetime) -> bool:
+    """The transaction landed without error: readings minted, events written. Commits."""
+    batch = session.get(MintBatch, batch_id)
+    if batch is None or not _move_batch(
+        session,
+        batch_id,
+        BatchStatus.SIGNED,
+        status=BatchStatus.CONFIRMED.value,
+        slot=slot,
+        finished_at=now,
+    ):
+        session.rollback()
+        return False
+    readings = _batch_readings(session, batch_id)
+    session.execute(
+        update(MeterReading)
+        .where(
+            MeterReading.mint_batch_id == batch_id,
+            MeterReading.status == ReadingStatus.MINTING.value,
+        )
+        .values(
+            status=ReadingStatus.MINTED.value,
+            mint_tx_signature=batch.signature,
+            minted_at=now,
+            last_error=None,
+            next_attempt_at=None,
+        )
+    )
+    groups: dict[tuple[str, int], list[MeterReading]] = defaultdict(list)
+    for reading in readings:
+        groups[(str(reading.wallet_address), reading.user_id)].append(reading)
+    for (wallet, user_id), group in groups.items():
+        publish(
+            session,
+            EventType.TOKENS_MINTED,
+            {
+                "reading_ids": [r.id for r in group],
+                "user_id": user_id,
+                "wallet_address": wallet,
+                "kwh_amount": format_kwh(sum(r.kwh_micro for r in group), micro=True),
+                "tokens_minted": sum(r.token_base_units or 0 for r in group),
+                "transaction_signature": batch.signature,
+                "batch_id": batch_id,
+            },
+            user_id=user_id,
+            at=now,
+        )
+    publish(
+        session,
+        EventType.BATCH_MINTING_COMPLETED,
+        {
+            "batch_id": batch_id,
+            "total_readings": len(readings),
+            "successful_mints": len(readings),
+            "failed_mints": 0,
+            "transaction_signature": batch.signature,
+        },
+        at=now,
+    )
+    session.commit()
+    return True
+
+
+def mark_failed(
+    session: Session,
+    batch_id: int,
+    *,
+    error: str,
+    config: TokenizationConfig,
+    now: datetime,
+) -> bool:
+    """Landed with an error: nothing was minted; readings retry with backoff. Commits."""
+    batch = session.get(MintBatch, batch_id)
+    if batch is None or not _move_batch(
+        session,
+        batch_id,
+        BatchStatus.SIGNED,
+        status=BatchStatus.FAILED.value,
+        error=error,
+        finished_at=now,
+    ):
+        session.rollback()
+        return False
+    readings = _batch_readings(session, batch_id)
+    will_retry = False
+    for reading in readings:
+        reading.attempts += 1
+        reading.last_error = error
+        if reading.attempts > config.max_retries:
+            reading.status = ReadingStatus.FAILED.value
+            reading.next_attempt_at = None
+        else:
+            will_retry = True
+            reading.status = ReadingStatus.PENDING.value
+            reading.mint_batch_id = None
+            delay = backoff_seconds(reading.attempts, config.retry_base_secs)
+            reading.next_attempt_at = now + timedelta(seconds=delay)
+    publish(
+        session,
+        EventType.MINT_FAILED,
+        {
+            "batch_id": batch_id,
+            "reading_ids": [r.id for r in readings],
+            "error": error,
+            "will_retry": will_retry,
+            "transaction_signature": batch.signature,
+        },
+        at=now,
+    )
+    publish(
+        session,
+        EventType.BATCH_MINTING_COMPLETED,
+        {
+            "batch_id": batch_id,
+            "total_readings": len(readings),
+            "successful_mints": 0,
+            "failed_mints": len(readings),
+            "transaction_signature": batch.signature,
+        },
+        at=now,
+    )
+    session.commit()
+    return True
+
+
+def mark_expired(session: Session, batch_id: int, *, now: datetime) -> bool:
+    """Never landed and can no longer land: readings go back to be re-signed. Commits."""
+    if not _move_batch(
+        session,
+        batch_id,
+        BatchStatus.SIGNED,
+        status=BatchStatus.EXPIRED.value,
+        error="blockhash expired before the transaction landed",
+        finished_at=now,
+    ):
+        session.rollback()
+        return False
+    _readings_back_to_pending(session, batch_id)
+    session.commit()
+    return True
+
+
+def _readings_back_to_pending(session: Session, batch_id: int) -> None:
+    # Not an attempt: the chain never saw the transaction, the reading did nothing wrong.
+    session.execute(
+        update(MeterReading)
+        .where(
+            MeterReading.mint_batch_id == batch_id,
+            MeterReading.status == ReadingStatus.MINTING.value,
+        )
+        .values(status=ReadingStatus.PENDING.value, mint_batch_id=None)
+    )
+
+
+def _batch_readings(session: Session, batch_id: int) -> list[MeterReading]:
+    return list(
+        session.scalars(
+            select(MeterReading)
+            .where(
+                MeterReading.mint_batch_id == batch_id,
+                MeterReading.status == ReadingStatus.MINTING.value,
+            )
+            .order_by(MeterReading.id)
+        )
+    )
+
+
+def open_batches(session: Session) -> list[MintBatch]:
+    """Batches whose outcome is not yet recorded (recovery works through them)."""
+    return list(
+        session.scalars(
+            select(MintBatch)
+            .where(MintBatch.status.in_([BatchStatus.PLANNED.value, BatchStatus.SIGNED.value]))
+            .order_by(MintBatch.id)
+        )
+    )
