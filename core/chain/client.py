@@ -18,7 +18,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.api import Client
 from solana.rpc.core import RPCException, RPCNoResultException
 from solana.rpc.types import DataSliceOpts, TxOpts
-from solders import SerdeJSONError
+from solders.errors import SerdeJSONError
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.rpc.errors import NodeUnhealthyMessage, SendTransactionPreflightFailureMessage

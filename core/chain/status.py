@@ -39,11 +39,16 @@ def transaction_error(err: Any, message: str, logs: tuple[str, ...] = ()) -> Cha
     return TransactionFailed(message, error=describe_transaction_error(err), logs=logs)
 
 
-_LEVEL = {
-    TransactionConfirmationStatus.Processed: "processed",
-    TransactionConfirmationStatus.Confirmed: "confirmed",
-    TransactionConfirmationStatus.Finalized: "finalized",
-}
+# solders' TransactionConfirmationStatus is not hashable: compare, do not look up.
+_LEVELS = (
+    (TransactionConfirmationStatus.Processed, "processed"),
+    (TransactionConfirmationStatus.Confirmed, "confirmed"),
+    (TransactionConfirmationStatus.Finalized, "finalized"),
+)
+
+
+def _level_name(level: TransactionConfirmationStatus) -> str:
+    return next(name for value, name in _LEVELS if value == level)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class SignatureStatus:
     def from_solders(cls, status: TransactionStatus) -> SignatureStatus:
         level = status.confirmation_status
         # Nodes that omit confirmationStatus report confirmations=None only once rooted.
-        commitment = _LEVEL[level] if level is not None else "finalized"
+        commitment = _level_name(level) if level is not None else "finalized"
         if level is None and status.confirmations is not None:
             commitment = "confirmed" if status.confirmations > 0 else "processed"
         error = None if status.err is None else describe_transaction_error(status.err)
