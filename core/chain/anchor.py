@@ -134,8 +134,12 @@ class AnchorMintTokensDirect:
 
     def decode_token_info(self, data: bytes) -> dict[str, Any]:
         """The TokenInfo account's fields (authority, mint, total_supply, ...)."""
-        decoded = self._coder.accounts.decode(data)
-        return {snake(key): value for key, value in decoded.items() if not key.startswith("_")}
+        try:
+            decoded = self._coder.accounts.decode(data)
+        except Exception as exc:  # construct raises many kinds for foreign bytes
+            raise ValueError("not a TokenInfo account of this IDL") from exc
+        # anchorpy decodes to a dataclass generated from the IDL.
+        return {snake(key): value for key, value in vars(decoded).items()}
 
 
 def verify_anchor_setup(client: ChainClient, authority: Pubkey, app: AppSettings) -> Pubkey:
@@ -159,7 +163,12 @@ def verify_anchor_setup(client: ChainClient, authority: Pubkey, app: AppSettings
             f"GRIDTOKENX_PROGRAM_ID={program_id} on {client.url}; deploy and initialize the "
             "program there, or use MINT_MODE=spl"
         )
-    fields = factory.decode_token_info(token_info.data)
+    try:
+        fields = factory.decode_token_info(token_info.data)
+    except ValueError as exc:
+        raise MintMismatch(
+            f"{factory.token_info} is not a TokenInfo account as GRIDTOKENX_IDL_PATH describes it"
+        ) from exc
     if fields.get("authority") != authority:
         raise MintMismatch(
             f"TokenInfo {factory.token_info} names authority {fields.get('authority')}, not "
