@@ -1,0 +1,289 @@
+"""Validation and acceptance of meter readings: one set of rules for the API, the dashboard
+and the tests.
+
+Public API:
+
+- `submitting_meter(session, api_key) -> SubmittingMeter`: the meter holding an
+  API key with what acceptance needs (serial, owner, wallet, public key, status);
+  `MeterUnauthenticated` otherwise. `meter_identity(session, meter)` for a Meter row.
+- `accept_reading(session, meter, raw, config, *, now=None) -> Acceptance`:
+  `raw` is the JSON object as parsed with `parse_float=Decimal`. Returns the
+  stored reading and `created` (False: the identical reading was already stored,
+  a meter's retry). Raises a `ReadingRejected` subclass with a CONTRACT code
+  after committing its `meter_reading_validation_failed` event. Commits.
+- `accept_batch(session, meter, items, config, *, now=None) -> BatchOutcome`:
+  every valid item is stored in one transaction, each item reported as
+  accepted / duplicate / rejected. Commits.
+- `record_rejection(session, meter, error, *, now=None)`: the staff-only event
+  for a refused request (used for refusals found outside these functions,
+  e.g. an oversized body). Commits.
+
+Duplicates: same meter and |Δt| < duplicate_window_secs. The identical reading
+(same timestamp, kWh and signature) is a resend and is answered with the stored
+reading; anything else in the window is `duplicate_reading`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.config import TokenizationConfig
+from core.db.models import Meter, MeterStatus
+from core.db.types import utcnow
+from core.events import EventType, publish
+from core.readings.errors import (
+    DuplicateReading,
+    ForeignMeter,
+    InvalidFormat,
+    InvalidSignature,
+    KwhOutOfRange,
+    MeterSuspended,
+    PayloadTooLarge,
+    ReadingRejected,
+    ReadingTooOld,
+    TimestampInFuture,
+    TooManyDecimals,
+    UnknownMeter,
+)
+from core.readings.identity import SubmittingMeter, meter_identity, submitting_meter
+from core.readings.queries import ReadingView, get_reading
+from core.readings.rules import CheckedReading, check_submission, parse_submission
+from core.readings.store import Stored, store_checked, touch_meter, view_of_new
+
+__all__ = [
+    "MAX_BATCH_ITEMS",
+    "Acceptance",
+    "BatchOutcome",
+    "DuplicateReading",
+    "ForeignMeter",
+    "InvalidFormat",
+    "InvalidSignature",
+    "ItemResult",
+    "KwhOutOfRange",
+    "MeterSuspended",
+    "PayloadTooLarge",
+    "ReadingRejected",
+    "ReadingTooOld",
+    "SubmittingMeter",
+    "TimestampInFuture",
+    "TooManyDecimals",
+    "UnknownMeter",
+    "accept_batch",
+    "accept_reading",
+    "meter_identity",
+    "record_rejection",
+    "submitting_meter",
+]
+
+MAX_BATCH_ITEMS = 1000
+# Refusals in one batch that each get an event; the rest are counted in the last one,
+# so one bad request cannot write a thousand staff events.
+MAX_REJECTION_EVENTS_PER_REQUEST = 20
+_MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    reading: ReadingView
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    id: int | None = None
+    error: ReadingRejected | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    results: list[ItemResult]
+
+    def count(self, status: str) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+
+def record_rejection(
+    session: Session,
+    meter: SubmittingMeter,
+    error: ReadingRejected,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """The staff-only event for a request refused as a whole. Commits."""
+    now = now or utcnow()
+    session.rollback()
+    touch_meter(session, meter.id, now)
+    _publish_rejection(session, meter, error, now=now)
+    session.commit()
+
+
+def _publish_rejection(
+    session: Session, meter: SubmittingMeter, error: ReadingRejected, *, now: datetime, **extra: Any
+) -> None:
+    publish(
+        session,
+        EventType.METER_READING_VALIDATION_FAILED,
+        {
+            "meter_serial": meter.serial,
+            "error_code": error.code,
+            "error_reason": error.message,
+            "field": error.field,
+            **error.details,
+            **extra,
+        },
+        at=now,
+    )
+
+
+def _refuse_suspended(meter: SubmittingMeter) -> None:
+    if meter.status == MeterStatus.SUSPENDED:
+        raise MeterSuspended(f"meter {meter.serial!r} is suspended; ask an admin to resume it")
+
+
+def _check_all(
+    session: Session,
+    meter: SubmittingMeter,
+    items: Sequence[Any],
+    config: TokenizationConfig,
+    now: datetime,
+) -> tuple[list[tuple[int, CheckedReading]], list[tuple[int, ReadingRejected]]]:
+    checked: list[tuple[int, CheckedReading]] = []
+    rejected: list[tuple[int, ReadingRejected]] = []
+    for index, raw in enumerate(items):
+        try:
+            submission = parse_submission(raw)
+            reading = check_submission(
+                submission,
+                meter_serial=meter.serial,
+                public_key=meter.public_key,
+                config=config,
+                now=now,
+            )
+            checked.append((index, reading))
+        except ForeignMeter as error:
+            rejected.append((index, _foreign_or_unknown(session, raw["meter_serial"], error)))
+        except ReadingRejected as error:
+            rejected.append((index, error))
+    return checked, rejected
+
+
+def _foreign_or_unknown(session: Session, serial: str, error: ForeignMeter) -> ReadingRejected:
+    exists = session.scalar(select(Meter.id).where(Meter.serial == serial.strip()))
+    if exists is None:
+        return UnknownMeter(f"no meter with serial {serial.strip()!r}")
+    return error
+
+
+def _store(
+    session: Session,
+    meter: SubmittingMeter,
+    checked: list[tuple[int, CheckedReading]],
+    rejected: list[tuple[int, ReadingRejected]],
+    config: TokenizationConfig,
+    now: datetime,
+    *,
+    in_batch: bool,
+) -> list[Stored]:
+    """Store in one transaction with the rejections' events; retried after a lost race."""
+    for attempt in range(1, _MAX_ATTEMPTS + 1):
+        try:
+            touch_meter(session, meter.id, now)
+            stored = store_checked(
+                session,
+                meter_id=meter.id,
+                meter_serial=meter.serial,
+                owner_id=meter.owner_id,
+                wallet_address=meter.wallet_address,
+                checked=checked,
+                window_secs=config.duplicate_window_secs,
+                now=now,
+            )
+            refusals = rejected + [(s.index, s.duplicate_error()) for s in stored if s.conflict]
+            for position, (index, error) in enumerate(sorted(refusals, key=lambda r: r[0])):
+                if position == MAX_REJECTION_EVENTS_PER_REQUEST:
+                    break
+                extra: dict[str, Any] = {"batch_index": index} if in_batch else {}
+                if position == MAX_REJECTION_EVENTS_PER_REQUEST - 1:
+                    extra["more_rejections"] = len(refusals) - MAX_REJECTION_EVENTS_PER_REQUEST
+                _publish_rejection(session, meter, error, now=now, **extra)
+            session.commit()
+            return stored
+        except IntegrityError:
+            # Lost a race on UNIQUE(meter_id, reading_timestamp): nothing of this attempt
+            # (readings, events) survives; the next attempt sees the winner.
+            session.rollback()
+            if attempt == _MAX_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def accept_reading(
+    session: Session,
+    meter: SubmittingMeter,
+    raw: Any,
+    config: TokenizationConfig,
+    *,
+    now: datetime | None = None,
+) -> Acceptance:
+    """Validate and store one reading (see the module docstring). Commits."""
+    now = now or utcnow()
+    try:
+        _refuse_suspended(meter)
+    except ReadingRejected as error:
+        record_rejection(session, meter, error, now=now)
+        raise
+    checked, rejected = _check_all(session, meter, [raw], config, now)
+    if rejected:
+        record_rejection(session, meter, rejected[0][1], now=now)
+        raise rejected[0][1]
+    [stored] = _store(session, meter, checked, [], config, now, in_batch=False)
+    if stored.conflict:
+        raise stored.duplicate_error()
+    if stored.created:
+        return Acceptance(
+            view_of_new(stored, meter.serial, meter.owner_id, meter.wallet_address, now), True
+        )
+    assert stored.known.id is not None
+    return Acceptance(get_reading(session, stored.known.id), False)
+
+
+def accept_batch(
+    session: Session,
+    meter: SubmittingMeter,
+    items: Sequence[Any],
+    config: TokenizationConfig,
+    *,
+    now: datetime | None = None,
+) -> BatchOutcome:
+    """Store every valid item in one transaction and report each one. Commits."""
+    now = now or utcnow()
+    try:
+        _refuse_suspended(meter)
+        if len(items) > MAX_BATCH_ITEMS:
+            raise PayloadTooLarge(
+                f"a batch holds at most {MAX_BATCH_ITEMS} readings, got {len(items)}",
+                field="readings",
+            )
+    except ReadingRejected as error:
+        record_rejection(session, meter, error, now=now)
+        raise
+    checked, rejected = _check_all(session, meter, items, config, now)
+    stored = _store(session, meter, checked, rejected, config, now, in_batch=True)
+    results = [ItemResult(index, "rejected", error=error) for index, error in rejected]
+    for s in stored:
+        if s.created:
+            results.append(ItemResult(s.index, "accepted", s.known.id))
+        elif s.conflict:
+            results.append(ItemResult(s.index, "duplicate", s.known.id, s.duplicate_error()))
+        else:
+            results.append(ItemResult(s.index, "duplicate", s.known.id))
+    return BatchOutcome(sorted(results, key=lambda result: result.index))

@@ -1,0 +1,180 @@
+"""The rules a submitted reading must pass before it is stored. Pure: no database.
+
+Order matters for which code a meter sees: first the shape of each field
+(`invalid_format`, `too_many_decimals`), then whose reading it is (`forbidden`),
+then the signature (`invalid_signature`), then the limits of the effective
+configuration (`kwh_out_of_range`, `timestamp_in_future`, `reading_too_old`).
+Duplicates need the database and are judged in core.readings.store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+
+from core.config import TokenizationConfig
+from core.db.models import ReadingStatus
+from core.readings.errors import (
+    ForeignMeter,
+    InvalidFormat,
+    InvalidSignature,
+    KwhOutOfRange,
+    ReadingTooOld,
+    TimestampInFuture,
+    TooManyDecimals,
+)
+from core.signatures import parse_signature, reading_message
+from core.units import InvalidAmount, kwh_to_micro, parse_kwh
+from core.units import TooManyDecimals as UnitsTooManyDecimals
+
+# RFC 3339 date-time; the offset is mandatory (a bare local time is ambiguous).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.(?P<fraction>\d{1,9}))?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+_MAX_TEXT = 128  # no field of a reading is longer; longer input is not worth parsing
+# Above any configurable maximum (100,000 kWh): refused before formatting the message.
+_ABSURD_KWH = Decimal(10) ** 12
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A reading whose fields are well-formed; nothing about it is trusted yet."""
+
+    meter_serial: str
+    kwh: Decimal
+    reading_timestamp: datetime
+    signature: Signature
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedReading:
+    """A reading that passed every rule but the duplicate check."""
+
+    kwh: Decimal
+    kwh_micro: int
+    reading_timestamp: datetime
+    signature: str
+    status: ReadingStatus
+
+
+def parse_submission(raw: Any) -> Submission:
+    """The fields of one reading, or the first format error (naming its field)."""
+    if not isinstance(raw, Mapping):
+        raise InvalidFormat("a reading is a JSON object")
+    serial = _text(raw, "meter_serial")
+    kwh = parse_amount(raw.get("kwh_amount"))
+    timestamp = parse_timestamp(_text(raw, "reading_timestamp"))
+    signature_text = _text(raw, "meter_signature")
+    signature = parse_signature(signature_text)
+    if signature is None:
+        raise InvalidFormat(
+            "meter_signature must be base58 of a 64-byte ed25519 signature",
+            field="meter_signature",
+        )
+    return Submission(serial, kwh, timestamp, signature)
+
+
+def _text(raw: Mapping[str, Any], field: str) -> str:
+    value = raw.get(field)
+    if value is None:
+        raise InvalidFormat(f"{field} is required", field=field)
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_TEXT:
+        raise InvalidFormat(f"{field} must be a non-empty string", field=field)
+    return value.strip()
+
+
+def parse_amount(value: Any) -> Decimal:
+    """kWh from a JSON string or an exactly parsed JSON number; never through float."""
+    if value is None:
+        raise InvalidFormat("kwh_amount is required", field="kwh_amount")
+    if isinstance(value, str) and len(value) > _MAX_TEXT:
+        raise InvalidFormat("kwh_amount is too long to be an amount", field="kwh_amount")
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidFormat(
+            "kwh_amount must be a decimal string or a JSON number", field="kwh_amount"
+        )
+    try:
+        kwh = parse_kwh(value)
+    except UnitsTooManyDecimals as exc:
+        raise TooManyDecimals(
+            f"kwh_amount {value} has more than 6 decimals; amounts are never rounded"
+        ) from exc
+    except InvalidAmount as exc:
+        raise InvalidFormat(f"kwh_amount: {exc}", field="kwh_amount") from exc
+    if abs(kwh) >= _ABSURD_KWH:
+        raise KwhOutOfRange(f"kwh_amount {value} is out of range")
+    return kwh
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An aware datetime from RFC 3339 with an offset, at whole-millisecond precision."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise InvalidFormat(
+            "reading_timestamp must be RFC 3339 with an offset, e.g. 2026-11-20T11:55:00Z",
+            field="reading_timestamp",
+        )
+    fraction = match.group("fraction") or ""
+    if fraction[3:].strip("0"):
+        # The signed message carries whole milliseconds; finer digits would go unsigned.
+        raise InvalidFormat(
+            "reading_timestamp has sub-millisecond digits; the signature covers whole ms",
+            field="reading_timestamp",
+        )
+    try:
+        return datetime.fromisoformat(text.upper())
+    except ValueError as exc:
+        raise InvalidFormat(
+            f"reading_timestamp is not a valid date-time: {exc}", field="reading_timestamp"
+        ) from exc
+
+
+def check_submission(
+    submission: Submission,
+    *,
+    meter_serial: str,
+    public_key: Pubkey,
+    config: TokenizationConfig,
+    now: datetime,
+) -> CheckedReading:
+    """Apply ownership, signature and the configured limits to a well-formed reading."""
+    if submission.meter_serial != meter_serial:
+        raise ForeignMeter(
+            f"this API key belongs to meter {meter_serial!r}, not {submission.meter_serial!r}"
+        )
+    message = reading_message(meter_serial, submission.reading_timestamp, submission.kwh)
+    if not submission.signature.verify(public_key, message):
+        raise InvalidSignature(
+            "meter_signature does not verify against this meter's public key over "
+            f"{message.decode()!r}"
+        )
+    kwh = submission.kwh
+    if not 0 < kwh <= config.max_reading_kwh:
+        raise KwhOutOfRange(f"kwh_amount must be > 0 and <= {config.max_reading_kwh}, got {kwh}")
+    timestamp = submission.reading_timestamp
+    if timestamp > now + timedelta(seconds=config.max_clock_skew_secs):
+        raise TimestampInFuture(
+            f"reading_timestamp {timestamp.isoformat()} is more than "
+            f"{config.max_clock_skew_secs} s in the future"
+        )
+    if timestamp < now - timedelta(days=config.reading_max_age_days):
+        raise ReadingTooOld(
+            f"reading_timestamp {timestamp.isoformat()} is older than "
+            f"{config.reading_max_age_days} days"
+        )
+    threshold = config.review_threshold_kwh
+    status = ReadingStatus.REVIEW if threshold is not None and kwh > threshold else None
+    return CheckedReading(
+        kwh=kwh,
+        kwh_micro=kwh_to_micro(kwh),
+        reading_timestamp=timestamp,
+        signature=str(submission.signature),
+        status=status or ReadingStatus.PENDING,
+    )
