@@ -1,0 +1,128 @@
+"""SQL building blocks shared by the read models: time buckets, scoping by viewer.
+
+Time buckets are integer seconds since the Unix epoch, floored to the bucket size,
+so the same GROUP BY works on SQLite (timestamps stored as UTC text) and PostgreSQL
+(timestamptz) and the grouping happens in the database, never in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import BigInteger, ColumnElement, Select, literal_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from core.db.models import ReadingStatus, Role, User
+from core.errors import Forbidden
+
+S = TypeVar("S", bound=Select[Any])
+
+
+class epoch_seconds(FunctionElement[int]):
+    """Whole seconds since 1970-01-01 UTC of a UtcDateTime column, on either database."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as naive UTC text; strftime('%s') reads it as UTC.
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+def time_bucket(column: Any, bucket_secs: int) -> ColumnElement[int]:
+    """The start of the `bucket_secs` bucket holding `column`, as epoch seconds."""
+    # Integer division of integers truncates on both databases (epochs are positive).
+    # The size is inlined, not bound: PostgreSQL matches a GROUP BY expression to the
+    # selected one only when they are textually equal, and each bound value is a new $n.
+    size = literal_column(str(int(bucket_secs)), BigInteger())
+    return (
+        epoch_seconds(column)
+        .op("/", return_type=BigInteger())(size)
+        .op("*", return_type=BigInteger())(size)
+    )
+
+
+def inline_ints(values: list[int]) -> list[ColumnElement[int]]:
+    """Integers (ids we read ourselves) as SQL constants, for the same reason."""
+    return [literal_column(str(int(value))) for value in values]
+
+
+def status_is(column: Any, status: ReadingStatus) -> ColumnElement[bool]:
+    """`status = 'x'` with the value inline: SQLite uses a partial index only when it can
+    see the constant in the query, never behind a bound parameter."""
+    return column == literal_column(f"'{status.value}'")
+
+
+def status_is_not(column: Any, status: ReadingStatus) -> ColumnElement[bool]:
+    return column != literal_column(f"'{status.value}'")
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A chart range: `buckets` buckets of `bucket_secs`, the last one holding `now`."""
+
+    since: datetime
+    until: datetime
+    bucket_secs: int
+
+    @classmethod
+    def ending_at(cls, now: datetime, span_secs: int, bucket_secs: int) -> Window:
+        last = int(now.timestamp()) // bucket_secs * bucket_secs
+        count = max(1, span_secs // bucket_secs)
+        since = from_epoch(last - (count - 1) * bucket_secs)
+        return cls(since=since, until=from_epoch(last + bucket_secs), bucket_secs=bucket_secs)
+
+    def starts(self) -> list[int]:
+        """Every bucket start in the window, so empty buckets plot as zero, not as a gap."""
+        first, end = int(self.since.timestamp()), int(self.until.timestamp())
+        return list(range(first, end, self.bucket_secs))
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight UTC of `now`'s day: "today" on the dashboard is the UTC day."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ago(now: datetime, seconds: int) -> datetime:
+    return now - timedelta(seconds=seconds)
+
+
+# --- who may see what -------------------------------------------------------------------
+
+
+def is_staff(viewer: User) -> bool:
+    return viewer.role in (Role.ADMIN, Role.OPERATOR)
+
+
+def require_staff(viewer: User) -> None:
+    """Operators and admins only; a prosumer asking is refused, not shown an empty page."""
+    if not is_staff(viewer):
+        raise Forbidden("operators and admins only")
+
+
+def require_admin(viewer: User) -> None:
+    if viewer.role != Role.ADMIN:
+        raise Forbidden("admins only")
+
+
+def scoped(statement: S, viewer: User, user_column: Any) -> S:
+    """A prosumer sees only rows about them; staff see everything."""
+    if is_staff(viewer):
+        return statement
+    return statement.where(user_column == viewer.id)

@@ -1,0 +1,79 @@
+"""Admin read models: the review queue, meters and users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from core.db.models import Meter, ReadingStatus, Role, User
+from core.views._sql import require_admin, require_staff
+from core.views.readings import ReadingRow, count_by_status, latest_readings
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRow:
+    id: int
+    serial: str
+    owner: str
+    status: str
+    created_at: datetime
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    username: str
+    role: str
+    wallet_address: str | None
+    disabled: bool
+    created_at: datetime
+
+
+def review_queue(
+    session: Session, viewer: User, *, limit: int = 200
+) -> tuple[int, list[ReadingRow]]:
+    """How many readings wait in review, and the newest `limit` of them."""
+    require_admin(viewer)
+    return (
+        count_by_status(session, viewer, ReadingStatus.REVIEW),
+        latest_readings(session, viewer, limit=limit, status=ReadingStatus.REVIEW),
+    )
+
+
+def failed_readings(
+    session: Session, viewer: User, *, limit: int = 200
+) -> tuple[int, list[ReadingRow]]:
+    """Readings out of retries, with their last error; staff see them, admins retry them."""
+    require_staff(viewer)
+    return (
+        count_by_status(session, viewer, ReadingStatus.FAILED),
+        latest_readings(session, viewer, limit=limit, status=ReadingStatus.FAILED),
+    )
+
+
+def meters(session: Session, viewer: User) -> list[MeterRow]:
+    require_admin(viewer)
+    owner = aliased(User)
+    rows = session.execute(
+        select(
+            Meter.id, Meter.serial, owner.username, Meter.status, Meter.created_at,
+            Meter.last_seen_at,
+        )
+        .join(owner, owner.id == Meter.owner_id)
+        .order_by(Meter.serial)
+    )  # fmt: skip
+    return [MeterRow(*row) for row in rows]
+
+
+def users(session: Session, viewer: User, *, role: Role | None = None) -> list[UserRow]:
+    require_admin(viewer)
+    statement = select(
+        User.id, User.username, User.role, User.wallet_address, User.disabled, User.created_at
+    ).order_by(User.username)
+    if role is not None:
+        statement = statement.where(User.role == role.value)
+    return [UserRow(*row) for row in session.execute(statement)]

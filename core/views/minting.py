@@ -1,0 +1,169 @@
+"""Minting: the queue over time, batches, acceptance -> minted latency, failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from core.db.models import MeterReading, MintBatch, ReadingStatus, User
+from core.views._sql import (
+    Window,
+    epoch_seconds,
+    from_epoch,
+    inline_ints,
+    require_staff,
+    status_is_not,
+    time_bucket,
+)
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePoint:
+    bucket_start: datetime
+    accepted: int
+    minted: int
+    depth: int  # readings accepted but not minted at the end of the bucket
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    id: int
+    status: str
+    signature: str | None
+    total_readings: int
+    total_base_units: int
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    avg_latency_secs: int | None  # acceptance -> minted, over the batch's readings
+    max_latency_secs: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    readings: int
+    percentiles: dict[int, int]  # percentile -> seconds
+
+
+def _latency() -> ColumnElement[int]:
+    # Whole seconds from acceptance to the confirmed mint.
+    return epoch_seconds(MeterReading.minted_at) - epoch_seconds(MeterReading.submitted_at)
+
+
+def queue_depth(session: Session, viewer: User, window: Window) -> list[QueuePoint]:
+    """Readings waiting to be minted over time, derived from submitted_at and minted_at.
+
+    Walks back from today's open count: depth before a bucket = depth after it - accepted
+    in it + minted in it. Rejected readings never queued; failed ones still wait.
+    """
+    require_staff(viewer)
+    waiting = session.scalar(
+        select(func.count()).where(
+            status_is_not(MeterReading.status, ReadingStatus.MINTED),
+            status_is_not(MeterReading.status, ReadingStatus.REJECTED),
+        )
+    )
+    accepted = _per_bucket(
+        session,
+        MeterReading.submitted_at,
+        window,
+        status_is_not(MeterReading.status, ReadingStatus.REJECTED),
+    )
+    minted = _per_bucket(session, MeterReading.minted_at, window)
+    points: list[QueuePoint] = []
+    depth = int(waiting or 0)
+    for start in reversed(window.starts()):
+        points.append(
+            QueuePoint(from_epoch(start), accepted.get(start, 0), minted.get(start, 0), depth)
+        )
+        depth = max(0, depth - accepted.get(start, 0) + minted.get(start, 0))
+    return points[::-1]
+
+
+def _per_bucket(
+    session: Session, column: object, window: Window, *conditions: ColumnElement[bool]
+) -> dict[int, int]:
+    bucket = time_bucket(column, window.bucket_secs).label("bucket")
+    statement = (
+        select(bucket, func.count())
+        .where(column >= window.since, column < window.until, *conditions)  # type: ignore[operator]
+        .group_by(bucket)
+    )
+    return {int(start): int(count) for start, count in session.execute(statement)}
+
+
+def recent_batches(session: Session, viewer: User, *, limit: int = 50) -> list[BatchRow]:
+    """The newest mint transactions with their readings' acceptance -> minted latency."""
+    require_staff(viewer)
+    batches = session.execute(
+        select(
+            MintBatch.id,
+            MintBatch.status,
+            MintBatch.signature,
+            MintBatch.total_readings,
+            MintBatch.total_base_units,
+            MintBatch.created_at,
+            MintBatch.finished_at,
+            MintBatch.error,
+        )
+        .order_by(MintBatch.id.desc())
+        .limit(limit)
+    ).all()
+    ids = [row.id for row in batches]
+    latency = _latency()
+    stats = (
+        {
+            batch_id: (avg, high)
+            for batch_id, avg, high in session.execute(
+                select(MeterReading.mint_batch_id, func.avg(latency), func.max(latency))
+                .where(MeterReading.mint_batch_id.in_(inline_ints(ids)))
+                .where(MeterReading.minted_at.is_not(None))
+                .group_by(MeterReading.mint_batch_id)
+            )
+        }
+        if ids
+        else {}
+    )
+    rows = []
+    for row in batches:
+        avg, high = stats.get(row.id, (None, None))
+        rows.append(
+            BatchRow(
+                *row,
+                avg_latency_secs=None if avg is None else round(float(avg)),
+                max_latency_secs=None if high is None else int(high),
+            )
+        )
+    return rows
+
+
+def latency_percentiles(session: Session, viewer: User, since: datetime) -> Latency:
+    """Acceptance -> minted percentiles for readings minted since `since`.
+
+    SQLite has no percentile function, so SQL returns a histogram by whole second and
+    the percentiles are read off it: exact to the second, a few hundred rows at most.
+    """
+    require_staff(viewer)
+    latency = _latency().label("latency")
+    histogram = session.execute(
+        select(latency, func.count())
+        .where(MeterReading.minted_at >= since)
+        .group_by(latency)
+        .order_by(latency)
+    ).all()
+    total = sum(int(count) for _, count in histogram)
+    result: dict[int, int] = {}
+    for percentile in PERCENTILES if total else ():
+        rank = max(1, -(-percentile * total // 100))  # nearest-rank method
+        seen = 0
+        for seconds, count in histogram:
+            seen += int(count)
+            if seen >= rank:
+                result[percentile] = max(0, int(seconds))
+                break
+    return Latency(readings=total, percentiles=result)

@@ -1,0 +1,170 @@
+"""Live readings: energy per interval, ingest rate, the latest readings.
+
+Every function takes the viewer: a prosumer's queries are filtered to their own
+readings in SQL, so no page can show them anyone else's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, case, func, literal_column, select
+from sqlalchemy.orm import Session
+
+from core.db.models import Meter, MeterReading, ReadingStatus, User
+from core.views._sql import Window, from_epoch, inline_ints, scoped, status_is, time_bucket
+
+TOP_SERIES = 8  # more lines than this on one chart are unreadable; the rest is "other"
+OTHER = "other"
+
+
+class Split(StrEnum):
+    TOTAL = "total"
+    METER = "meter"
+    PROSUMER = "prosumer"
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    series: str
+    bucket_start: datetime
+    kwh_micro: int
+    readings: int
+
+
+@dataclass(frozen=True, slots=True)
+class RatePoint:
+    bucket_start: datetime
+    readings: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    id: int
+    meter_serial: str
+    username: str
+    kwh_micro: int
+    reading_timestamp: datetime
+    submitted_at: datetime
+    status: str
+    token_base_units: int | None
+    mint_tx_signature: str | None
+    last_error: str | None
+
+
+def energy_series(
+    session: Session, viewer: User, window: Window, split: Split = Split.TOTAL
+) -> list[SeriesPoint]:
+    """kWh per bucket of reading_timestamp: one total series, or the top meters or
+    prosumers by energy in the window plus "other" (every bucket present, empty ones 0)."""
+    in_window = (
+        MeterReading.reading_timestamp >= window.since,
+        MeterReading.reading_timestamp < window.until,
+    )
+    bucket = time_bucket(MeterReading.reading_timestamp, window.bucket_secs).label("bucket")
+    if split == Split.TOTAL:
+        key: ColumnElement[int] = literal_column("0")
+        names, group_by = {0: "total"}, [bucket]
+    else:
+        key, names = _top_series(session, viewer, split, in_window)
+        group_by = [bucket, key]
+    statement = (
+        select(bucket, key, func.sum(MeterReading.kwh_micro), func.count())
+        .where(*in_window)
+        .group_by(*group_by)
+    )
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    totals: dict[int, int] = {}
+    for start, series, kwh, count in session.execute(
+        scoped(statement, viewer, MeterReading.user_id)
+    ):
+        found[int(start), int(series)] = (int(kwh), int(count))
+        totals[int(series)] = totals.get(int(series), 0) + int(kwh)
+    # Largest first, "other" last: the legend reads in order of importance.
+    order = sorted(totals, key=lambda series: (series == -1, -totals[series]))
+    return [
+        SeriesPoint(
+            names.get(series, OTHER), from_epoch(start), *found.get((start, series), (0, 0))
+        )
+        for series in order
+        for start in window.starts()
+    ]
+
+
+def _top_series(
+    session: Session, viewer: User, split: Split, in_window: tuple[ColumnElement[bool], ...]
+) -> tuple[ColumnElement[int], dict[int, str]]:
+    """The GROUP BY key (top ids kept, the rest folded into -1) and the series names."""
+    column = MeterReading.meter_id if split == Split.METER else MeterReading.user_id
+    top = (
+        select(column)
+        .where(*in_window)
+        .group_by(column)
+        .order_by(func.sum(MeterReading.kwh_micro).desc(), column)
+        .limit(TOP_SERIES)
+    )
+    ids = list(session.scalars(scoped(top, viewer, MeterReading.user_id)))
+    label = (Meter.id, Meter.serial) if split == Split.METER else (User.id, User.username)
+    names: dict[int, str] = {
+        int(ident): str(name)
+        for ident, name in session.execute(select(*label).where(label[0].in_(ids)))
+    }
+    names[-1] = OTHER
+    other = literal_column("-1")
+    key = case((column.in_(inline_ints(ids)), column), else_=other) if ids else other
+    return key, names
+
+
+def ingest_rate(session: Session, viewer: User, window: Window) -> list[RatePoint]:
+    """Readings received per bucket (by submitted_at): is the fleet reporting?"""
+    bucket = time_bucket(MeterReading.submitted_at, window.bucket_secs).label("bucket")
+    statement = (
+        select(bucket, func.count())
+        .where(MeterReading.submitted_at >= window.since, MeterReading.submitted_at < window.until)
+        .group_by(bucket)
+    )
+    counts = {
+        int(b): int(n) for b, n in session.execute(scoped(statement, viewer, MeterReading.user_id))
+    }
+    return [RatePoint(from_epoch(start), counts.get(start, 0)) for start in window.starts()]
+
+
+def latest_readings(
+    session: Session, viewer: User, *, limit: int = 50, status: ReadingStatus | None = None
+) -> list[ReadingRow]:
+    """The newest readings; with `status`, the newest of that status (review, failed...)."""
+    statement = (
+        select(
+            MeterReading.id,
+            Meter.serial,
+            User.username,
+            MeterReading.kwh_micro,
+            MeterReading.reading_timestamp,
+            MeterReading.submitted_at,
+            MeterReading.status,
+            MeterReading.token_base_units,
+            MeterReading.mint_tx_signature,
+            MeterReading.last_error,
+        )
+        .join(Meter, Meter.id == MeterReading.meter_id)
+        .join(User, User.id == MeterReading.user_id)
+        .limit(limit)
+    )
+    if status is None:
+        statement = statement.order_by(
+            MeterReading.reading_timestamp.desc(), MeterReading.id.desc()
+        )
+    else:
+        # Newest by id: the open statuses' partial index is (status, id).
+        statement = statement.where(status_is(MeterReading.status, status)).order_by(
+            MeterReading.id.desc()
+        )
+    scoped_statement = scoped(statement, viewer, MeterReading.user_id)
+    return [ReadingRow(*row) for row in session.execute(scoped_statement)]
+
+
+def count_by_status(session: Session, viewer: User, status: ReadingStatus) -> int:
+    statement = select(func.count()).where(status_is(MeterReading.status, status))
+    return int(session.scalar(scoped(statement, viewer, MeterReading.user_id)) or 0)
