@@ -1,0 +1,90 @@
+"""Plotly figures for the pages: titled, axis-labelled, with units.
+
+Amounts arrive as exact integers; they become floats here and only here, for the
+position of a point on an axis. Hover text shows the exact value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import groupby
+
+import plotly.graph_objects as go
+
+from core.units import micro_to_kwh
+from core.views import DayPoint, QueuePoint, RatePoint, SeriesPoint
+
+_LAYOUT = {
+    "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+    "hovermode": "x unified",
+    "legend": {"orientation": "h", "y": -0.2},
+    "height": 360,
+}
+
+
+def _figure(title: str, x_title: str, y_title: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(title={"text": title}, **_LAYOUT)
+    figure.update_xaxes(title_text=x_title)
+    figure.update_yaxes(title_text=y_title, rangemode="tozero")
+    return figure
+
+
+def energy_chart(points: Sequence[SeriesPoint], bucket_label: str) -> go.Figure:
+    figure = _figure(f"Energy per {bucket_label} (kWh)", "Reading time (UTC)", "Energy (kWh)")
+    for name, series in groupby(points, key=lambda point: point.series):
+        rows = list(series)
+        figure.add_trace(
+            go.Scatter(
+                x=[row.bucket_start for row in rows],
+                y=[float(micro_to_kwh(row.kwh_micro)) for row in rows],
+                customdata=[
+                    f"{micro_to_kwh(row.kwh_micro)} kWh, {row.readings} readings" for row in rows
+                ],
+                hovertemplate="%{customdata}<extra>" + name + "</extra>",
+                mode="lines",
+                name=name,
+                stackgroup="energy" if len(points) > len(rows) else None,
+            )
+        )
+    return figure
+
+
+def ingest_chart(points: Sequence[RatePoint], bucket_label: str) -> go.Figure:
+    figure = _figure(
+        f"Ingest rate (readings per {bucket_label})",
+        "Received (UTC)",
+        f"Readings per {bucket_label}",
+    )
+    figure.add_trace(
+        go.Bar(x=[p.bucket_start for p in points], y=[p.readings for p in points], name="readings")
+    )
+    return figure
+
+
+def queue_chart(points: Sequence[QueuePoint], bucket_label: str) -> go.Figure:
+    figure = _figure("Mint queue depth (readings)", "Time (UTC)", "Readings")
+    x = [p.bucket_start for p in points]
+    figure.add_trace(go.Scatter(x=x, y=[p.depth for p in points], name="waiting", mode="lines"))
+    figure.add_trace(
+        go.Bar(x=x, y=[p.accepted for p in points], name=f"accepted per {bucket_label}")
+    )
+    figure.add_trace(go.Bar(x=x, y=[p.minted for p in points], name=f"minted per {bucket_label}"))
+    return figure
+
+
+def daily_chart(points: Sequence[DayPoint], decimals: int) -> go.Figure:
+    figure = _figure("Daily production (kWh) and GRX minted", "Day (UTC)", "kWh / GRX")
+    x = [p.day for p in points]
+    figure.add_trace(
+        go.Bar(x=x, y=[float(micro_to_kwh(p.kwh_micro)) for p in points], name="produced (kWh)")
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=[p.minted_base_units / 10**decimals for p in points],
+            name="minted (GRX)",
+            mode="lines+markers",
+        )
+    )
+    return figure

@@ -1,0 +1,75 @@
+"""Live readings: energy per interval, ingest rate and the latest readings.
+
+The filters live outside the auto-refreshing fragment and keep their values in
+session state (explicit keys), so a refresh redraws the charts, never the choices.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import views
+from core.views import Split, Window
+from pages.common import charts, session, ui
+
+REFRESH_SECS = 5
+# range label -> (span, bucket, bucket name): about 60-170 points whatever the range.
+RANGES = {
+    "Last hour": (3600, 60, "minute"),
+    "Last 24 hours": (86_400, 900, "15 minutes"),
+    "Last 7 days": (7 * 86_400, 3600, "hour"),
+    "Last 30 days": (30 * 86_400, 86_400, "day"),
+}
+EMPTY = (
+    "No readings in this range: start the demo fleet with `make run`, or register a "
+    "meter on the Meters & users page; or pick a longer range."
+)
+
+app = ui.get_app()
+viewer = session.viewer_for(app, "live")
+st.title("Live readings")
+splits = [Split.TOTAL, Split.METER] + ([Split.PROSUMER] if views.is_staff(viewer) else [])
+left, right = st.columns(2)
+range_label = left.radio("Range", list(RANGES), index=1, horizontal=True, key="live.range")
+split = right.radio(
+    "Split by", splits, format_func=lambda s: s.value.title(), horizontal=True, key="live.split"
+)
+
+
+@st.fragment(run_every=REFRESH_SECS)
+def live() -> None:
+    span, bucket, bucket_name = RANGES[range_label]
+    window = Window.ending_at(ui.now(), span, bucket)
+    with ui.reading(app) as session:
+        energy = views.energy_series(session, viewer, window, Split(split))
+        rate = views.ingest_rate(session, viewer, window)
+        latest = views.latest_readings(session, viewer, limit=50)
+    decimals = app.config().decimals
+    if not any(point.readings for point in energy):
+        st.info(EMPTY, icon=":material/info:")
+    st.plotly_chart(charts.energy_chart(energy, bucket_name), key="live.energy_chart")
+    st.plotly_chart(charts.ingest_chart(rate, bucket_name), key="live.rate_chart")
+    st.subheader("Latest readings")
+    st.dataframe(
+        [
+            {
+                "id": row.id,
+                "meter": row.meter_serial,
+                "prosumer": row.username,
+                "kWh": ui.kwh(row.kwh_micro),
+                "reading time (UTC)": ui.when(row.reading_timestamp),
+                "received (UTC)": ui.when(row.submitted_at),
+                "status": row.status,
+                "GRX": ""
+                if row.token_base_units is None
+                else ui.grx(row.token_base_units, decimals),
+                "transaction": ui.short(row.mint_tx_signature),
+            }
+            for row in latest
+        ],
+        hide_index=True,
+        key="live.latest",
+    )
+
+
+live()

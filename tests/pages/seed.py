@@ -1,0 +1,147 @@
+"""A small, fixed world for dashboard tests: every role, every reading status.
+
+Times are relative to tests.factories.NOW, which the tests pin as the dashboard's
+"now": alice has 3 minted readings today, one pending and one failed; bob has one
+minted and one in review; events exist for each and for staff only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.db.models import Meter, MeterReading, MintBatch, TokenMint, User
+from core.events import EventType, publish
+from tests.factories import NOW, make_meter, make_reading, make_user, wallet_for
+
+SIGNATURE = "5" * 87 + "A"
+MINT = wallet_for("grx-mint")
+
+
+@dataclass
+class Seeded:
+    users: dict[str, User]
+    reading_ids: dict[str, int]
+    batch_id: int
+
+
+def _reading(
+    session: Session, meter: Meter, *, submitted_at: datetime, **columns: Any
+) -> MeterReading:
+    # tests.factories.make_reading always sets submitted_at=NOW; latency needs it earlier.
+    reading = make_reading(session, meter, **columns)
+    reading.submitted_at = submitted_at
+    session.commit()
+    return reading
+
+
+def seed_dashboard(session: Session) -> Seeded:
+    users = {
+        "root": make_user(session, "root", role="admin"),
+        "ops": make_user(session, "ops", role="operator"),
+        "alice": make_user(session, "alice"),
+        "bob": make_user(session, "bob"),
+    }
+    a1 = make_meter(session, users["alice"], serial="MTR-A1").meter
+    a2 = make_meter(session, users["alice"], serial="MTR-A2").meter
+    b1 = make_meter(session, users["bob"], serial="MTR-B1").meter
+    batch = MintBatch(
+        status="confirmed",
+        signature=SIGNATURE,
+        total_readings=4,
+        total_base_units=6_500_000_000,
+        created_at=NOW - timedelta(minutes=25),
+        finished_at=NOW - timedelta(minutes=20),
+    )
+    session.add(batch)
+    session.commit()
+    minted_at = NOW - timedelta(minutes=20)
+    ids: dict[str, int] = {}
+    for index, minutes in enumerate((60, 45, 30)):
+        at = NOW - timedelta(minutes=minutes)
+        reading = _reading(
+            session,
+            a1,
+            kwh="1.5",
+            at=at,
+            status="minted",
+            submitted_at=at + timedelta(seconds=30),
+            mint_batch_id=batch.id,
+            token_base_units=1_500_000_000,
+            mint_tx_signature=SIGNATURE,
+            minted_at=minted_at,
+        )
+        ids[f"alice_minted_{index}"] = reading.id
+    ids["bob_minted"] = _reading(
+        session,
+        b1,
+        kwh="2.0",
+        at=NOW - timedelta(minutes=50),
+        status="minted",
+        submitted_at=NOW - timedelta(minutes=49),
+        mint_batch_id=batch.id,
+        token_base_units=2_000_000_000,
+        mint_tx_signature=SIGNATURE,
+        minted_at=minted_at,
+    ).id
+    ids["alice_pending"] = _reading(
+        session,
+        a2,
+        kwh="0.5",
+        at=NOW - timedelta(minutes=10),
+        submitted_at=NOW - timedelta(minutes=9),
+    ).id
+    ids["alice_failed"] = _reading(
+        session,
+        a1,
+        kwh="1.0",
+        at=NOW - timedelta(hours=3),
+        status="failed",
+        submitted_at=NOW - timedelta(hours=3),
+        attempts=3,
+        last_error="blockhash expired 3 times",
+    ).id
+    ids["bob_review"] = _reading(
+        session,
+        b1,
+        kwh="150.0",
+        at=NOW - timedelta(hours=2),
+        status="review",
+        submitted_at=NOW - timedelta(hours=2),
+    ).id
+    session.add(
+        TokenMint(
+            address=MINT,
+            rpc_url="http://127.0.0.1:9",
+            token_program="spl-token",
+            decimals=9,
+            bootstrap_supply=0,
+            created_at=NOW - timedelta(days=1),
+        )
+    )
+    alice, bob = users["alice"], users["bob"]
+    publish(
+        session,
+        EventType.TOKENS_MINTED,
+        {"user_id": alice.id, "note": "alice-mint"},
+        user_id=alice.id,
+        at=NOW - timedelta(minutes=20),
+    )
+    publish(
+        session,
+        EventType.TOKENS_MINTED,
+        {"user_id": bob.id, "note": "bob-mint"},
+        user_id=bob.id,
+        at=NOW - timedelta(minutes=20),
+    )
+    publish(
+        session,
+        EventType.METER_READING_VALIDATION_FAILED,
+        {"meter_serial": "MTR-X", "error_code": "kwh_out_of_range", "error_reason": "staff-only"},
+        at=NOW - timedelta(minutes=5),
+    )
+    session.commit()
+    return Seeded(users=users, reading_ids=ids, batch_id=batch.id)
