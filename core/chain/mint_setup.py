@@ -119,9 +119,15 @@ def _recorded_mint(sessions: sessionmaker[Session], rpc_url: str) -> str | None:
         ).first()
 
 
-def _create_mint(
-    client: ChainClient, authority: Keypair, decimals: int, token_program: Pubkey, airdrop: bool
+def create_grx_mint(
+    client: ChainClient,
+    authority: Keypair,
+    *,
+    decimals: int,
+    token_program: Pubkey,
+    airdrop: bool,
 ) -> Pubkey:
+    """A new mint (mint authority `authority`, no freeze authority), confirmed; not recorded."""
     rent = client.minimum_balance_for_rent_exemption(MINT_SIZE)
     ensure_sol_balance(client, authority.pubkey(), rent + FEE_ALLOWANCE, airdrop=airdrop)
     mint = Keypair()
@@ -188,8 +194,12 @@ def ensure_grx_mint(
                     "minted readings point at the old one"
                 ) from exc
         else:
-            address = _create_mint(
-                client, authority, decimals, program, airdrop=app.uses_embedded_localnet
+            address = create_grx_mint(
+                client,
+                authority,
+                decimals=decimals,
+                token_program=program,
+                airdrop=app.uses_embedded_localnet,
             )
             info = client.mint_info(address)
             created = True
