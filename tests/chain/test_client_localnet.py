@@ -119,11 +119,21 @@ def test_bootstrap_ensure_accounts_and_packed_batches_mint_exactly(
     plain = Client(localnet.url, commitment=Confirmed)
     assert int(plain.get_token_account_balance(mints[0][0]).value.amount) == mints[0][1]
 
-    async def supply_via_async() -> int:
-        async with AsyncClient(localnet.url, commitment=Confirmed) as client:
-            return int((await client.get_token_supply(mint)).value.amount)
+    # A packed transaction sent by solana-py's AsyncClient lands the same way.
+    extra, last_valid = signed_mint(chain, factory, [(ata, 1) for ata in atas[:5]], 99, authority)
 
-    assert asyncio.run(supply_via_async()) == expected
+    async def send_then_supply() -> tuple[Signature, int]:
+        async with AsyncClient(localnet.url, commitment=Confirmed) as client:
+            signature = (await client.send_raw_transaction(bytes(extra))).value
+            await client.confirm_transaction(
+                signature, Confirmed, last_valid_block_height=last_valid
+            )
+            return signature, int((await client.get_token_supply(mint)).value.amount)
+
+    signature, supply = asyncio.run(send_then_supply())
+    assert chain.wait_for_confirmation(signature, last_valid).succeeded
+    assert supply == chain.token_supply(mint) == expected + 5
+    assert chain.token_balance(atas[0]) == mints[0][1] + 1
 
 
 def test_duplicate_send_is_already_processed_and_credited_once(
