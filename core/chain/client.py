@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -37,7 +36,14 @@ from core.chain.errors import (
     TransactionFailed,
 )
 from core.chain.instructions import MINT_SIZE, token_program_name
-from core.chain.status import Confirmation, ConfirmationState, SignatureStatus, transaction_error
+from core.chain.status import (
+    AccountData,
+    Confirmation,
+    ConfirmationState,
+    MintInfo,
+    SignatureStatus,
+    transaction_error,
+)
 
 _STATUS_BATCH = 256  # getSignatureStatuses accepts at most 256 signatures
 _ACCOUNTS_BATCH = 100  # getMultipleAccounts accepts at most 100 keys
@@ -73,25 +79,11 @@ def _http_error(exc: BaseException, endpoint: str) -> ChainError:
     return RpcError(f"request to {endpoint} failed: {exc}")
 
 
-@dataclass(frozen=True)
-class AccountData:
-    owner: Pubkey
-    lamports: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class MintInfo:
-    address: Pubkey
-    mint_authority: Pubkey | None
-    decimals: int
-    supply: int
-    freeze_authority: Pubkey | None
-    token_program: Pubkey  # the account's owner
-
-
 class ChainClient:
-    """Solana JSON-RPC for this project; `commitment` applies to reads and confirmations."""
+    """Solana JSON-RPC for this project; `commitment` applies to reads and confirmations.
+
+    Safe to share between threads: solana-py's Client sends through one httpx.Client.
+    """
 
     def __init__(self, url: str, *, commitment: str = "confirmed", timeout: float = 10.0) -> None:
         self.url = url
@@ -134,7 +126,7 @@ class ChainClient:
     # --- cluster -----------------------------------------------------------------------
 
     def health(self) -> str:
-        """ "ok", else RpcUnavailable saying why the node cannot serve."""
+        """Return "ok", or raise RpcUnavailable saying why the node cannot serve."""
         with self._translated():
             healthy = self._rpc.is_connected()
         if not healthy:

@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.chain.client import ChainClient, MintInfo
+from core.chain.client import ChainClient
 from core.chain.errors import BlockhashExpired, InsufficientFunds, MintMismatch, MintNotFound
 from core.chain.instructions import (
     MINT_SIZE,
@@ -31,6 +31,7 @@ from core.chain.instructions import (
     token_program_name,
 )
 from core.chain.packing import pack_ata_creations
+from core.chain.status import MintInfo
 from core.chain.transactions import build_transaction, sign_transaction
 from core.config import MintMode, Settings
 from core.db.models import TokenMint

@@ -1,4 +1,4 @@
-"""What the cluster says about a signature, as our own small values.
+"""What the cluster says about a signature or an account, as our own small values.
 
 `Confirmation.state` separates the four cases the pipeline acts on: confirmed,
 failed on chain, pending (ask again) and expired (can never land: re-sign).
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from solders.pubkey import Pubkey
 from solders.transaction_status import (
     TransactionConfirmationStatus,
     TransactionErrorFieldless,
@@ -114,3 +115,20 @@ class Confirmation:
         if not status.succeeded:
             return cls(ConfirmationState.FAILED, status)
         return cls(ConfirmationState.CONFIRMED, status)
+
+
+@dataclass(frozen=True)
+class AccountData:
+    owner: Pubkey
+    lamports: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MintInfo:
+    address: Pubkey
+    mint_authority: Pubkey | None
+    decimals: int
+    supply: int
+    freeze_authority: Pubkey | None
+    token_program: Pubkey  # the account's owner
