@@ -106,21 +106,27 @@ def issue_token(
 
 
 def decode_token(token: str, secret: str, *, now: datetime | None = None) -> TokenClaims:
-    """The claims of a valid, unexpired token; InvalidToken otherwise."""
+    """The claims of a valid, unexpired token; InvalidToken otherwise.
+
+    Expiry is checked here against `now` (injectable, like every clock in core)
+    rather than by pyjwt against the system clock.
+    """
+    now = now or datetime.now(UTC)
     try:
         claims = jwt.decode(
             token,
             secret,
             algorithms=[TOKEN_ALGORITHM],
-            options={"require": ["sub", "role", "exp"], "verify_exp": now is None},
+            options={
+                "require": ["sub", "role", "exp"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        if now is not None and expires_at <= now:
-            raise jwt.ExpiredSignatureError("Signature has expired")
-        return TokenClaims(
-            user_id=int(claims["sub"]), role=Role(claims["role"]), expires_at=expires_at
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise InvalidToken("the session has expired; log in again") from exc
-    except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
+        user_id, role = int(claims["sub"]), Role(claims["role"])
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError) as exc:
         raise InvalidToken("invalid session token") from exc
+    if expires_at <= now:
+        raise InvalidToken("the session has expired; log in again")
+    return TokenClaims(user_id=user_id, role=role, expires_at=expires_at)

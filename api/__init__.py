@@ -1,0 +1,1 @@
+"""The ingest and query HTTP service (FastAPI); thin over core. Run with `python -m api`."""

@@ -1,0 +1,111 @@
+"""The FastAPI application: `create_app()` builds it, its lifespan builds the core once.
+
+`python -m api` serves `create_app` as a uvicorn factory. Tests pass their own
+composition root (`core`), clock and monotonic clock. The WebSocket router lives
+in api/ws.py (`router`), added here when that module exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import httpx
+from fastapi import APIRouter, FastAPI
+
+from api import errors
+from api.metrics import LatencyMiddleware, Metrics
+from api.openapi import install_openapi
+from api.routes import admin, auth, ingest, ops, readings
+from api.schemas import BatchIn, ReadingIn
+from api.state import build_state, system_now
+from core.bootstrap import App, bootstrap
+from core.users import ensure_first_admin
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """Meter ingest and reading queries of the GridTokenX Tokenization Console.
+
+Meters authenticate with their API key (`Authorization: Bearer <key>` or `X-API-Key`)
+and sign each reading with ed25519 over
+`gridtokenx-reading:v1:{meter_serial}:{unix_ms}:{kwh}` (kwh with exactly 6 decimals).
+Users log in at `/api/auth/login` and send `Authorization: Bearer <token>`.
+Every error is `{"error": {"code", "message", "field"?}}`. See docs/API.md.
+"""
+
+
+def _optional_routers() -> list[APIRouter]:
+    """The WebSocket router, once api/ws.py exists (another issue builds it)."""
+    if importlib.util.find_spec("api.ws") is None:
+        return []
+    return [importlib.import_module("api.ws").router]
+
+
+def create_app(
+    core: App | None = None,
+    *,
+    clock: Callable[[], datetime] = system_now,
+    monotonic: Callable[[], float] = time.monotonic,
+    config_ttl_secs: float = 1.0,
+    create_first_admin: bool = True,
+) -> FastAPI:
+    """The API over `core` (tests) or over a core bootstrapped at startup (processes)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # bootstrap() refuses an un-migrated database with the migration command.
+        built = core or bootstrap()
+        try:
+            if create_first_admin:
+                _first_admin(built)
+            state = build_state(
+                built,
+                metrics=metrics,
+                clock=clock,
+                monotonic=monotonic,
+                config_ttl_secs=config_ttl_secs,
+            )
+            app.state.api = state
+            async with httpx.AsyncClient() as http:
+                state.http = http
+                yield
+        finally:
+            if core is None:
+                built.close()
+
+    app = FastAPI(
+        title="GridTokenX Tokenization Console API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    install_openapi(app, (ReadingIn, BatchIn))
+    # Built before startup: the middleware holds it.
+    metrics = Metrics()
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    for router in (
+        auth.router,
+        ingest.router,
+        readings.router,
+        admin.router,
+        ops.router,
+        *_optional_routers(),
+    ):
+        app.include_router(router)
+    return app
+
+
+def _first_admin(core: App) -> None:
+    with core.sessions() as session:
+        first = ensure_first_admin(session, core.settings.app)
+    if first is None:
+        return
+    # The password itself is printed by `python -m api` only; never logged.
+    where = f"; password saved in {first.password_file}" if first.password_file else ""
+    log.warning("created the first admin %r%s", first.user.username, where)

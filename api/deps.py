@@ -1,0 +1,115 @@
+"""Typed dependencies: routes declare who may call them in their signature.
+
+`SessionDep` (read-write) and `ReadSessionDep` (read-only) sessions; `CurrentUser`,
+`AdminUser`, `StaffUser`, `ProsumerUser` from a session token; `MeterKey` from a
+meter's API key (Authorization: Bearer <key> or X-API-Key), rate-limited per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.body import MAX_BATCH_BODY_BYTES, MAX_READING_BODY_BYTES, JsonBody, json_body
+from api.state import ApiState
+from core.auth import InvalidToken, decode_token
+from core.db.models import Role, User
+from core.errors import Forbidden
+from core.meters import MeterUnauthenticated
+from core.ratelimit import RateLimited
+from core.readings import SubmittingMeter, submitting_meter
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with state.core.sessions() as session:
+        yield session
+
+
+def get_read_session(state: StateDep) -> Iterator[Session]:
+    with state.read_session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+_user_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="UserToken",
+    bearerFormat="JWT",
+    description="a session token from POST /api/auth/login",
+)
+_meter_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MeterKey", description="the meter's API key as a bearer token"
+)
+_meter_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="MeterApiKey", description="the meter's API key"
+)
+
+
+def current_user(
+    state: StateDep,
+    session: ReadSessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_user_bearer)],
+) -> User:
+    if credentials is None:
+        raise InvalidToken("log in first and send Authorization: Bearer <token>")
+    claims = decode_token(credentials.credentials, state.secret, now=state.now())
+    user = session.get(User, claims.user_id)
+    if user is None or user.disabled:
+        # A disabled account's tokens stop working at once, not at expiry.
+        raise InvalidToken("this account is disabled or no longer exists")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(*roles: Role) -> Callable[[User], User]:
+    allowed = {role.value for role in roles}
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden(f"this needs the role {' or '.join(sorted(allowed))}")
+        return user
+
+    return check
+
+
+AdminUser = Annotated[User, Depends(require_role(Role.ADMIN))]
+StaffUser = Annotated[User, Depends(require_role(Role.ADMIN, Role.OPERATOR))]
+ProsumerUser = Annotated[User, Depends(require_role(Role.PROSUMER))]
+
+
+def current_meter(
+    state: StateDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_meter_bearer)],
+    header: Annotated[str | None, Depends(_meter_header)],
+) -> SubmittingMeter:
+    """The meter behind the key; unknown keys write no event (they could flood the log)."""
+    key = header or (bearer.credentials if bearer else "")
+    try:
+        with state.read_session() as session:
+            meter = submitting_meter(session, key)
+        # Rate-limited requests are refused before the body is read and write no event.
+        state.meter_limiter.acquire(meter.id, "requests from this meter key")
+    except (MeterUnauthenticated, RateLimited) as error:
+        state.metrics.reject(error.code)
+        raise
+    return meter
+
+
+MeterKey = Annotated[SubmittingMeter, Depends(current_meter)]
+ReadingBody = Annotated[JsonBody, Depends(json_body(MAX_READING_BODY_BYTES))]
+BatchBody = Annotated[JsonBody, Depends(json_body(MAX_BATCH_BODY_BYTES))]

@@ -1,0 +1,109 @@
+"""The one place domain errors become HTTP: `{"error": {"code", "message", "field"?}}`.
+
+core raises small exceptions with a stable `code`; the status for each code is
+listed here and nowhere else. Anything unexpected is a 500 with code
+`internal_error`, logged with its traceback; a rejection of input never is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import DomainError
+from core.ratelimit import RateLimited
+
+log = logging.getLogger("api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "unauthenticated": 401,
+    "invalid_signature": 401,
+    "meter_suspended": 403,
+    "forbidden": 403,
+    "unknown_meter": 404,
+    "not_found": 404,
+    "duplicate_reading": 409,
+    "conflict": 409,
+    "already_minted": 409,
+    "username_taken": 409,
+    "serial_taken": 409,
+    "payload_too_large": 413,
+    "kwh_out_of_range": 422,
+    "too_many_decimals": 422,
+    "timestamp_in_future": 422,
+    "reading_too_old": 422,
+    "invalid_format": 422,
+    "invalid_wallet": 422,
+    "invalid_owner": 422,
+    "invalid_setting": 422,
+    "rate_limited": 429,
+    "database_not_migrated": 503,
+}
+_HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "not_found"}
+
+
+def status_for(code: str) -> int:
+    # An unlisted code is still the client's problem, never a 5xx.
+    return STATUS_BY_CODE.get(code, 422)
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    error.update(extra)
+    return {"error": error}
+
+
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    status = status_for(exc.code)
+    details = getattr(exc, "details", None) or {}
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_secs)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.field, **details), status, headers=headers
+    )
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return domain_error_response(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    message = str(first.get("msg", "invalid request"))
+    field = ".".join(location) or None
+    return JSONResponse(error_body("invalid_format", message, field), 422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "invalid_format")
+    if exc.status_code == 413:
+        code = "payload_too_large"
+    return JSONResponse(
+        error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal error; see the server log"), 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,164 @@
+"""Admin: users and meters. Creating and changing needs an admin; listing meters, staff."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from api.deps import AdminUser, ReadSessionDep, SessionDep, StaffUser
+from api.openapi import error_responses
+from api.schemas import MeterCreate, MeterCreated, MeterOut, UserCreate, UserListItem, UserOut
+from api.serialize import rfc3339
+from core.db.models import Meter, User
+from core.meters import register_meter, rotate_meter_key, set_meter_status
+from core.users import create_user, set_user_disabled
+
+router = APIRouter(tags=["admin"])
+
+_AUTH = ("unauthenticated", "forbidden")
+
+
+def _user_item(user: User) -> UserListItem:
+    return UserListItem(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        wallet_address=user.wallet_address,
+        disabled=user.disabled,
+    )
+
+
+def _meter_out(meter: Meter, owner_username: str) -> MeterOut:
+    return MeterOut(
+        id=meter.id,
+        serial=meter.serial,
+        owner_username=owner_username,
+        public_key=meter.public_key,
+        status=meter.status,  # type: ignore[arg-type]
+        created_at=rfc3339(meter.created_at) or "",
+        last_seen_at=rfc3339(meter.last_seen_at),
+    )
+
+
+@router.post(
+    "/api/admin/users",
+    status_code=201,
+    response_model=UserOut,
+    summary="Create a user (a prosumer needs a base58 32-byte wallet address)",
+    responses=error_responses(*_AUTH, "username_taken", "invalid_wallet", "invalid_format"),
+)
+def create_user_route(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserOut:
+    user = create_user(
+        session, body.username, body.password, body.role, body.wallet_address, by=admin.username
+    )
+    return UserOut(
+        id=user.id, username=user.username, role=user.role, wallet_address=user.wallet_address
+    )
+
+
+@router.get(
+    "/api/admin/users",
+    response_model=list[UserListItem],
+    summary="List users (beyond the contract)",
+    responses=error_responses(*_AUTH),
+)
+def list_users(_admin: AdminUser, session: ReadSessionDep) -> list[UserListItem]:
+    return [_user_item(user) for user in session.scalars(select(User).order_by(User.id))]
+
+
+@router.post(
+    "/api/admin/users/{username}/disable",
+    response_model=UserListItem,
+    summary="Disable a login; its tokens stop working at once (beyond the contract)",
+    responses=error_responses(*_AUTH, "not_found"),
+)
+def disable_user(username: str, admin: AdminUser, session: SessionDep) -> UserListItem:
+    return _user_item(set_user_disabled(session, username, True, by=admin.username))
+
+
+@router.post(
+    "/api/admin/users/{username}/enable",
+    response_model=UserListItem,
+    summary="Enable a disabled login (beyond the contract)",
+    responses=error_responses(*_AUTH, "not_found"),
+)
+def enable_user(username: str, admin: AdminUser, session: SessionDep) -> UserListItem:
+    return _user_item(set_user_disabled(session, username, False, by=admin.username))
+
+
+@router.post(
+    "/api/admin/meters",
+    status_code=201,
+    response_model=MeterCreated,
+    summary="Register a meter; its API key is in this answer only",
+    responses=error_responses(
+        *_AUTH, "not_found", "invalid_owner", "serial_taken", "invalid_format"
+    ),
+)
+def create_meter(body: MeterCreate, admin: AdminUser, session: SessionDep) -> MeterCreated:
+    registered = register_meter(
+        session, body.serial, body.owner_username, body.public_key, by=admin.username
+    )
+    meter = registered.meter
+    return MeterCreated(
+        id=meter.id,
+        serial=meter.serial,
+        owner_username=body.owner_username.strip(),
+        api_key=registered.api_key,
+    )
+
+
+@router.get(
+    "/api/admin/meters",
+    response_model=list[MeterOut],
+    summary="List meters with status and last contact (beyond the contract)",
+    responses=error_responses(*_AUTH),
+)
+def list_meters(_staff: StaffUser, session: ReadSessionDep) -> list[MeterOut]:
+    rows = session.execute(
+        select(Meter, User.username).join(User, User.id == Meter.owner_id).order_by(Meter.id)
+    )
+    return [_meter_out(meter, owner) for meter, owner in rows]
+
+
+def _owner_name(session: SessionDep, meter: Meter) -> str:
+    return session.scalar(select(User.username).where(User.id == meter.owner_id)) or ""
+
+
+@router.post(
+    "/api/admin/meters/{serial}/suspend",
+    response_model=MeterOut,
+    summary="Suspend a meter: its submissions get 403 meter_suspended (beyond the contract)",
+    responses=error_responses(*_AUTH, "not_found"),
+)
+def suspend(serial: str, admin: AdminUser, session: SessionDep) -> MeterOut:
+    meter = set_meter_status(session, serial, "suspended", by=admin.username)
+    return _meter_out(meter, _owner_name(session, meter))
+
+
+@router.post(
+    "/api/admin/meters/{serial}/resume",
+    response_model=MeterOut,
+    summary="Resume a suspended meter (beyond the contract)",
+    responses=error_responses(*_AUTH, "not_found"),
+)
+def resume(serial: str, admin: AdminUser, session: SessionDep) -> MeterOut:
+    meter = set_meter_status(session, serial, "active", by=admin.username)
+    return _meter_out(meter, _owner_name(session, meter))
+
+
+@router.post(
+    "/api/admin/meters/{serial}/rotate-key",
+    response_model=MeterCreated,
+    summary="Issue a new API key; the old one stops working at once (beyond the contract)",
+    responses=error_responses(*_AUTH, "not_found"),
+)
+def rotate_key(serial: str, admin: AdminUser, session: SessionDep) -> MeterCreated:
+    registered = rotate_meter_key(session, serial, by=admin.username)
+    meter = registered.meter
+    return MeterCreated(
+        id=meter.id,
+        serial=meter.serial,
+        owner_username=_owner_name(session, meter),
+        api_key=registered.api_key,
+    )

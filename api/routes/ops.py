@@ -1,0 +1,83 @@
+"""Operations: /health for supervisors and load balancers, /metrics for Prometheus."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from api.deps import StateDep
+from api.openapi import error_responses
+from api.schemas import HealthOut
+from api.state import ApiState
+from core.errors import Forbidden
+
+router = APIRouter(tags=["operations"])
+
+CHAIN_TIMEOUT_SECS = 1.5
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _database_status(state: ApiState) -> str:
+    try:
+        with state.read_session() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # any failure is "unavailable", reported, never raised
+        return f"unavailable: {type(exc).__name__}"
+
+
+async def _chain_status(state: ApiState) -> str:
+    if state.http is None:
+        return "unavailable: no HTTP client"
+    url = state.core.settings.app.effective_rpc_url
+    try:
+        answer = await state.http.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
+            timeout=CHAIN_TIMEOUT_SECS,
+        )
+        payload = answer.json()
+    except Exception as exc:  # unreachable, timeout, not JSON: the chain is unavailable
+        return f"unavailable: {type(exc).__name__}"
+    if payload.get("result") == "ok":
+        return "ok"
+    message = (payload.get("error") or {}).get("message", "no result")
+    return f"unhealthy: {message}"
+
+
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    summary="Database and chain health",
+    description=(
+        "200 with status ok, or degraded when only the chain is unavailable (readings are "
+        "still accepted); 503 with status unavailable when the database is unreachable."
+    ),
+    responses={503: {"model": HealthOut, "description": "The database is unavailable"}},
+)
+async def health(state: StateDep) -> JSONResponse:
+    database = await run_in_threadpool(_database_status, state)
+    chain = await _chain_status(state)
+    if database != "ok":
+        return JSONResponse({"status": "unavailable", "database": database, "chain": chain}, 503)
+    status = "ok" if chain == "ok" else "degraded"
+    return JSONResponse({"status": status, "database": database, "chain": chain})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (loopback clients only)",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        **error_responses("forbidden"),
+    },
+)
+def metrics(request: Request, state: StateDep) -> Response:
+    host = request.client.host if request.client else ""
+    if host not in _LOOPBACK and not host.startswith("127."):
+        raise Forbidden("metrics are served to loopback clients only")
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,236 @@
+"""Payload models named by role (`ReadingIn`, `ReadingOut`, `MeterCreate`, ...).
+
+The ingest bodies (`ReadingIn`, `BatchIn`) document the schema only: those bodies
+are parsed by hand with `parse_float=Decimal` so a JSON number like 2.01 never
+passes through float (core.readings.rules does the validation).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api import examples as ex
+
+
+def _example(value: dict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [value]})
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    existing_reading_id: int | None = Field(None, description="duplicate_reading only")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class LoginIn(BaseModel):
+    model_config = _example({"username": "operator", "password": "a-long-password"})
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenOut(BaseModel):
+    model_config = _example(
+        {
+            "access_token": "eyJhbGciOi...",
+            "token_type": "bearer",
+            "role": "admin",
+            "expires_in": 43200,
+        }
+    )
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    role: str
+    expires_in: int = Field(description="seconds until the token expires")
+
+
+class UserCreate(BaseModel):
+    model_config = _example(
+        {
+            "username": "alice",
+            "password": "a-long-password",
+            "role": "prosumer",
+            "wallet_address": ex.EXAMPLE_WALLET,
+        }
+    )
+    username: str
+    password: str
+    role: Literal["admin", "operator", "prosumer"]
+    wallet_address: str | None = Field(None, description="required for a prosumer")
+
+
+class UserOut(BaseModel):
+    model_config = _example(
+        {"id": 3, "username": "alice", "role": "prosumer", "wallet_address": ex.EXAMPLE_WALLET}
+    )
+    id: int
+    username: str
+    role: str
+    wallet_address: str | None
+
+
+class UserListItem(UserOut):
+    disabled: bool
+
+
+class MeterCreate(BaseModel):
+    model_config = _example(
+        {
+            "serial": ex.EXAMPLE_SERIAL,
+            "owner_username": "alice",
+            "public_key": ex.EXAMPLE_PUBLIC_KEY,
+        }
+    )
+    serial: str = Field(description="1-64 of A-Z a-z 0-9 . _ - (no ':')")
+    owner_username: str = Field(description="an enabled prosumer with a wallet")
+    public_key: str = Field(description="base58 ed25519 public key (32 bytes)")
+
+
+class MeterCreated(BaseModel):
+    model_config = _example(
+        {
+            "id": 7,
+            "serial": ex.EXAMPLE_SERIAL,
+            "owner_username": "alice",
+            "api_key": ex.EXAMPLE_API_KEY,
+        }
+    )
+    id: int
+    serial: str
+    owner_username: str
+    api_key: str = Field(description="shown once; only its SHA-256 is stored")
+
+
+class MeterOut(BaseModel):
+    id: int
+    serial: str
+    owner_username: str
+    public_key: str
+    status: Literal["active", "suspended"]
+    created_at: str
+    last_seen_at: str | None
+
+
+class ReadingIn(BaseModel):
+    model_config = _example(ex.READING_IN)
+    meter_serial: str
+    kwh_amount: str | float = Field(
+        description="decimal string or JSON number; > 0, <= the maximum, at most 6 decimals"
+    )
+    reading_timestamp: str = Field(description="RFC 3339 with an offset, whole milliseconds")
+    meter_signature: str = Field(description="base58 ed25519 signature of the canonical message")
+
+
+class BatchIn(BaseModel):
+    model_config = _example({"readings": [ex.READING_IN]})
+    readings: list[ReadingIn] = Field(max_length=1000)
+
+
+class ReadingOut(BaseModel):
+    model_config = _example(ex.READING_OUT)
+    id: int
+    meter_serial: str
+    user_id: int
+    wallet_address: str | None
+    kwh_amount: str
+    reading_timestamp: str
+    submitted_at: str
+    status: Literal["pending", "review", "minting", "minted", "failed", "rejected"]
+    minted: bool
+    token_base_units: int | None
+    mint_tx_signature: str | None
+
+
+class MintStatusOut(ReadingOut):
+    mint_batch_id: int | None
+    minted_at: str | None
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    id: int | None = Field(None, description="the stored reading (accepted or duplicate)")
+    error: ErrorDetail | None = None
+
+
+class BatchOut(BaseModel):
+    model_config = _example(
+        {
+            "accepted": 1,
+            "rejected": 1,
+            "duplicates": 1,
+            "results": [
+                {"index": 0, "status": "accepted", "id": 43},
+                {"index": 1, "status": "duplicate", "id": 42},
+                {
+                    "index": 2,
+                    "status": "rejected",
+                    "error": {
+                        "code": "too_many_decimals",
+                        "message": ex.ERROR_MESSAGES["too_many_decimals"],
+                        "field": "kwh_amount",
+                    },
+                },
+            ],
+        }
+    )
+    accepted: int
+    rejected: int
+    duplicates: int
+    results: list[BatchItemOut]
+
+
+class ReadingPage(BaseModel):
+    readings: list[ReadingOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class StatsOut(BaseModel):
+    model_config = _example(
+        {
+            "scope": "own",
+            "total_readings": 3,
+            "total_kwh": "7.250000",
+            "minted_kwh": "2.010000",
+            "unminted_kwh": "5.240000",
+            "tokens_minted": 2010000000,
+            "readings_by_status": {"pending": 2, "minted": 1},
+        }
+    )
+    scope: Literal["own", "all"]
+    total_readings: int
+    total_kwh: str
+    minted_kwh: str
+    unminted_kwh: str
+    tokens_minted: int = Field(description="GRX base units (10^-decimals GRX)")
+    readings_by_status: dict[str, int]
+
+
+class MintFromReadingIn(BaseModel):
+    model_config = _example({"reading_id": 42})
+    reading_id: int
+
+
+class MintQueuedOut(BaseModel):
+    model_config = _example({"reading_id": 42, "status": "queued", "reading_status": "pending"})
+    reading_id: int
+    status: Literal["queued"] = "queued"
+    reading_status: str
+
+
+class HealthOut(BaseModel):
+    model_config = _example({"status": "ok", "database": "ok", "chain": "ok"})
+    status: Literal["ok", "degraded", "unavailable"]
+    database: str
+    chain: str

@@ -1,0 +1,87 @@
+"""What the API process holds while it runs: the composition root plus per-process parts.
+
+Routes reach it through the `StateDep` dependency; a WebSocket router (api/ws.py)
+finds it at `websocket.app.state.api`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy.orm import Session
+
+from api.metrics import Metrics
+from core.bootstrap import App
+from core.config import TokenizationConfig
+from core.db.engine import read_only
+from core.ratelimit import TokenBuckets
+
+LOGIN_ATTEMPTS_PER_MINUTE = 30
+
+
+def system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ApiState:
+    core: App
+    secret: str
+    metrics: Metrics
+    meter_limiter: TokenBuckets
+    login_limiter: TokenBuckets
+    clock: Callable[[], datetime] = system_now
+    monotonic: Callable[[], float] = time.monotonic
+    # Admin overrides apply within this many seconds, without a restart.
+    config_ttl_secs: float = 1.0
+    http: httpx.AsyncClient | None = None
+    _config: TokenizationConfig | None = field(default=None, repr=False)
+    _config_read_at: float = field(default=float("-inf"), repr=False)
+    _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def config(self) -> TokenizationConfig:
+        """The effective tokenization rules, read from the database at most once per TTL."""
+        at = self.monotonic()
+        with self._config_lock:
+            if self._config is not None and at - self._config_read_at < self.config_ttl_secs:
+                return self._config
+        config = self.core.config()
+        with self._config_lock:
+            self._config, self._config_read_at = config, at
+        return config
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session whose transactions only read (no SQLite write lock)."""
+        with Session(read_only(self.core.engine), expire_on_commit=False) as session:
+            yield session
+
+
+def build_state(
+    core: App,
+    *,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime] = system_now,
+    monotonic: Callable[[], float] = time.monotonic,
+    config_ttl_secs: float = 1.0,
+) -> ApiState:
+    rate = core.settings.app.meter_rate_limit_per_minute
+    return ApiState(
+        core=core,
+        secret=core.api_secret_key(),
+        metrics=metrics or Metrics(),
+        meter_limiter=TokenBuckets(rate, clock=monotonic),
+        login_limiter=TokenBuckets(LOGIN_ATTEMPTS_PER_MINUTE, clock=monotonic),
+        clock=clock,
+        monotonic=monotonic,
+        config_ttl_secs=config_ttl_secs,
+    )
