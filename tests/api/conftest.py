@@ -7,10 +7,9 @@ included) posing as a loopback client. Time is `clock.now` (wall) and
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from datetime import datetime
-
-import warnings
 
 import pytest
 from fastapi import FastAPI

@@ -14,7 +14,7 @@ from api.app import create_app
 from core.bootstrap import App
 from core.config import Settings
 from core.db.models import MeterReading
-from tests.api.conftest import Ticks, TestClient, error_of
+from tests.api.conftest import TestClient, Ticks, error_of
 from tests.factories import NOW, make_meter
 
 URL = "/api/meters/submit-batch"
