@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, TokenizationConfig, load_settings
-from core.db.engine import create_db_engine, session_factory
+from core.db.engine import create_db_engine, read_only, session_factory
 from core.db.migrate import ensure_migrated
 from core.secrets import ensure_secret
 from core.settings_store import effective_config
@@ -23,6 +23,8 @@ class App:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # Read-only work: on SQLite these transactions take no write lock (see core.db.engine).
+    readers: sessionmaker[Session]
     extras: dict[str, object] = field(default_factory=dict)
 
     def config(self) -> TokenizationConfig:
@@ -49,4 +51,9 @@ def bootstrap(settings: Settings | None = None, *, require_migrated: bool = True
         except Exception:
             engine.dispose()
             raise
-    return App(settings=settings, engine=engine, sessions=session_factory(engine))
+    return App(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        readers=session_factory(read_only(engine)),
+    )

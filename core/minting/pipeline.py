@@ -1,0 +1,272 @@
+"""The mint cycle: claim -> plan -> sign and persist -> send -> confirm -> finalize.
+
+Steps 2-5 of DESIGN "Minting exactly once". The signed bytes are committed
+before they are sent; only the same bytes are ever rebroadcast, so a batch has
+one signature and can land at most once. A batch's outcome is decided from the
+chain (confirmed, failed, or expired: never seen and past its last valid block
+height), and recorded by the guarded transitions of core.minting.states.
+
+Any exception (RPC down, database gone) aborts the cycle: what was persisted
+stays, and the next cycle's recovery picks it up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.chain.client import ChainClient
+from core.chain.errors import ChainError
+from core.chain.factories import MintInstructionFactory
+from core.chain.instructions import batch_memo
+from core.chain.packing import build_mint_transaction, max_mints_per_transaction
+from core.chain.status import ConfirmationState
+from core.chain.transactions import sign_transaction, transaction_signature
+from core.config import TokenizationConfig
+from core.db.models import BatchStatus
+from core.db.types import utcnow
+from core.minting import states
+from core.minting.accounts import TokenAccounts
+from core.minting.claim import ClaimedBatch, claim_pending
+
+log = logging.getLogger(__name__)
+
+# A planned batch older than this belongs to a scheduler that stopped before signing.
+STALE_PLANNED = timedelta(seconds=30)
+
+
+@dataclass
+class InFlight:
+    batch_id: int
+    signature: Signature
+    raw_tx: bytes
+    last_valid_block_height: int
+
+
+@dataclass
+class CycleReport:
+    claimed_readings: int = 0
+    batches_sent: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    expired: int = 0
+    released: int = 0
+    unresolved: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MintTarget:
+    """What the pipeline mints with: the client, the authority and the mint instruction."""
+
+    chain: ChainClient
+    authority: Keypair
+    factory: MintInstructionFactory
+    airdrop: bool = False  # the embedded localnet's faucet tops up the fee payer
+
+
+class MintPipeline:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: Callable[[], TokenizationConfig],
+        target: MintTarget,
+        *,
+        stop: threading.Event | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        max_in_flight: int = 120,
+        poll_interval: float = 0.15,
+        rebroadcast_interval: float = 2.0,
+        settle_timeout: float = 90.0,
+    ) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.target = target
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.max_in_flight = max_in_flight
+        self.poll_interval = poll_interval
+        self.rebroadcast_interval = rebroadcast_interval
+        self.settle_timeout = settle_timeout
+        self.accounts = TokenAccounts(
+            target.chain, target.authority, target.factory, airdrop=target.airdrop
+        )
+        self.wallets_per_transaction = max_mints_per_transaction(target.factory)
+
+    # --- the cycle ---------------------------------------------------------------------
+
+    def run_cycle(self, *, requested_by: int | None = None) -> CycleReport:
+        """Finish what earlier cycles left open, then mint everything that is due."""
+        report = CycleReport()
+        self.recover(report, release_all_planned=False)
+        config = self.config()
+        in_flight: list[InFlight] = []
+        while not self.stop.is_set():
+            with self.sessions() as session:
+                claimed = claim_pending(
+                    session,
+                    config,
+                    now=self.clock(),
+                    wallets_per_transaction=self.wallets_per_transaction,
+                    requested_by=requested_by,
+                )
+            if not claimed:
+                break
+            report.claimed_readings += sum(len(batch.reading_ids) for batch in claimed)
+            in_flight += self._sign_and_send(claimed, report)
+            if len(in_flight) >= self.max_in_flight:
+                self.settle(in_flight, config, report)
+                in_flight = []
+        self.settle(in_flight, config, report)
+        return report
+
+    def recover(self, report: CycleReport, *, release_all_planned: bool) -> None:
+        """Release planned batches nobody will sign; settle signed ones (DESIGN step 5)."""
+        now = self.clock()
+        with self.sessions() as session:
+            open_batches = states.open_batches(session)
+        signed = []
+        for batch in open_batches:
+            if batch.status == BatchStatus.PLANNED:
+                if release_all_planned or now - batch.created_at > STALE_PLANNED:
+                    with self.sessions() as session:
+                        if states.release_planned(
+                            session, batch.id, reason="released: never signed", now=now
+                        ):
+                            report.released += 1
+            elif batch.signature and batch.raw_tx and batch.last_valid_block_height is not None:
+                signed.append(
+                    InFlight(
+                        batch.id,
+                        Signature.from_string(batch.signature),
+                        bytes(batch.raw_tx),
+                        batch.last_valid_block_height,
+                    )
+                )
+        if signed:
+            log.info("recovering %d signed batch(es)", len(signed))
+            self._broadcast(signed)
+            self.settle(signed, self.config(), report)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def _sign_and_send(
+        self, claimed: Sequence[ClaimedBatch], report: CycleReport
+    ) -> list[InFlight]:
+        try:
+            destinations = self.accounts.ensure([w for b in claimed for w, _ in b.mints])
+            blockhash, last_valid = self.target.chain.latest_blockhash()
+            prepared = [
+                self._signed(batch, destinations, blockhash, last_valid) for batch in claimed
+            ]
+        except Exception:
+            # Nothing of these batches was signed: give their readings back at once.
+            self._release(claimed, report, reason="released: could not sign")
+            raise
+        with self.sessions() as session:
+            kept = states.mark_signed_many(
+                session,
+                [
+                    states.SignedBatch(
+                        item.batch_id,
+                        str(item.signature),
+                        item.raw_tx,
+                        str(blockhash),
+                        item.last_valid_block_height,
+                    )
+                    for item in prepared
+                ],
+                now=self.clock(),
+            )
+        in_flight = [item for item in prepared if item.batch_id in kept]
+        self._broadcast(in_flight)
+        report.batches_sent += len(in_flight)
+        return in_flight
+
+    def _signed(
+        self,
+        batch: ClaimedBatch,
+        destinations: dict[str, Pubkey],
+        blockhash,
+        last_valid: int,
+    ) -> InFlight:
+        tx = build_mint_transaction(
+            self.target.factory,
+            [(destinations[wallet], amount) for wallet, amount in batch.mints],
+            memo_text=batch_memo(batch.id),
+            blockhash=blockhash,
+        )
+        signed = sign_transaction(tx, [self.target.authority])
+        return InFlight(batch.id, transaction_signature(signed), bytes(signed), last_valid)
+
+    def _broadcast(self, batches: Sequence[InFlight]) -> None:
+        """Send (or resend) stored bytes; a lost send is repaired by the next rebroadcast."""
+        for item in batches:
+            try:
+                self.target.chain.send_raw(item.raw_tx, skip_preflight=True)
+            except ChainError as exc:
+                log.warning("send of batch %d failed (%s); will rebroadcast", item.batch_id, exc)
+
+    def settle(
+        self, in_flight: list[InFlight], config: TokenizationConfig, report: CycleReport
+    ) -> None:
+        """Poll the chain until every batch is confirmed, failed or expired (or we stop)."""
+        waiting = list(in_flight)
+        started = last_broadcast = self._monotonic()
+        while waiting:
+            results = self.target.chain.confirmations(
+                [(item.signature, item.last_valid_block_height) for item in waiting]
+            )
+            still = []
+            for item, result in zip(waiting, results, strict=True):
+                if result.state is ConfirmationState.PENDING:
+                    still.append(item)
+                    continue
+                self._finalize(item, result, config, report)
+            waiting = still
+            if not waiting:
+                break
+            if self.stop.is_set() or self._monotonic() - started > self.settle_timeout:
+                report.unresolved += len(waiting)  # recovery settles them later
+                break
+            if self._monotonic() - last_broadcast >= self.rebroadcast_interval:
+                self._broadcast(waiting)
+                last_broadcast = self._monotonic()
+            self.stop.wait(self.poll_interval)
+
+    def _finalize(self, item: InFlight, result, config: TokenizationConfig, report) -> None:
+        now = self.clock()
+        with self.sessions() as session:
+            if result.state is ConfirmationState.CONFIRMED:
+                slot = result.status.slot if result.status else None
+                if states.mark_confirmed(session, item.batch_id, slot=slot, now=now):
+                    report.confirmed += 1
+            elif result.state is ConfirmationState.FAILED:
+                error = (result.status.error if result.status else None) or "failed on chain"
+                if states.mark_failed(session, item.batch_id, error=error, config=config, now=now):
+                    report.failed += 1
+            elif states.mark_expired(session, item.batch_id, now=now):
+                report.expired += 1
+
+    def _release(self, claimed: Sequence[ClaimedBatch], report: CycleReport, reason: str) -> None:
+        try:
+            for batch in claimed:
+                with self.sessions() as session:
+                    if states.release_planned(session, batch.id, reason=reason, now=self.clock()):
+                        report.released += 1
+        except Exception:  # the database may be the reason we are here
+            log.exception("could not release planned batches; recovery will")
+
+    @staticmethod
+    def _monotonic() -> float:
+        import time
+
+        return time.monotonic()

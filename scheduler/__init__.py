@@ -1,0 +1,1 @@
+"""The minting process: `python -m scheduler`. The only holder of the mint authority key."""

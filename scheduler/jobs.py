@@ -1,0 +1,154 @@
+"""APScheduler jobs: the mint cycle (on an interval and on arrival) and reconciliation.
+
+Job settings are deliberate: fixed ids with replace_existing (a restart never
+doubles a job), coalesce (a backlog of missed runs is one run), max_instances=1
+(cycles never overlap in one process) and misfire_grace_time of one interval (a
+late cycle still runs; a later one is due anyway). Readings arriving while a cycle
+runs set `wake`, and the running cycle goes round again instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from core.event_watch import EventWatcher
+from core.events import EventType, publish
+from core.minting.pipeline import CycleReport
+from core.minting.reconcile import reconcile
+from scheduler.service import Minter
+
+log = logging.getLogger(__name__)
+
+MINT_JOB = "mint-cycle"
+RECONCILE_JOB = "reconcile"
+RECONCILE_SECS = 30
+GATHER_SECS = 0.3  # after the first new reading, wait this long so a batch can fill
+WAKING_EVENTS = {
+    EventType.METER_READING_RECEIVED.value,
+    EventType.MINT_REQUESTED.value,
+    EventType.SETTINGS_CHANGED.value,
+    EventType.READING_REVIEWED.value,
+}
+
+
+class MintScheduler:
+    def __init__(self, minter: Minter, stop: threading.Event) -> None:
+        self.minter = minter
+        self.stop = stop
+        self.wake = threading.Event()
+        self.scheduler = BlockingScheduler(timezone=UTC)
+        self.interval = minter.app.config().polling_interval_secs
+
+    def start(self) -> None:
+        """Recover, schedule, listen for arrivals; blocks until shutdown()."""
+        report = CycleReport()
+        self.minter.pipeline.recover(report, release_all_planned=True)
+        if report.released or report.confirmed or report.failed or report.expired:
+            log.info("recovery: %s", report)
+        self.scheduler.add_job(
+            self.mint_job,
+            IntervalTrigger(seconds=self.interval),
+            id=MINT_JOB,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=self.interval,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.add_job(
+            self.reconcile_job,
+            IntervalTrigger(seconds=RECONCILE_SECS),
+            id=RECONCILE_JOB,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=RECONCILE_SECS,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=5),
+        )
+        self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        watcher = EventWatcher(self.minter.app.engine, stop=self.stop)
+        threading.Thread(
+            target=watcher.watch, args=(self._on_events,), name="event-watch", daemon=True
+        ).start()
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop after the step in flight; whatever is unfinished is recovered on next start."""
+        self.stop.set()
+        self.wake.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    # --- jobs --------------------------------------------------------------------------
+
+    def mint_job(self) -> None:
+        while not self.stop.is_set():
+            self.wake.clear()
+            config = self.minter.app.config()
+            self._follow_interval(config.polling_interval_secs)
+            report = self.minter.pipeline.run_cycle()
+            if report.claimed_readings or report.batches_sent or report.unresolved:
+                log.info(
+                    "cycle: %d readings claimed, %d batches sent, %d confirmed, %d failed, "
+                    "%d expired, %d unresolved",
+                    report.claimed_readings,
+                    report.batches_sent,
+                    report.confirmed,
+                    report.failed,
+                    report.expired,
+                    report.unresolved,
+                )
+            if not self.wake.is_set():
+                return
+
+    def reconcile_job(self) -> None:
+        grx = self.minter.grx
+        reconcile(
+            self.minter.app.sessions,
+            self.minter.app.settings.tokenization,
+            str(grx.address),
+            lambda: self.minter.chain.token_supply(grx.address),
+        )
+
+    # --- triggers and listeners --------------------------------------------------------
+
+    def _on_events(self, _max_id: int, types: set[str]) -> None:
+        if not types & WAKING_EVENTS or self.stop.is_set():
+            return
+        self.wake.set()
+        when = datetime.now(UTC) + timedelta(seconds=GATHER_SECS)
+        job = self.scheduler.get_job(MINT_JOB)
+        if job is not None and (job.next_run_time is None or job.next_run_time > when):
+            job.modify(next_run_time=when)
+
+    def _follow_interval(self, seconds: int) -> None:
+        """An admin changed the polling interval: reschedule, no restart needed."""
+        if seconds == self.interval:
+            return
+        log.info("polling interval %ss -> %ss", self.interval, seconds)
+        self.interval = seconds
+        self.scheduler.reschedule_job(MINT_JOB, trigger=IntervalTrigger(seconds=seconds))
+        self.scheduler.modify_job(MINT_JOB, misfire_grace_time=seconds)
+
+    def _job_went_wrong(self, event: JobExecutionEvent) -> None:
+        missed = event.code == EVENT_JOB_MISSED
+        if not missed:
+            log.error("job %s failed: %r", event.job_id, event.exception)
+        payload = {
+            "job_id": event.job_id,
+            "scheduled_run_time": event.scheduled_run_time,
+            "error": None if missed else f"{type(event.exception).__name__}: {event.exception}",
+        }
+        kind = EventType.SCHEDULER_JOB_MISSED if missed else EventType.SCHEDULER_JOB_ERROR
+        try:
+            with self.minter.app.sessions() as session:
+                publish(session, kind, payload)
+                session.commit()
+        except Exception:  # the database may be what failed
+            log.exception("could not record the job %s as an event", event.job_id)
