@@ -25,6 +25,8 @@ from core.config import Settings, load_settings
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
 
+pytest_plugins = ["tests.support.localnet"]
+
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
