@@ -1,0 +1,82 @@
+"""`python -m scheduler` as a real process: arrival trigger, SIGTERM, refusal of an old schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from core.bootstrap import bootstrap
+from core.db.models import MeterReading
+from core.events import EventType, publish
+from tests.scheduler.conftest import count_by_status
+from tests.support.localnet import wait_for
+from tests.support.processes import REPO_ROOT, Service
+from tests.support.seed import seed_producers, seed_readings
+
+
+def scheduler_env(tmp_path, database_url: str, port: int, **extra: str) -> dict[str, str]:
+    return {
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": database_url,
+        "LOCALNET_PORT": str(port),
+        **extra,
+    }
+
+
+def test_new_readings_are_minted_at_once_and_sigterm_stops_cleanly(
+    tmp_path, make_settings, database_url, localnet
+) -> None:
+    # A long interval: only the arrival trigger can mint within the deadline below.
+    env = scheduler_env(
+        tmp_path, database_url, localnet.port, TOKENIZATION_POLLING_INTERVAL_SECS="3600"
+    )
+    app = bootstrap(make_settings(**env))
+    service = Service("scheduler", env, tmp_path / "scheduler.log").start()
+    try:
+        wait_for(
+            lambda: "scheduler started" in service.log() or not service.running,
+            timeout=60,
+            what="scheduler start",
+        )
+        assert service.running, service.log()
+        with app.sessions() as session:
+            producers = seed_producers(session, 2)
+            seed_readings(session, producers, 3)
+            for reading in session.scalars(select(MeterReading)):
+                publish(
+                    session,
+                    EventType.METER_READING_RECEIVED,
+                    {"reading_id": reading.id},
+                    user_id=reading.user_id,
+                )
+            session.commit()
+        wait_for(
+            lambda: count_by_status(app) == {"minted": 6},
+            timeout=30,
+            what=f"minting by the trigger; log:\n{service.log()}",
+        )
+        assert service.terminate(timeout=30) == 0, service.log()
+        assert "scheduler stopped" in service.log()
+    finally:
+        if service.running:
+            service.kill()
+        app.close()
+
+
+def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler"],
+        cwd=REPO_ROOT,
+        env={
+            "DATA_DIR": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "alembic upgrade head" in result.stderr
