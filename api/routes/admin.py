@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from api.deps import AdminUser, ReadSessionDep, SessionDep, StaffUser
+from api.deps import AdminUser, ReadSessionDep, SessionDep, StaffUser, StateDep
 from api.openapi import error_responses
 from api.schemas import MeterCreate, MeterCreated, MeterOut, UserCreate, UserListItem, UserOut
 from api.serialize import rfc3339
@@ -38,6 +40,16 @@ def _meter_out(meter: Meter, owner_username: str) -> MeterOut:
         created_at=rfc3339(meter.created_at) or "",
         last_seen_at=rfc3339(meter.last_seen_at),
     )
+
+
+@router.get(
+    "/api/admin/config",
+    summary="The effective tokenization rules: environment + overrides (beyond the contract)",
+    description="Decimals are exact strings. Meters and the simulator read limits from here.",
+    responses=error_responses(*_AUTH),
+)
+def effective_config(_staff: StaffUser, state: StateDep) -> dict[str, Any]:
+    return state.core.config().model_dump(mode="json")
 
 
 @router.post(

@@ -1,0 +1,105 @@
+"""`python -m simulator`: the demo fleet of signed meters.
+
+Logs in as the admin (ADMIN_PASSWORD, or the password the API saved under
+DATA_DIR/secrets/admin_password), creates or reuses the demo users (an operator
+and two prosumers with wallets) and four meters, backfills the last hours
+through submit-batch, then reports live. The demo logins are written once to
+DATA_DIR/demo-logins.txt (0600) and printed that once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from core.config import ConfigError, load_settings
+from core.users import admin_password_file
+from simulator.client import ApiClient
+from simulator.fleet import FleetStore, ensure_meters, ensure_users
+from simulator.runner import Simulator
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    parser.add_argument("--api-url", help="default http://API_HOST:API_PORT")
+    parser.add_argument("--backfill-hours", type=float, default=6.0, help="history to send first")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        help="seconds between a meter's live readings (at least the duplicate window + 1 s)",
+    )
+    parser.add_argument("--once", action="store_true", help="one live cycle, then exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"simulator: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.app.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # One line per HTTP request would drown the simulator's own reports.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    app = settings.app
+    client = ApiClient(args.api_url or f"http://{app.api_host}:{app.api_port}")
+    try:
+        client.wait_until_up()
+        password = app.admin_password
+        if not password:
+            password_file = admin_password_file(app)
+            if not password_file.exists():
+                print(f"simulator: set ADMIN_PASSWORD or start the API first ({password_file})")
+                return 1
+            password = password_file.read_text(encoding="utf-8").strip()
+        client.login(app.admin_username, password)
+        store = FleetStore(app.data_dir)
+        users = store.users()
+        ensure_users(client, users)
+        fleet = ensure_meters(client, store)
+        if store.write_logins((app.admin_username, password), users):
+            print(f"simulator: demo logins (saved 0600 in {store.logins_file}):", flush=True)
+            print(store.logins_file.read_text(encoding="utf-8"), flush=True)
+        window = int(client.config()["duplicate_window_secs"])
+        simulator = Simulator(client, store, fleet, window_secs=window, interval_secs=args.interval)
+        if simulator.cadence.total_seconds() > args.interval:
+            print(
+                f"simulator: TOKENIZATION_DUPLICATE_WINDOW_SECS is {window} s, so each meter "
+                f"reports every {simulator.cadence.total_seconds():.0f} s",
+                flush=True,
+            )
+        if args.backfill_hours > 0:
+            counts = simulator.backfill(args.backfill_hours)
+            print(
+                f"simulator: backfilled {args.backfill_hours:g} h: {counts.accepted} accepted, "
+                f"{counts.duplicate} already stored, {counts.rejected} rejected",
+                flush=True,
+            )
+        if args.once:
+            counts = simulator.cycle()
+            print(f"simulator: one cycle: {counts.accepted} accepted", flush=True)
+            return 0
+        stop = threading.Event()
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        print(f"simulator: {len(fleet)} meters reporting live", flush=True)
+        simulator.run_live(stop)
+        return 0
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
