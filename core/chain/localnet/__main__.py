@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     # Imported here so `--help` and configuration errors answer without loading LiteSVM.
+    from core.chain.localnet.allocator import tune_allocator
     from core.chain.localnet.ledger import LedgerBusy
     from core.chain.localnet.methods import METHODS
     from core.chain.localnet.node import Node
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("localnet cannot listen on 127.0.0.1:%d: %s", port, exc.strerror or exc)
         return 1
+    tune_allocator()
     try:
         node = Node.open(data_dir, slot_ms)
     except LedgerBusy as exc:
