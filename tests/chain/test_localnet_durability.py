@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 from solana.rpc.api import Client
@@ -155,3 +156,54 @@ def test_a_second_node_on_the_same_ledger_is_refused(fresh_localnet: Localnet) -
     ):
         pass
     assert Client(fresh_localnet.url).is_connected()
+
+
+def test_kill_under_load_loses_nothing_answered_and_runs_nothing_twice(
+    fresh_localnet: Localnet,
+) -> None:
+    client = Client(fresh_localnet.url, commitment=Confirmed)
+    payer, authority, mint, account = _mint_fixture(client)
+    blockhash = client.get_latest_blockhash(Processed).value.blockhash
+    txs = [
+        VersionedTransaction(
+            Message.new_with_blockhash(
+                [mint_to_ix(mint, account, authority.pubkey(), 1), memo_ix(str(n), payer.pubkey())],
+                payer.pubkey(),
+                blockhash,
+            ),
+            [payer, authority],
+        )
+        for n in range(240)
+    ]
+    answered: list[VersionedTransaction] = []
+    stop = threading.Event()
+
+    def sender(mine: list[VersionedTransaction]) -> None:
+        own = Client(fresh_localnet.url, timeout=5)
+        for tx in mine:
+            if stop.is_set():
+                return
+            try:
+                send(own, tx)
+            except Exception:  # the node died under us: expected
+                return
+            answered.append(tx)
+
+    threads = [threading.Thread(target=sender, args=(txs[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(answered) >= 40, timeout=20, what="40 answered sends")
+    fresh_localnet.kill(signal.SIGKILL)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    fresh_localnet.restart()
+
+    statuses = [client.get_signature_statuses([tx.signatures[0]], True).value[0] for tx in txs]
+    landed = sum(status is not None for status in statuses)
+    assert all(statuses[txs.index(tx)] is not None for tx in answered)  # answered => durable
+    assert client.get_token_supply(mint).value.amount == str(landed)
+    for tx in txs:  # everything again: each transaction runs at most once, ever
+        send(client, tx, skip_preflight=True)
+    assert client.get_token_supply(mint).value.amount == str(len(txs))
+    assert client.get_token_account_balance(account).value.amount == str(len(txs))

@@ -15,6 +15,7 @@ once after the restart. Not thread-safe: one thread (the event loop) owns a Node
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from typing import TypeVar
 
 from solders.account import Account
 from solders.clock import Clock
+from solders.compute_budget import set_compute_unit_limit
 from solders.epoch_schedule import EpochSchedule
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -63,6 +65,9 @@ from core.chain.localnet.tokens import balance_snapshot, parse_mint
 FAUCET_LAMPORTS = 500_000_000 * 1_000_000_000
 _SLOT_HASHES_KEPT = 512  # the SlotHashes sysvar's length on a cluster
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_AIRDROP_UNITS = 10_000
+_MAX_IDENTICAL_AIRDROPS = 10_000
 
 
 def _guarded(run: Callable[[VersionedTransaction], T], tx: VersionedTransaction) -> T:
@@ -73,6 +78,7 @@ def _guarded(run: Callable[[VersionedTransaction], T], tx: VersionedTransaction)
         # pyo3's PanicException is a BaseException with no importable class.
         if type(exc).__name__ != "PanicException":
             raise
+        log.warning("localnet: LiteSVM panicked on %s: %s", tx.signatures[0], exc)
         raise RpcError(
             INTERNAL_ERROR, f"Internal error: LiteSVM panicked executing the transaction: {exc}"
         ) from None
@@ -280,16 +286,17 @@ class Node:
     def airdrop(self, to: Pubkey, lamports: int) -> Signature:
         """A transfer from the faucet, landed like any transaction (so it has a status).
 
-        The same request twice in one slot would sign the same bytes; older
-        blockhashes from the window give it a new signature instead.
+        The same request twice in one slot would sign the same bytes, so a repeat
+        carries a compute-unit limit that differs (it changes nothing else).
         """
         instruction = transfer(
             TransferParams(from_pubkey=self.faucet.pubkey(), to_pubkey=to, lamports=lamports)
         )
-        slot = self.clock.slot
-        for age in range(min(slot, 149) + 1):
+        blockhash = self.clock.blockhash(self.clock.slot)
+        for repeat in range(_MAX_IDENTICAL_AIRDROPS):
+            extra = [set_compute_unit_limit(_AIRDROP_UNITS + repeat)] if repeat else []
             message = Message.new_with_blockhash(
-                [instruction], self.faucet.pubkey(), self.clock.blockhash(slot - age)
+                [*extra, instruction], self.faucet.pubkey(), blockhash
             )
             tx = VersionedTransaction(message, [self.faucet])
             if not self._processed(bytes(tx.signatures[0])):
