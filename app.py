@@ -10,6 +10,7 @@ read models in core.views filter or refuse by viewer as well.
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from core.db.models import Role
 from pages.common import session, ui
@@ -20,23 +21,30 @@ def main() -> None:
     st.set_page_config(page_title="GridTokenX", page_icon=":material/bolt:", layout="wide")
     app = ui.get_app()
     user = session.restore(app)
-    if user is None:
-        st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:")]).run()
-        return
-    role = Role(user.role)
-    sections: dict[str, list[st.Page]] = {}
-    for spec in PAGES:
-        sections.setdefault(spec.section, []).append(
-            st.Page(
-                spec.path,
-                title=spec.title,
-                icon=spec.icon,
-                url_path=spec.url_path,
-                default=spec.url_path == default_page(role),
-                visibility="visible" if role in spec.roles else "hidden",
-            )
+    role = Role(user.role) if user else None
+    home = default_page(role or Role.ADMIN)
+    pages = {
+        spec.url_path: st.Page(
+            spec.path,
+            title=spec.title,
+            icon=spec.icon,
+            url_path=spec.url_path,
+            default=spec.url_path == home,
+            visibility="visible" if role in spec.roles else "hidden",
         )
-    page = st.navigation(sections)
+        for spec in PAGES
+    }
+    sections: dict[str, list[StreamlitPage]] = {}
+    for spec in PAGES:
+        sections.setdefault(spec.section, []).append(pages[spec.url_path])
+    page = st.navigation(sections, position="sidebar" if user else "hidden")
+    if user is None:
+        # The asked-for page stays in the URL: after login the rerun opens it.
+        session.login_form(app)
+        return
+    spec = next(spec for spec in PAGES if spec.title == page.title)
+    if session.just_logged_in() and role not in spec.roles:
+        st.switch_page(pages[home])  # e.g. a prosumer logging in at the staff home page
     session.sidebar(user)
     page.run()
 

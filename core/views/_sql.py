@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Select, literal_column
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -60,9 +60,16 @@ def inline_ints(values: list[int]) -> list[ColumnElement[int]]:
 
 
 def status_is(column: Any, status: ReadingStatus) -> ColumnElement[bool]:
-    """`status = 'x'` with the value inline: SQLite uses a partial index only when it can
-    see the constant in the query, never behind a bound parameter."""
-    return column == literal_column(f"'{status.value}'")
+    """`status = 'x'` written so SQLite can use the partial indexes on status.
+
+    SQLite uses a partial index only when the query repeats the index's condition
+    with the constant in sight (never behind a bound parameter), and it cannot infer
+    `status <> 'minted'` from `status = 'review'`: that term is added explicitly.
+    """
+    equal = column == literal_column(f"'{status.value}'")
+    if status == ReadingStatus.MINTED:
+        return equal
+    return and_(equal, status_is_not(column, ReadingStatus.MINTED))
 
 
 def status_is_not(column: Any, status: ReadingStatus) -> ColumnElement[bool]:

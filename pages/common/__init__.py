@@ -1,2 +1,1 @@
-"""Shared Streamlit glue for the pages; kept in a sub-package so Streamlit never
-mistakes these modules for pages (it scans only pages/*.py)."""
+"""Shared Streamlit glue for the page scripts in pages/screens/."""

@@ -23,7 +23,7 @@ class PageSpec:
 
     @property
     def path(self) -> str:
-        return f"pages/{self.url_path}.py"
+        return f"pages/screens/{self.url_path}.py"
 
 
 PAGES = (

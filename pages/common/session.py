@@ -27,6 +27,7 @@ from pages.common.registry import BY_URL
 QUERY_PARAM = "session"
 TOKEN_KEY = "auth.token"
 NOTICE_KEY = "auth.notice"
+JUST_LOGGED_IN_KEY = "auth.just_logged_in"
 
 
 def restore(app: App) -> User | None:
@@ -56,12 +57,12 @@ def restore(app: App) -> User | None:
 def viewer_for(app: App, url_path: str) -> User:
     """The page's guard: the logged-in user if their role may open this page.
 
-    Checked by the page itself, not only by app.py's navigation: Streamlit runs a
-    pages/ script directly when the first request of a fresh server names its URL.
+    Every page is registered for every user so its URL resolves; this check, made by
+    the page itself, is what keeps a hidden page's URL from rendering for the wrong role.
     """
     user = restore(app)
     if user is None:
-        st.error("Log in first: open the dashboard's home page.")
+        login_form(app)
         st.stop()
     spec = BY_URL[url_path]
     if Role(user.role) not in spec.roles:
@@ -69,6 +70,29 @@ def viewer_for(app: App, url_path: str) -> User:
         st.error(f"Refused: {spec.title} is for {allowed} only; your role is {user.role}.")
         st.stop()
     return user
+
+
+def login_form(app: App) -> None:
+    """Username and password (or SSO when OIDC is configured); reruns once logged in,
+    on the page the browser asked for."""
+    st.title("GridTokenX Tokenization Console")
+    notice = st.session_state.get(NOTICE_KEY)
+    if notice:
+        st.warning(notice)
+    with st.form("login", border=True):
+        st.subheader("Log in")
+        username = st.text_input("Username", key="login.username")
+        password = st.text_input("Password", type="password", key="login.password")
+        submitted = st.form_submit_button("Log in", type="primary", key="login.submit")
+    if submitted and login(app, username, password):
+        st.rerun()
+    if oidc_configured() and st.button("Log in with SSO", key="login.sso"):
+        st.login()
+    st.caption(
+        "The first admin is created at first start (`make run` prints the password, also "
+        "saved in DATA_DIR/secrets/admin_password). Admins create other users on the "
+        "Meters & users page."
+    )
 
 
 def login(app: App, username: str, password: str) -> bool:
@@ -84,8 +108,14 @@ def login(app: App, username: str, password: str) -> bool:
 
 def _remember(token: str) -> None:
     st.session_state[TOKEN_KEY] = token
+    st.session_state[JUST_LOGGED_IN_KEY] = True
     st.session_state.pop(NOTICE_KEY, None)
     st.query_params[QUERY_PARAM] = token
+
+
+def just_logged_in() -> bool:
+    """True once, on the run right after a login."""
+    return bool(st.session_state.pop(JUST_LOGGED_IN_KEY, False))
 
 
 def forget(*, notice: str | None = None) -> None:

@@ -8,9 +8,11 @@ closed port: the chain reads as unavailable unless a test stubs it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit as st
@@ -18,9 +20,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.auth import issue_token
 from core.bootstrap import App, bootstrap
-from core.config import Settings
+from core.config import Settings, load_settings
+from tests.conftest import _APP_VARIABLES
 from tests.factories import NOW
-from tests.pages.seed import Seeded, seed_dashboard
+from tests.pages.seed import BACKENDS, Seeded, seed_dashboard, shared_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "dashboard-test-secret-of-at-least-32-bytes"
@@ -38,22 +41,26 @@ class Dashboard:
         return issue_token(user, SECRET, now=None).access_token
 
     def open(self, username: str | None, page: str | None = None) -> AppTest:
-        """The app as `username` sees it (None: logged out), on `page` if given."""
+        """The app as `username` sees it (None: logged out), on `page` (e.g. "live")."""
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_SECS)
         at.session_state["clock.now"] = NOW
         if username is not None:
             at.session_state["auth.token"] = self.token(username)
         at.run()
         if page is not None:
-            at.switch_page(page).run()
+            at.switch_page(f"pages/screens/{page}.py").run()
         return at
 
 
-@pytest.fixture
-def dashboard(make_settings: Callable[..., Settings], database_url: str) -> Iterator[Dashboard]:
-    settings = make_settings(
-        DATABASE_URL=database_url, API_SECRET_KEY=SECRET, SOLANA_RPC_URL=CLOSED_RPC
-    )
+def frame(at: AppTest, column: str) -> Any:
+    """The first table with `column` (AppTest does not expose a dataframe's key)."""
+    for table in at.dataframe:
+        if column in table.value.columns:
+            return table.value
+    raise AssertionError(f"no table with a {column!r} column")
+
+
+def _open_dashboard(settings: Settings) -> Iterator[Dashboard]:
     app = bootstrap(settings)
     with app.sessions() as session:
         seeded = seed_dashboard(session)
@@ -63,3 +70,33 @@ def dashboard(make_settings: Callable[..., Settings], database_url: str) -> Iter
     yield Dashboard(app=app, seeded=seeded)
     st.cache_resource.clear()
     app.close()
+
+
+@pytest.fixture
+def dashboard(make_settings: Callable[..., Settings], database_url: str) -> Iterator[Dashboard]:
+    """A fresh seeded world per test: for tests that change something."""
+    yield from _open_dashboard(
+        make_settings(DATABASE_URL=database_url, API_SECRET_KEY=SECRET, SOLANA_RPC_URL=CLOSED_RPC)
+    )
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_dashboard(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Dashboard]:
+    """One seeded world per module and database, for tests that only read (most of
+    them: a fresh PostgreSQL database per test costs more than the test)."""
+    directory = tmp_path_factory.mktemp("shared-dashboard")
+    with shared_database(request, directory) as url, pytest.MonkeyPatch.context() as env:
+        for variable in [v for v in os.environ if v.startswith("TOKENIZATION_")]:
+            env.delenv(variable)
+        for variable in _APP_VARIABLES & set(os.environ):
+            env.delenv(variable)
+        for variable, value in {
+            "DATABASE_URL": url,
+            "DATA_DIR": str(directory / "data"),
+            "API_SECRET_KEY": SECRET,
+            "SOLANA_RPC_URL": CLOSED_RPC,
+        }.items():
+            env.setenv(variable, value)  # fmt: skip
+        yield from _open_dashboard(load_settings())

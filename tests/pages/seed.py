@@ -7,18 +7,44 @@ minted and one in review; events exist for each and for staff only.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, MintBatch, TokenMint, User
 from core.events import EventType, publish
+from tests.conftest import _admin_execute, _fresh_sqlite, _pg_url_for
 from tests.factories import NOW, make_meter, make_reading, make_user, wallet_for
 
 SIGNATURE = "5" * 87 + "A"
 MINT = wallet_for("grx-mint")
+
+
+# Module-scoped fixtures parametrise over the databases the way `database_url` does.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def shared_database(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A fresh migrated database for a whole module (request.param: sqlite/postgresql),
+    made from the session's templates like tests.conftest's per-test ones."""
+    if request.param == "sqlite":
+        yield _fresh_sqlite(request.getfixturevalue("sqlite_template"), directory)
+        return
+    name = f"gtx_{uuid.uuid4().hex[:12]}"
+    template = request.getfixturevalue("pg_template")
+    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _pg_url_for(name)
+    finally:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

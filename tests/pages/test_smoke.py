@@ -15,8 +15,8 @@ CASES = [(user, page) for user, pages in PAGES_BY_ROLE.items() for page in pages
 
 
 @pytest.mark.parametrize(("username", "page"), CASES)
-def test_page_renders(dashboard: Dashboard, username: str, page: str) -> None:
-    at = dashboard.open(username, f"pages/{page}.py")
+def test_page_renders(shared_dashboard: Dashboard, username: str, page: str) -> None:
+    at = shared_dashboard.open(username, page)
     assert not at.exception, at.exception
     assert not [e.value for e in at.error], [e.value for e in at.error]
     assert at.title[0].value

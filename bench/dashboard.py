@@ -1,0 +1,132 @@
+"""Benchmark: every dashboard page's render time over 1,000,000 readings.
+
+    .venv/bin/python -m bench.dashboard                        # SQLite, 1,000,000 readings
+    .venv/bin/python -m bench.dashboard --backend both         # and PostgreSQL (TEST_DATABASE_URL)
+    .venv/bin/python -m bench.dashboard --readings 100000 --runs 3
+
+Seeds a fresh database (bench/dashboard_seed.py), points the app at it through
+the environment as `streamlit run app.py` would be, and renders each page for each
+role allowed to see it with streamlit.testing.v1.AppTest: one untimed warm-up run
+per page, then `--runs` timed runs; prints page, role, median and worst ms. The
+RPC URL names a closed port, so chain reads cost a refused connection, not a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench.dashboard_seed import SeedInfo, seed
+from core.auth import issue_token
+from core.db.engine import create_db_engine
+from core.db.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-dashboard-secret-of-32-bytes-or-more"
+BUDGET_MS = 1000
+ROLES = {  # the user seeded for each role, and the pages that role may open
+    "admin": ("root", ["overview", "live", "minting", "events", "control", "review", "admin"]),
+    "operator": ("ops", ["overview", "live", "minting", "events"]),
+    "prosumer": ("p00", ["live", "events", "wallet"]),
+}
+
+
+def _pg_database(admin_url: str) -> tuple[str, str]:
+    name = f"gtx_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return name, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def measure(
+    url: str, data_dir: Path, info: SeedInfo, runs: int
+) -> list[tuple[str, str, float, float]]:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update(DATABASE_URL=url, DATA_DIR=str(data_dir), API_SECRET_KEY=SECRET,
+                      SOLANA_RPC_URL="http://127.0.0.1:9", LOG_LEVEL="WARNING")  # fmt: skip
+    engine = create_db_engine(url)
+    with engine.connect() as connection:
+        ids = dict(connection.execute(text("SELECT username, id FROM users")).all())
+        roles = dict(connection.execute(text("SELECT username, role FROM users")).all())
+    engine.dispose()
+    results = []
+    for role, (username, pages) in ROLES.items():
+        user = type("U", (), {"id": ids[username], "role": roles[username]})()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["auth.token"] = issue_token(user, SECRET).access_token
+        at.run()
+        for page in pages:
+            at.switch_page(f"pages/screens/{page}.py").run()  # warm-up: imports, plans, caches
+            timings = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                at.switch_page(f"pages/screens/{page}.py").run()
+                timings.append((time.perf_counter() - started) * 1000)
+                if at.exception:
+                    raise SystemExit(f"{page} as {role} failed: {at.exception[0].value}")
+            results.append((page, role, statistics.median(timings), max(timings)))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    worst = 0.0
+    for backend in backends:
+        with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+            pg_name = None
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp}/bench.db"
+            else:
+                pg_name, url = _pg_database(args.pg_url)
+            try:
+                upgrade(url)
+                engine = create_db_engine(url)
+                started = time.perf_counter()
+                info = seed(engine, args.readings)
+                engine.dispose()
+                print(f"\n{backend}: seeded {info.readings:,} readings, {info.batches:,} batches "
+                      f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
+                results = measure(url, Path(tmp) / "data", info, args.runs)
+            finally:
+                if pg_name:
+                    _drop_pg(args.pg_url, pg_name)
+        print(f"{'page':<10} {'role':<9} {'median ms':>10} {'worst ms':>9}")
+        for page, role, median, high in results:
+            flag = "" if median < BUDGET_MS else f"  over {BUDGET_MS} ms"
+            print(f"{page:<10} {role:<9} {median:>10.0f} {high:>9.0f}{flag}")
+            worst = max(worst, median)
+    return 0 if worst < BUDGET_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

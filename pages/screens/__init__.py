@@ -1,0 +1,1 @@
+"""One script per dashboard page, registered by app.py (pages.common.registry)."""

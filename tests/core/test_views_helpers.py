@@ -1,0 +1,114 @@
+"""The dashboard's core helpers: chain reads that fail soft, reconcile, settings ranges,
+force-mint that never queues twice."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import TokenizationConfig
+from core.dashboard_actions import AlreadyQueued, force_mint_reading
+from core.dashboard_chain import ChainRead, ChainReader, ReconcileState, explorer_url, reconcile
+from core.dashboard_settings import SETTING_FIELDS, field_by_name, parse_changes, ratio_preview
+from core.db.models import MeterReading, ReadingStatus
+from core.minting.requests import AlreadyMinted
+from core.settings_store import InvalidSetting
+from core.views import ExpectedSupply
+from tests.pages.seed import seed_dashboard
+
+EXPECTED = ExpectedSupply("mint", 9, bootstrap_supply=1_000, minted_base_units=500)
+
+
+class FakeClient:
+    def __init__(self, supply: int = 0, fail: Exception | None = None) -> None:
+        self.supply, self.fail = supply, fail
+
+    def token_supply(self, mint: object) -> int:
+        if self.fail:
+            raise self.fail
+        return self.supply
+
+    def health(self) -> str:
+        return "ok"
+
+
+def test_chain_reads_never_raise() -> None:
+    broken = ChainReader("http://x", client_factory=lambda: FakeClient(fail=OSError("refused")))
+    read = broken.supply("So11111111111111111111111111111111111111112")
+    assert (read.ok, read.error) == (False, "chain unavailable: refused")
+    healthy = ChainReader("http://x", client_factory=lambda: FakeClient(supply=7))
+    assert healthy.supply("So11111111111111111111111111111111111111112") == ChainRead(value=7)
+    assert ChainReader("http://127.0.0.1:9", timeout=0.5).health().ok is False
+
+
+@pytest.mark.parametrize(
+    ("onchain", "state", "difference"),
+    [
+        (ChainRead(value=1_500), ReconcileState.MATCH, 0),
+        (ChainRead(value=1_499), ReconcileState.MISMATCH, -1),
+        (ChainRead(error="chain unavailable: down"), ReconcileState.UNKNOWN, None),
+    ],
+)
+def test_reconcile(onchain: ChainRead[int], state: ReconcileState, difference: int | None) -> None:
+    result = reconcile(EXPECTED, onchain)
+    assert (result.state, result.difference) == (state, difference)
+    assert reconcile(None, onchain).state == ReconcileState.NO_MINT
+
+
+def test_explorer_links_only_for_public_clusters() -> None:
+    assert explorer_url("SIG", "https://api.devnet.solana.com") == (
+        "https://explorer.solana.com/tx/SIG?cluster=devnet"
+    )
+    assert explorer_url("SIG", "https://api.mainnet-beta.solana.com") == (
+        "https://explorer.solana.com/tx/SIG"
+    )
+    assert explorer_url("SIG", "http://127.0.0.1:8899") is None
+
+
+def test_setting_ranges_are_the_model_constraints() -> None:
+    assert [field.name for field in SETTING_FIELDS] == [
+        name for name in TokenizationConfig.model_fields if name != "decimals"
+    ]
+    for field in SETTING_FIELDS:
+        info = TokenizationConfig.model_fields[field.name]
+        upper = [c.le for c in info.metadata if getattr(c, "le", None) is not None]
+        assert field.maximum == (upper[0] if upper else None)
+    ratio = field_by_name("kwh_to_token_ratio")
+    assert (ratio.kind, ratio.minimum_exclusive, ratio.decimal_places) == ("decimal", True, 9)
+    assert field_by_name("review_threshold_kwh").optional
+
+
+def test_parse_changes_types_the_inputs_and_keeps_only_changes() -> None:
+    current = TokenizationConfig()
+    changes = parse_changes(
+        {"kwh_to_token_ratio": "2.5", "batch_size": 50, "review_threshold_kwh": "",
+         "auto_mint_enabled": False},
+        current,
+    )  # fmt: skip
+    assert changes == {"kwh_to_token_ratio": Decimal("2.5"), "auto_mint_enabled": False}
+    with pytest.raises(InvalidSetting) as caught:
+        parse_changes({"max_reading_kwh": "lots"}, current)
+    assert caught.value.field == "max_reading_kwh"
+
+
+def test_ratio_preview_is_exact() -> None:
+    assert ratio_preview(Decimal("1.0"), 9) == "10.5 kWh -> 10.5 GRX"
+    assert ratio_preview(Decimal("0.333333333"), 9) == "10.5 kWh -> 3.499999996 GRX"
+
+
+def test_force_mint_never_queues_twice(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        seeded = seed_dashboard(session)
+        root, reading_id = seeded.users["root"], seeded.reading_ids["bob_review"]
+        assert force_mint_reading(session, reading_id, root).status == ReadingStatus.PENDING
+        with pytest.raises(AlreadyQueued) as caught:
+            force_mint_reading(session, reading_id, root)
+        assert caught.value.code == "already_queued"
+        reading = session.get(MeterReading, reading_id)
+        assert reading is not None
+        reading.status = ReadingStatus.MINTING.value  # the scheduler claimed it
+        session.commit()
+        with pytest.raises(AlreadyMinted):
+            force_mint_reading(session, reading_id, root)

@@ -1,0 +1,108 @@
+"""Meters & users (admin), My wallet (prosumer), and filters that survive reruns."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core.dashboard_chain import ChainRead, ChainReader
+from core.db.models import Meter, User
+from core.views import Split
+from tests.factories import keypair_for, wallet_for
+from tests.pages.conftest import Dashboard, frame
+
+
+def test_register_a_meter_shows_its_key_once(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    at.text_input(key="admin.meter_serial").input("MTR-NEW")
+    at.selectbox(key="admin.meter_owner").select("alice")
+    at.text_input(key="admin.meter_public_key").input(str(keypair_for("new").pubkey()))
+    at.button(key="admin.meter_register").click().run()
+    [key] = [block.value for block in at.code]
+    assert key.startswith("gtx_")
+    assert "MTR-NEW" in list(frame(at, "serial")["serial"])
+    at.run()
+    assert not at.code  # shown once: the next run no longer has it
+
+
+def test_register_a_meter_with_a_bad_key_is_refused(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    at.text_input(key="admin.meter_serial").input("MTR-BAD")
+    at.selectbox(key="admin.meter_owner").select("alice")
+    at.text_input(key="admin.meter_public_key").input("not-base58-0OIl")
+    at.button(key="admin.meter_register").click().run()
+    assert "public key" in at.error[0].value
+    with dashboard.app.sessions() as session:
+        assert session.scalar(select(Meter).where(Meter.serial == "MTR-BAD")) is None
+
+
+def test_suspend_and_resume_a_meter(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    at.selectbox(key="admin.meter_status_serial").select("MTR-B1").run()
+    at.button(key="admin.meter_status_toggle").click().run()
+    assert "MTR-B1 is now suspended" in at.success[0].value
+    at.button(key="admin.meter_status_toggle").click().run()
+    assert "MTR-B1 is now active" in at.success[0].value
+
+
+@pytest.mark.parametrize(
+    ("wallet", "error"),
+    [("", "wallet address is required"), ("abc", "decodes to 3 bytes")],
+)
+def test_a_prosumer_needs_a_valid_wallet(dashboard: Dashboard, wallet: str, error: str) -> None:
+    at = dashboard.open("root", "admin")
+    at.text_input(key="admin.user_name").input("carol")
+    at.text_input(key="admin.user_password").input("long-enough-password")
+    at.text_input(key="admin.user_wallet").input(wallet)
+    at.button(key="admin.user_create").click().run()
+    assert error in at.error[0].value
+
+
+def test_create_a_prosumer(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    at.text_input(key="admin.user_name").input("carol")
+    at.text_input(key="admin.user_password").input("long-enough-password")
+    at.text_input(key="admin.user_wallet").input(wallet_for("carol"))
+    at.button(key="admin.user_create").click().run()
+    assert "User carol (prosumer) created" in at.success[0].value
+    with dashboard.app.sessions() as session:
+        carol = session.scalar(select(User).where(User.username == "carol"))
+        assert carol is not None and carol.wallet_address == wallet_for("carol")
+
+
+@pytest.mark.parametrize(
+    ("onchain", "expected"),
+    [
+        (ChainRead(value=4_500_000_000), "matches"),
+        (ChainRead(value=4_000_000_000), "0.5 GRX less"),
+        (ChainRead(error="chain unavailable: node down"), "node down"),
+    ],
+)
+def test_wallet_shows_chain_and_database_side_by_side(
+    dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch, onchain: ChainRead[int], expected: str
+) -> None:
+    monkeypatch.setattr(ChainReader, "wallet_balance", lambda self, *args: onchain)
+    at = dashboard.open("alice", "wallet")
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Minted to this wallet (database)"] == "4.5 GRX"
+    notes = [e.value for e in (*at.success, *at.warning)]
+    assert any(expected in note for note in notes), notes
+    assert list(frame(at, "transaction")["GRX"])[:1] == ["4.5"]
+
+
+def test_live_filters_survive_reruns(dashboard: Dashboard) -> None:
+    at = dashboard.open("ops", "live")
+    at.radio(key="live.range").set_value("Last 7 days")
+    at.radio(key="live.split").set_value(Split.PROSUMER).run()
+    at.run()  # an auto-refresh reruns the page; the choices stay
+    assert at.radio(key="live.range").value == "Last 7 days"
+    assert at.radio(key="live.split").value == Split.PROSUMER
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_event_filters(dashboard: Dashboard) -> None:
+    at = dashboard.open("ops", "events")
+    at.selectbox(key="events.range").select("All time")
+    at.multiselect(key="events.types").select("tokens_minted")
+    at.text_input(key="events.text").input("bob").run()
+    assert list(frame(at, "details")["type"]) == ["tokens_minted"]
