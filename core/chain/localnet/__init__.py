@@ -4,11 +4,15 @@
 durable ledger under DATA_DIR/localnet/. Modules, each with one job:
 
     clock      slots, block heights, the 150-block blockhash window
-    ledger     the SQLite store: accounts, signatures, seed, slot
-    execution  what a landed transaction leaves behind (writes, status meta)
+    ledger     the SQLite store: accounts, signatures, seed, slot (reads)
+    writer     the ledger's writer thread: ordered, grouped, fsynced commits
+    execution  what a landed transaction leaves behind (writes, status meta, fees)
+    rent       the runtime's rent-state rule, which LiteSVM does not apply
+    tokens     SPL Token layouts, balances and jsonParsed views
     node       LiteSVM + clock + ledger: the rules a leader applies
     params     JSON-RPC params and transaction decoding, with agave's errors
     rpc        the JSON-RPC envelope: single and batch calls, ids, errors
-    methods/   one module per family of methods
+    methods/   the methods, by family (cluster, accounts, transactions)
     server     HTTP (uvicorn, bare ASGI) and the slot ticker
+    allocator  malloc thresholds that keep LiteSVM out of the kernel
 """

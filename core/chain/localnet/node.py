@@ -85,6 +85,8 @@ def _guarded(run: Callable[[VersionedTransaction], T], tx: VersionedTransaction)
 
 
 class Node:
+    """The chain: state in LiteSVM, time in the clock, history in the ledger."""
+
     def __init__(self, ledger: Ledger, slot_ms: int, wall_clock: Callable[[], float] = time.time):
         self.ledger = ledger
         self._wall_clock = wall_clock
