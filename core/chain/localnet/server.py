@@ -109,6 +109,9 @@ async def serve(node: Node, sock: socket.socket, methods: dict[str, Any]) -> Non
         log_level="warning",
         access_log=False,
         http="httptools",
+        # Longer than clients keep idle connections (httpx: 5 s), so the client side
+        # always closes first and never reuses a connection the server just dropped.
+        timeout_keep_alive=65,
         timeout_graceful_shutdown=5,
     )
     port = sock.getsockname()[1]
