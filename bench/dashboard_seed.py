@@ -11,6 +11,7 @@ Rows go in through the driver: executemany on SQLite, COPY on PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,10 +79,10 @@ def _rows(total: int, now: datetime) -> Iterator[tuple[str, tuple[Any, ...]]]:
             roll = rng.random()
             if status == "minted" and roll < 0.002:
                 status = ("failed", "review", "rejected", "failed")[int(roll * 2000)]
+            failed = status == "failed"
             row = [reading_id, meter + 1, owner + 3, _address(f"wallet{owner}"), kwh_micro, at,
-                   submitted, status, "sig", None, None, None, None, None,
-                   3 if status == "failed" else 0,
-                   "blockhash expired after 3 attempts" if status == "failed" else None]  # fmt: skip
+                   submitted, status, "sig", None, None, None, None, None, 3 if failed else 0,
+                   "blockhash expired after 3 attempts" if failed else None]  # fmt: skip
             if status != "minted":
                 yield "reading", tuple(row)
                 continue
@@ -101,28 +102,21 @@ def _close_batch(rows: list[list[Any]], batch_id: int, rng: random.Random) -> It
     signature = _signature(batch_id)
     units = 0
     for row in rows:
-        row[9], row[10], row[11], row[12], row[13] = (
-            batch_id,
-            row[4] * 1000,
-            "1",
-            signature,
-            minted_at,
-        )
+        # mint_batch_id, token_base_units (ratio 1, 9 decimals), ratio, signature, minted_at
+        row[9:14] = [batch_id, row[4] * 1000, "1", signature, minted_at]
         units += row[10]
         yield "reading", tuple(row)
     yield "batch", (batch_id, "confirmed", signature, 1, len(rows), units, created, created,
                     minted_at)  # fmt: skip
-    payload = f'{{"batch_id": {batch_id}, "total_readings": {len(rows)}, "transaction_signature": "{signature}"}}'
-    yield "event", ("batch_minting_completed", None, payload, minted_at)
-    yield (
-        "event",
-        (
-            "tokens_minted",
-            rows[0][2],
-            f'{{"batch_id": {batch_id}, "user_id": {rows[0][2]}}}',
-            minted_at,
-        ),
-    )
+    completed = {
+        "batch_id": batch_id,
+        "total_readings": len(rows),
+        "transaction_signature": signature,
+    }
+    yield "event", ("batch_minting_completed", None, json.dumps(completed), minted_at)
+    owner = rows[0][2]
+    minted = {"batch_id": batch_id, "user_id": owner}
+    yield "event", ("tokens_minted", owner, json.dumps(minted), minted_at)
 
 
 def seed(engine: Engine, total: int, now: datetime | None = None) -> SeedInfo:
@@ -143,11 +137,13 @@ def seed(engine: Engine, total: int, now: datetime | None = None) -> SeedInfo:
             text("INSERT INTO meters (id, serial, owner_id, public_key, api_key_hash, status, "
                  "created_at) VALUES (:i, :s, :o, :k, :h, 'active', :t)"),
             [{"i": m + 1, "s": f"MTR-{m:04d}", "o": 3 + m % PROSUMERS, "k": _address(f"m{m}"),
-              "h": hashlib.sha256(f"key{m}".encode()).hexdigest(), "t": now} for m in range(METERS)],
+              "h": hashlib.sha256(f"key{m}".encode()).hexdigest(), "t": now}
+             for m in range(METERS)],
         )  # fmt: skip
         connection.execute(
             text("INSERT INTO token_mints (address, rpc_url, token_program, decimals, "
-                 "bootstrap_supply, created_at) VALUES (:a, 'http://127.0.0.1:9', 'spl-token', 9, 0, :t)"),
+                 "bootstrap_supply, created_at) "
+                 "VALUES (:a, 'http://127.0.0.1:9', 'spl-token', 9, 0, :t)"),
             {"a": _address("grx-mint"), "t": now},
         )  # fmt: skip
     counts = (_copy if engine.dialect.name == "postgresql" else _executemany)(engine, total, now)
@@ -163,8 +159,11 @@ def _sqlite_value(value: Any) -> Any:
 
 
 def _executemany(engine: Engine, total: int, now: datetime) -> dict[str, int]:
-    tables = {"reading": ("meter_readings", READING_COLUMNS), "batch": ("mint_batches", BATCH_COLUMNS),
-              "event": ("events", EVENT_COLUMNS)}  # fmt: skip
+    tables = {
+        "reading": ("meter_readings", READING_COLUMNS),
+        "batch": ("mint_batches", BATCH_COLUMNS),
+        "event": ("events", EVENT_COLUMNS),
+    }
     buffers: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in tables}
     counts = dict.fromkeys(tables, 0)
     raw = engine.raw_connection()

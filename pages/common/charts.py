@@ -15,9 +15,10 @@ from core.units import micro_to_kwh
 from core.views import DayPoint, QueuePoint, RatePoint, SeriesPoint
 
 _LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+    "margin": {"l": 60, "r": 20, "t": 70, "b": 50},
     "hovermode": "x unified",
-    "legend": {"orientation": "h", "y": -0.2},
+    # Above the plot, right of the title: below it would cover the x axis title.
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
     "height": 360,
 }
 

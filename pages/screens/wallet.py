@@ -67,6 +67,7 @@ if totals.readings == 0:
 st.plotly_chart(charts.daily_chart(daily, decimals), key="wallet.daily_chart")
 
 rpc_url = app.settings.app.effective_rpc_url
+linked = explorer_url("x", rpc_url) is not None  # a public cluster: link to the Explorer
 mints_tab, readings_tab = st.tabs(["Mints", "Readings"])
 with mints_tab:
     st.dataframe(
@@ -76,12 +77,15 @@ with mints_tab:
                 "readings": m.readings,
                 "kWh": ui.kwh(m.kwh_micro),
                 "GRX": ui.grx(m.base_units, decimals),
-                "transaction": m.signature,
-                "explorer": explorer_url(m.signature, rpc_url),
+                "transaction": explorer_url(m.signature, rpc_url) if linked else m.signature,
             }
             for m in mints
         ],
-        column_config={"explorer": st.column_config.LinkColumn("explorer", display_text="open")},
+        column_config={
+            "transaction": st.column_config.LinkColumn(display_text=r"tx/([^?]{12})")
+            if linked
+            else st.column_config.TextColumn()
+        },
         hide_index=True,
         key="wallet.mints",
     )

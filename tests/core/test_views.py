@@ -58,7 +58,7 @@ def test_overview_counts_today(world: tuple[Session, Seeded]) -> None:
     stats = views.overview(session, seeded.users["ops"], NOW)
     # Today: alice's 3 minted + pending + failed (09:00) + bob's minted + review (10:00).
     assert stats.readings_today == 7
-    assert stats.kwh_micro_today == 158_000_000
+    assert stats.kwh_micro_today == 23_000_000
     assert (stats.base_units_minted_today, stats.readings_minted_today) == (6_500_000_000, 4)
     assert (stats.pending, stats.review, stats.minting, stats.failed) == (1, 1, 0, 1)
 
@@ -118,8 +118,8 @@ def test_energy_series_buckets_exact_kwh_on_both_databases(world: tuple[Session,
     window = Window.ending_at(NOW, 4 * 3600, 3600)
     points = views.energy_series(session, seeded.users["ops"], window)
     by_hour = {point.bucket_start.hour: point.kwh_micro for point in points}
-    # 09:00 failed 1.0, 10:00 review 150.0, 11:00 minted 1.5+1.5+1.5+2.0 and pending 0.5.
-    assert by_hour == {9: 1_000_000, 10: 150_000_000, 11: 7_000_000, 12: 0}
+    # 09:00 failed 1.0, 10:00 review 15.0, 11:00 minted 1.5+1.5+1.5+2.0 and pending 0.5.
+    assert by_hour == {9: 1_000_000, 10: 15_000_000, 11: 7_000_000, 12: 0}
     split = views.energy_series(session, seeded.users["ops"], window, Split.PROSUMER)
     assert [p.series for p in split if p.bucket_start.hour == 10] == ["bob", "alice"]
 

@@ -20,7 +20,7 @@ def test_the_queue_lists_readings_in_review(dashboard: Dashboard) -> None:
     at = dashboard.open("root", "review")
     table = frame(at, "kWh")
     assert list(table["id"]) == [dashboard.seeded.reading_ids["bob_review"]]
-    assert list(table["kWh"]) == ["150"]
+    assert list(table["kWh"]) == ["15"]
     assert at.number_input(key="review.reading_id").value == table["id"][0]
 
 
