@@ -144,11 +144,11 @@ class MeterReading(Base):
         UniqueConstraint("meter_id", "reading_timestamp"),
         CheckConstraint(_one_of("status", ReadingStatus), name="status"),
         CheckConstraint("kwh_micro > 0", name="kwh_positive"),
-        # The claim query: pending readings whose backoff has passed, oldest first.
+        # The claim query: pending readings oldest first, backoff checked from the index.
         Index(
             "ix_meter_readings_claim",
-            "next_attempt_at",
             "id",
+            "next_attempt_at",
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from core.chain.errors import ChainError
 from core.chain.factories import MintInstructionFactory
 from core.chain.instructions import batch_memo
 from core.chain.packing import build_mint_transaction, max_mints_per_transaction
-from core.chain.status import ConfirmationState
+from core.chain.status import Confirmation, ConfirmationState
 from core.chain.transactions import sign_transaction, transaction_signature
 from core.config import TokenizationConfig
 from core.db.models import BatchStatus
@@ -86,6 +87,7 @@ class MintPipeline:
         poll_interval: float = 0.15,
         rebroadcast_interval: float = 2.0,
         settle_timeout: float = 90.0,
+        max_cycle_secs: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.config = config
@@ -96,6 +98,7 @@ class MintPipeline:
         self.poll_interval = poll_interval
         self.rebroadcast_interval = rebroadcast_interval
         self.settle_timeout = settle_timeout
+        self.max_cycle_secs = max_cycle_secs
         self.accounts = TokenAccounts(
             target.chain, target.authority, target.factory, airdrop=target.airdrop
         )
@@ -104,29 +107,51 @@ class MintPipeline:
     # --- the cycle ---------------------------------------------------------------------
 
     def run_cycle(self, *, requested_by: int | None = None) -> CycleReport:
-        """Finish what earlier cycles left open, then mint everything that is due."""
+        """Finish what earlier cycles left open, then mint everything that is due.
+
+        Claiming and settling interleave: while transactions wait for confirmation,
+        newly due readings are claimed and sent, and every poll finalizes what the
+        chain has decided. The cycle ends when nothing is due and nothing is in
+        flight, when asked to stop, or after `max_cycle_secs` of continuous work
+        (the scheduler then starts the next cycle with a fresh configuration).
+        """
         report = CycleReport()
         self.recover(report, release_all_planned=False)
-        config = self.config()
         in_flight: list[InFlight] = []
-        while not self.stop.is_set():
-            with self.sessions() as session:
-                claimed = claim_pending(
-                    session,
-                    config,
-                    now=self.clock(),
-                    wallets_per_transaction=self.wallets_per_transaction,
-                    requested_by=requested_by,
-                )
-            if not claimed:
+        started = last_broadcast = time.monotonic()
+        while True:
+            claimed: list[ClaimedBatch] = []
+            busy = len(in_flight) >= self.max_in_flight
+            working_too_long = time.monotonic() - started > self.max_cycle_secs
+            if not (self.stop.is_set() or busy or working_too_long):
+                claimed = self._claim(requested_by)
+                report.claimed_readings += sum(len(batch.reading_ids) for batch in claimed)
+                if claimed:
+                    in_flight += self._sign_and_send(claimed, report)
+            if in_flight:
+                in_flight = self._poll(in_flight, report)
+            if not claimed and not in_flight:
                 break
-            report.claimed_readings += sum(len(batch.reading_ids) for batch in claimed)
-            in_flight += self._sign_and_send(claimed, report)
-            if len(in_flight) >= self.max_in_flight:
-                self.settle(in_flight, config, report)
-                in_flight = []
-        self.settle(in_flight, config, report)
+            if self.stop.is_set() or (working_too_long and not claimed):
+                report.unresolved += len(in_flight)  # recovery settles them next cycle
+                break
+            if not claimed:
+                if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
+                    self._broadcast(in_flight)
+                    last_broadcast = time.monotonic()
+                self.stop.wait(self.poll_interval)
         return report
+
+    def _claim(self, requested_by: int | None) -> list[ClaimedBatch]:
+        config = self.config()  # re-read for every claim: admins' changes apply at once
+        with self.sessions() as session:
+            return claim_pending(
+                session,
+                config,
+                now=self.clock(),
+                wallets_per_transaction=self.wallets_per_transaction,
+                requested_by=requested_by,
+            )
 
     def recover(self, report: CycleReport, *, release_all_planned: bool) -> None:
         """Release planned batches nobody will sign; settle signed ones (DESIGN step 5)."""
@@ -154,7 +179,7 @@ class MintPipeline:
         if signed:
             log.info("recovering %d signed batch(es)", len(signed))
             self._broadcast(signed)
-            self.settle(signed, self.config(), report)
+            self.settle(signed, report)
 
     # --- steps -------------------------------------------------------------------------
 
@@ -215,34 +240,36 @@ class MintPipeline:
             except ChainError as exc:
                 log.warning("send of batch %d failed (%s); will rebroadcast", item.batch_id, exc)
 
-    def settle(
-        self, in_flight: list[InFlight], config: TokenizationConfig, report: CycleReport
-    ) -> None:
-        """Poll the chain until every batch is confirmed, failed or expired (or we stop)."""
+    def settle(self, in_flight: list[InFlight], report: CycleReport) -> None:
+        """Poll until every batch is confirmed, failed or expired (or we stop or time out)."""
         waiting = list(in_flight)
-        started = last_broadcast = self._monotonic()
+        started = last_broadcast = time.monotonic()
         while waiting:
-            results = self.target.chain.confirmations(
-                [(item.signature, item.last_valid_block_height) for item in waiting]
-            )
-            still = []
-            for item, result in zip(waiting, results, strict=True):
-                if result.state is ConfirmationState.PENDING:
-                    still.append(item)
-                    continue
-                self._finalize(item, result, config, report)
-            waiting = still
+            waiting = self._poll(waiting, report)
             if not waiting:
-                break
-            if self.stop.is_set() or self._monotonic() - started > self.settle_timeout:
+                return
+            if self.stop.is_set() or time.monotonic() - started > self.settle_timeout:
                 report.unresolved += len(waiting)  # recovery settles them later
-                break
-            if self._monotonic() - last_broadcast >= self.rebroadcast_interval:
+                return
+            if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
                 self._broadcast(waiting)
-                last_broadcast = self._monotonic()
+                last_broadcast = time.monotonic()
             self.stop.wait(self.poll_interval)
 
-    def _finalize(self, item: InFlight, result, config: TokenizationConfig, report) -> None:
+    def _poll(self, in_flight: list[InFlight], report: CycleReport) -> list[InFlight]:
+        """One look at the chain; finalize what it decided, return what is still pending."""
+        results = self.target.chain.confirmations(
+            [(item.signature, item.last_valid_block_height) for item in in_flight]
+        )
+        pending = []
+        for item, result in zip(in_flight, results, strict=True):
+            if result.state is ConfirmationState.PENDING:
+                pending.append(item)
+            else:
+                self._finalize(item, result, report)
+        return pending
+
+    def _finalize(self, item: InFlight, result: Confirmation, report: CycleReport) -> None:
         now = self.clock()
         with self.sessions() as session:
             if result.state is ConfirmationState.CONFIRMED:
@@ -251,6 +278,7 @@ class MintPipeline:
                     report.confirmed += 1
             elif result.state is ConfirmationState.FAILED:
                 error = (result.status.error if result.status else None) or "failed on chain"
+                config = self.config()
                 if states.mark_failed(session, item.batch_id, error=error, config=config, now=now):
                     report.failed += 1
             elif states.mark_expired(session, item.batch_id, now=now):
@@ -264,9 +292,3 @@ class MintPipeline:
                         report.released += 1
         except Exception:  # the database may be the reason we are here
             log.exception("could not release planned batches; recovery will")
-
-    @staticmethod
-    def _monotonic() -> float:
-        import time
-
-        return time.monotonic()

@@ -191,7 +191,7 @@ def upgrade() -> None:
     with op.batch_alter_table("meter_readings", schema=None) as batch_op:
         batch_op.create_index(
             "ix_meter_readings_claim",
-            ["next_attempt_at", "id"],
+            ["id", "next_attempt_at"],
             unique=False,
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),
