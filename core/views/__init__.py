@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 
 from core.db.engine import read_only
 from core.views._sql import Window, day_start, is_staff, require_admin, require_staff
-from core.views.admin import MeterRow, UserRow, failed_readings, meters, review_queue, users
+from core.views.admin import (
+    MeterRow,
+    UserRow,
+    any_user,
+    failed_readings,
+    meters,
+    review_queue,
+    user_for_email,
+    users,
+)
 from core.views.events import EVENT_TYPES, EventRow, event_log
 from core.views.minting import (
     BatchRow,
@@ -81,6 +90,7 @@ __all__ = [
     "UserRow",
     "WalletTotals",
     "Window",
+    "any_user",
     "count_by_status",
     "current_token_mint",
     "daily_production",
@@ -102,6 +112,7 @@ __all__ = [
     "require_admin",
     "require_staff",
     "review_queue",
+    "user_for_email",
     "users",
     "wallet_totals",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Meter, ReadingStatus, Role, User
@@ -77,3 +77,15 @@ def users(session: Session, viewer: User, *, role: Role | None = None) -> list[U
     if role is not None:
         statement = statement.where(User.role == role.value)
     return [UserRow(*row) for row in session.execute(statement)]
+
+
+def any_user(session: Session) -> bool:
+    """Whether anyone can log in yet (the login page says how to get a first admin)."""
+    return session.scalar(select(User.id).limit(1)) is not None
+
+
+def user_for_email(session: Session, email: str) -> User | None:
+    """The users row an OIDC identity maps to: username equal to the email, any case."""
+    if not email.strip():
+        return None
+    return session.scalar(select(User).where(func.lower(User.username) == email.strip().lower()))

@@ -15,8 +15,8 @@ With an [auth] section in .streamlit/secrets.toml, "Log in with SSO" uses st.log
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy import func, select
 
+from core import views
 from core.auth import InvalidToken, authenticate, decode_token, issue_token
 from core.bootstrap import App
 from core.db.models import Role, User
@@ -88,6 +88,13 @@ def login_form(app: App) -> None:
         st.rerun()
     if oidc_configured() and st.button("Log in with SSO", key="login.sso"):
         st.login()
+    with ui.reading(app) as session:
+        anyone = views.any_user(session)
+    if not anyone:
+        st.info(
+            "No users yet: the API creates the first admin when it starts (`make run`, or "
+            "`python -m api` on this DATABASE_URL) and prints the password once."
+        )
     st.caption(
         "The first admin is created at first start (`make run` prints the password, also "
         "saved in DATA_DIR/secrets/admin_password). Admins create other users on the "
@@ -136,8 +143,8 @@ def _token_for_oidc(app: App) -> str | None:
     """Map the OIDC identity's email to a users row (username, case-insensitive)."""
     email = str(st.user.get("email") or "").strip()
     with ui.reading(app) as session:
-        user = session.scalar(select(User).where(func.lower(User.username) == email.lower()))
-    if user is None or user.disabled or not email:
+        user = views.user_for_email(session, email)
+    if user is None or user.disabled:
         st.session_state[NOTICE_KEY] = (
             f"No enabled dashboard account for {email or 'this identity'}: "
             "ask an admin to create a user whose username is that email."

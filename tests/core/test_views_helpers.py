@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import views
 from core.config import TokenizationConfig
 from core.dashboard_actions import AlreadyQueued, force_mint_reading
 from core.dashboard_chain import ChainRead, ChainReader, ReconcileState, explorer_url, reconcile
@@ -16,6 +17,7 @@ from core.db.models import MeterReading, ReadingStatus
 from core.minting.requests import AlreadyMinted
 from core.settings_store import InvalidSetting
 from core.views import ExpectedSupply
+from tests.factories import make_user
 from tests.pages.seed import seed_dashboard
 
 EXPECTED = ExpectedSupply("mint", 9, bootstrap_supply=1_000, minted_base_units=500)
@@ -112,3 +114,14 @@ def test_force_mint_never_queues_twice(sessions: sessionmaker[Session]) -> None:
         session.commit()
         with pytest.raises(AlreadyMinted):
             force_mint_reading(session, reading_id, root)
+
+
+def test_login_lookups(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        assert not views.any_user(session)  # the login page then says how to get an admin
+        seed_dashboard(session)
+        make_user(session, "Ana@Example.com", role="operator")
+        assert views.any_user(session)
+        found = views.user_for_email(session, " ana@example.COM ")
+        assert found is not None and found.username == "Ana@Example.com"
+        assert views.user_for_email(session, "") is None

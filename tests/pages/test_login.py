@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.auth import issue_token
 from core.db.models import User
-from tests.factories import DEFAULT_PASSWORD, NOW
+from tests.factories import DEFAULT_PASSWORD, NOW, make_user
 from tests.pages.conftest import ROOT, SECRET, TIMEOUT_SECS, Dashboard
 
 
@@ -78,3 +78,37 @@ def test_logout_forgets_the_session(dashboard: Dashboard) -> None:
     at.sidebar.button(key="auth.logout").click().run()
     assert at.text_input(key="login.username")
     assert "session" not in at.query_params
+
+
+OIDC = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "s",
+        "client_id": "c",
+        "client_secret": "s",
+        "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
+    }
+}
+
+
+def _oidc(identity: dict[str, object]) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_SECS)
+    at.session_state["clock.now"] = NOW
+    at.secrets.update(OIDC)
+    at.user = identity
+    return at.run()
+
+
+def test_oidc_identity_maps_to_a_users_row_by_email(dashboard: Dashboard) -> None:
+    with dashboard.app.sessions() as session:
+        make_user(session, "ana@example.com", role="operator")
+    at = _oidc({"is_logged_in": True, "email": "Ana@Example.com"})
+    assert [t.value for t in at.title] == ["Overview"]
+    assert at.query_params["session"]
+
+
+def test_oidc_without_an_account_is_told_what_to_do(dashboard: Dashboard) -> None:
+    at = _oidc({"is_logged_in": True, "email": "stranger@example.com"})
+    assert "No enabled dashboard account for stranger@example.com" in at.warning[0].value
+    logged_out = _oidc({"is_logged_in": False})
+    assert logged_out.button(key="login.sso").label == "Log in with SSO"
