@@ -1,0 +1,129 @@
+"""`make bench`: run every benchmark and write docs/PERFORMANCE.md.
+
+Each benchmark is a script that prints its own figures; this runner records
+them verbatim under their targets, with the command, the machine and the date.
+
+    .venv/bin/python -m bench                 # all of them
+    .venv/bin/python -m bench chain_mint      # some of them, by name
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "docs" / "PERFORMANCE.md"
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    what: str
+    targets: tuple[str, ...]
+
+
+BENCHES = (
+    Bench(
+        "chain_mint",
+        "10,000 readings to 1,000 wallets through the embedded node over HTTP",
+        (">= 2,000 MintTo/s", "every transaction <= 1232 bytes", "exact balances and supply"),
+    ),
+    Bench(
+        "mint_pipeline",
+        "the mint pipeline on PostgreSQL through the embedded node",
+        (
+            "drain >= 2,000 readings/s (20,000 readings, 2,000 wallets)",
+            "claim query < 5 ms at 1,000,000 readings, using the partial index",
+            "acceptance -> minted p95 <= 3 s at 50 readings/s, default settings",
+        ),
+    ),
+    Bench(
+        "ingest",
+        "1,000 concurrent meters against the API on PostgreSQL",
+        (
+            ">= 500 accepted readings/s submitted individually",
+            ">= 5,000 accepted readings/s through submit-batch",
+            "accepted == stored, zero 5xx",
+        ),
+    ),
+    Bench(
+        "ws_latency",
+        "500 WebSocket clients, events at 50/s on PostgreSQL",
+        ("commit -> receipt p99 < 50 ms", "every entitled event delivered exactly once"),
+    ),
+    Bench(
+        "dashboard",
+        "every dashboard page over 1,000,000 readings",
+        ("every page renders in < 1 s",),
+    ),
+)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+        memory = f"{memory_kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        memory = "unknown RAM"
+    return f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()} {platform.release()}"
+
+
+def run(bench: Bench) -> tuple[str, str, float, int]:
+    command = f".venv/bin/python -m bench.{bench.name}"
+    print(f"== {command}", flush=True)
+    started = time.monotonic()
+    result = subprocess.run(  # noqa: S603 - our own benchmark module
+        [sys.executable, "-m", f"bench.{bench.name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = result.stdout.strip()
+    if result.returncode != 0:
+        output += f"\n(exit code {result.returncode})\n{result.stderr.strip()[-3000:]}"
+    print(output, flush=True)
+    return command, output, time.monotonic() - started, result.returncode
+
+
+def main(names: list[str]) -> int:
+    chosen = [b for b in BENCHES if not names or b.name in names]
+    sections = []
+    failures = 0
+    for bench in chosen:
+        command, output, seconds, code = run(bench)
+        failures += code != 0
+        targets = "\n".join(f"- target: {target}" for target in bench.targets)
+        sections.append(
+            f"## {bench.name}: {bench.what}\n\n{targets}\n\nCommand: `{command}` "
+            f"({seconds:.0f} s)\n\n```\n{output}\n```\n"
+        )
+    header = (
+        "# Performance\n\n"
+        "Written by `make bench` (`.venv/bin/python -m bench`), which runs every script in "
+        "bench/ and records what it printed. Benchmarks are not tests: they measure.\n\n"
+        f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n"
+    )
+    REPORT.write_text(header + "\n" + "\n".join(sections))
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
