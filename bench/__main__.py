@@ -88,7 +88,7 @@ def run(bench: Bench) -> tuple[str, str, float, int]:
     command = f".venv/bin/python -m bench.{bench.name}"
     print(f"== {command}", flush=True)
     started = time.monotonic()
-    result = subprocess.run(  # noqa: S603 - our own benchmark module
+    result = subprocess.run(
         [sys.executable, "-m", f"bench.{bench.name}"],
         cwd=ROOT,
         capture_output=True,
