@@ -1,4 +1,10 @@
-"""Entry point of `make run` (python -m launcher)."""
+"""`make run` (python -m launcher): migrate, prepare, start and supervise every process.
+
+Order: migrate the database; create the first admin; start the embedded node
+(unless SOLANA_RPC_URL names another cluster); create the key and the GRX mint;
+then the api, the scheduler, the dashboard and, with DEMO=1, the demo fleet.
+Ctrl-C (or SIGTERM) stops every child; a child that dies is reported and restarted.
+"""
 
 from __future__ import annotations
 
@@ -6,106 +12,137 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
+from core.bootstrap import bootstrap
 from core.config import ConfigError, Settings, load_settings
 from core.db.migrate import upgrade
+from core.errors import DomainError
+from launcher.setup import prepare_admin, prepare_mint
 from launcher.supervisor import Service, Supervisor, say
 
 REPO = Path(__file__).resolve().parents[1]
 HEALTH_RPC = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode()
+# The demo meters report every few seconds; the default 15-minute duplicate window
+# would let each of them report only four times an hour.
+DEMO_DUPLICATE_WINDOW_SECS = "4"
 
 
-def _built(relative: str) -> bool:
-    return (REPO / relative).exists()
+def demo_environment(environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The environment the children get, and notes about what the launcher chose."""
+    env = dict(environ)
+    notes = []
+    demo = env.get("DEMO", "0").lower() in ("1", "true", "yes", "on")
+    if demo and "TOKENIZATION_DUPLICATE_WINDOW_SECS" not in env:
+        env["TOKENIZATION_DUPLICATE_WINDOW_SECS"] = DEMO_DUPLICATE_WINDOW_SECS
+        notes.append(
+            f"demo: TOKENIZATION_DUPLICATE_WINDOW_SECS={DEMO_DUPLICATE_WINDOW_SECS} so the "
+            "demo meters can report every 5 s (set it yourself to keep the default 900)"
+        )
+    return env, notes
 
 
-def planned_services(settings: Settings) -> tuple[list[Service], list[str]]:
-    """The services to start, in order, and the names of those not built yet."""
+def services(settings: Settings) -> list[Service]:
     app = settings.app
     python = sys.executable
-    candidates: list[tuple[bool, str, Service]] = [
-        (
-            app.uses_embedded_localnet,
-            "core/chain/localnet/__main__.py",
-            Service(
-                "localnet", [python, "-m", "core.chain.localnet"], app.localnet_url, HEALTH_RPC
-            ),
+    planned = [
+        Service(
+            "api",
+            [python, "-m", "api"],
+            f"http://{app.api_host}:{app.api_port}/health",
         ),
-        (
-            True,
-            "api/__main__.py",
-            Service("api", [python, "-m", "api"], f"http://{app.api_host}:{app.api_port}/health"),
+        Service("scheduler", [python, "-m", "scheduler"]),
+        Service(
+            "dashboard",
+            [
+                python, "-m", "streamlit", "run", str(REPO / "app.py"),
+                "--server.address", app.dashboard_host,
+                "--server.port", str(app.dashboard_port),
+                "--server.headless", "true",
+                "--browser.gatherUsageStats", "false",
+            ],
+            f"http://{app.dashboard_host}:{app.dashboard_port}/_stcore/health",
         ),
-        (True, "scheduler/__main__.py", Service("scheduler", [python, "-m", "scheduler"])),
-        (
-            True,
-            "app.py",
-            Service(
-                "dashboard",
-                [
-                    python,
-                    "-m",
-                    "streamlit",
-                    "run",
-                    str(REPO / "app.py"),
-                    "--server.address",
-                    app.dashboard_host,
-                    "--server.port",
-                    str(app.dashboard_port),
-                    "--server.headless",
-                    "true",
-                    "--browser.gatherUsageStats",
-                    "false",
-                ],
-                f"http://{app.dashboard_host}:{app.dashboard_port}/_stcore/health",
-            ),
-        ),
-        (app.demo, "simulator/__main__.py", Service("simulator", [python, "-m", "simulator"])),
-    ]
-    services, missing = [], []
-    for wanted, path, service in candidates:
-        if not wanted:
-            continue
-        (services if _built(path) else missing).append(service if _built(path) else service.name)
-    return services, missing
+    ]  # fmt: skip
+    if app.demo:
+        planned.append(Service("simulator", [python, "-m", "simulator"]))
+    return planned
+
+
+def wait_for_file(path: Path, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text(encoding="utf-8")
+        time.sleep(0.2)
+    return None
 
 
 def main() -> int:
+    env, notes = demo_environment(dict(os.environ))
+    os.environ.update(env)
     try:
         settings = load_settings()
     except ConfigError as exc:
         for variable, value, allowed in exc.problems:
             say(f"invalid configuration: {variable}={value!r}: {allowed}")
         return 2
-    settings.app.data_dir.mkdir(parents=True, exist_ok=True)
-    say(f"data directory: {settings.app.data_dir.resolve()}")
-    upgrade(settings.app.effective_database_url)
+    for note in notes:
+        say(note)
+    app_settings = settings.app
+    app_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    say(f"data directory: {app_settings.data_dir.resolve()}")
+    upgrade(app_settings.effective_database_url)
     say("database migrated to the latest schema")
+    app = bootstrap(settings)
+    supervisor = Supervisor(env)
 
-    services, missing = planned_services(settings)
-    if missing:
-        say(f"not built yet, not started: {', '.join(missing)}")
-    supervisor = Supervisor(dict(os.environ))
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        for service in services:
+        admin = prepare_admin(app)
+        if admin and admin.generated_password:
+            say(
+                f"first admin '{admin.username}' created; password (shown once, saved 0600 "
+                f"in {admin.password_file}): {admin.generated_password}"
+            )
+        if app_settings.uses_embedded_localnet:
+            say(f"starting the embedded Solana node on {app_settings.localnet_url}")
+            localnet = Service(
+                "localnet", [sys.executable, "-m", "core.chain.localnet"],
+                app_settings.localnet_url, HEALTH_RPC,
+            )  # fmt: skip
+            if not supervisor.start(localnet):
+                return 1
+        else:
+            say(f"using the Solana cluster at {app_settings.effective_rpc_url}")
+        grx, authority = prepare_mint(app)
+        verb = "created" if grx.created else "using"
+        say(f"{verb} GRX mint {grx.address} ({grx.decimals} decimals), authority {authority}")
+        for service in services(settings):
             say(f"starting {service.name}")
             if not supervisor.start(service):
-                say(f"{service.name} failed to start; stopping")
                 return 1
-        say(f"dashboard: http://{settings.app.dashboard_host}:{settings.app.dashboard_port}")
+        say(f"dashboard: http://{app_settings.dashboard_host}:{app_settings.dashboard_port}")
+        say(f"api:       http://{app_settings.api_host}:{app_settings.api_port}/docs")
+        if app_settings.demo:
+            logins = wait_for_file(app_settings.data_dir / "demo-logins.txt", timeout=30)
+            if logins:
+                say("demo logins:\n" + logins.rstrip())
         say("press Ctrl-C to stop everything")
         supervisor.watch()
     except KeyboardInterrupt:
         say("stopping")
+    except DomainError as exc:
+        say(f"cannot start: {exc}")
+        return 1
     finally:
         supervisor.stop()
+        app.close()
         say("all processes stopped")
     return 0
 
