@@ -13,7 +13,6 @@ from core.views._sql import (
     Window,
     epoch_seconds,
     from_epoch,
-    inline_ints,
     require_staff,
     status_is_not,
     time_bucket,
@@ -121,7 +120,7 @@ def recent_batches(session: Session, viewer: User, *, limit: int = 50) -> list[B
             batch_id: (avg, high)
             for batch_id, avg, high in session.execute(
                 select(MeterReading.mint_batch_id, func.avg(latency), func.max(latency))
-                .where(MeterReading.mint_batch_id.in_(inline_ints(ids)))
+                .where(MeterReading.mint_batch_id.in_(ids))
                 .where(MeterReading.minted_at.is_not(None))
                 .group_by(MeterReading.mint_batch_id)
             )

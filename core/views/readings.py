@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, case, func, literal_column, select
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, User
-from core.views._sql import Window, from_epoch, inline_ints, scoped, status_is, time_bucket
+from core.views._sql import Window, from_epoch, scoped, status_is, time_bucket
 
 TOP_SERIES = 8  # more lines than this on one chart are unreadable; the rest is "other"
 OTHER = "other"
@@ -58,63 +58,54 @@ def energy_series(
     session: Session, viewer: User, window: Window, split: Split = Split.TOTAL
 ) -> list[SeriesPoint]:
     """kWh per bucket of reading_timestamp: one total series, or the top meters or
-    prosumers by energy in the window plus "other" (every bucket present, empty ones 0)."""
-    in_window = (
-        MeterReading.reading_timestamp >= window.since,
-        MeterReading.reading_timestamp < window.until,
-    )
+    prosumers by energy in the window plus "other" (every bucket present, empty ones 0).
+
+    One pass over the window, grouped by bucket and meter (or prosumer) in SQL; the top
+    series are picked from those few thousand sums, not by a second scan.
+    """
     bucket = time_bucket(MeterReading.reading_timestamp, window.bucket_secs).label("bucket")
-    if split == Split.TOTAL:
-        key: ColumnElement[int] = literal_column("0")
-        names, group_by = {0: "total"}, [bucket]
-    else:
-        key, names = _top_series(session, viewer, split, in_window)
-        group_by = [bucket, key]
+    column: ColumnElement[int] = {
+        Split.TOTAL: literal_column("0"),
+        Split.METER: MeterReading.meter_id,
+        Split.PROSUMER: MeterReading.user_id,
+    }[split]
     statement = (
-        select(bucket, key, func.sum(MeterReading.kwh_micro), func.count())
-        .where(*in_window)
-        .group_by(*group_by)
-    )
-    found: dict[tuple[int, int], tuple[int, int]] = {}
-    totals: dict[int, int] = {}
-    for start, series, kwh, count in session.execute(
-        scoped(statement, viewer, MeterReading.user_id)
-    ):
-        found[int(start), int(series)] = (int(kwh), int(count))
-        totals[int(series)] = totals.get(int(series), 0) + int(kwh)
-    # Largest first, "other" last: the legend reads in order of importance.
-    order = sorted(totals, key=lambda series: (series == -1, -totals[series]))
-    return [
-        SeriesPoint(
-            names.get(series, OTHER), from_epoch(start), *found.get((start, series), (0, 0))
+        select(bucket, column, func.sum(MeterReading.kwh_micro), func.count())
+        .where(
+            MeterReading.reading_timestamp >= window.since,
+            MeterReading.reading_timestamp < window.until,
         )
-        for series in order
+        .group_by(bucket, *([] if split == Split.TOTAL else [column]))
+    )
+    sums: dict[tuple[int, int], list[int]] = {}
+    totals: dict[int, int] = {}
+    for start, key, kwh, count in session.execute(scoped(statement, viewer, MeterReading.user_id)):
+        sums[int(start), int(key)] = [int(kwh), int(count)]
+        totals[int(key)] = totals.get(int(key), 0) + int(kwh)
+    top = sorted(totals, key=lambda key: (-totals[key], key))[:TOP_SERIES]
+    names = _series_names(session, split, top)
+    folded: dict[tuple[int, int], list[int]] = {}
+    for (start, key), (kwh, count) in sums.items():
+        cell = folded.setdefault((start, key if key in names else -1), [0, 0])
+        cell[0] += kwh
+        cell[1] += count
+    # Largest first, "other" last: the legend reads in order of importance.
+    order = top + ([-1] if len(totals) > len(top) else [])
+    return [
+        SeriesPoint(names.get(key, OTHER), from_epoch(start), *folded.get((start, key), (0, 0)))
+        for key in order
         for start in window.starts()
     ]
 
 
-def _top_series(
-    session: Session, viewer: User, split: Split, in_window: tuple[ColumnElement[bool], ...]
-) -> tuple[ColumnElement[int], dict[int, str]]:
-    """The GROUP BY key (top ids kept, the rest folded into -1) and the series names."""
-    column = MeterReading.meter_id if split == Split.METER else MeterReading.user_id
-    top = (
-        select(column)
-        .where(*in_window)
-        .group_by(column)
-        .order_by(func.sum(MeterReading.kwh_micro).desc(), column)
-        .limit(TOP_SERIES)
-    )
-    ids = list(session.scalars(scoped(top, viewer, MeterReading.user_id)))
+def _series_names(session: Session, split: Split, ids: list[int]) -> dict[int, str]:
+    if split == Split.TOTAL:
+        return {0: "total"}
     label = (Meter.id, Meter.serial) if split == Split.METER else (User.id, User.username)
-    names: dict[int, str] = {
+    return {
         int(ident): str(name)
         for ident, name in session.execute(select(*label).where(label[0].in_(ids)))
     }
-    names[-1] = OTHER
-    other = literal_column("-1")
-    key = case((column.in_(inline_ints(ids)), column), else_=other) if ids else other
-    return key, names
 
 
 def ingest_rate(session: Session, viewer: User, window: Window) -> list[RatePoint]:

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import views
 from core.config import AppSettings
 from core.db.engine import create_db_engine
-from core.db.models import MeterReading
+from core.db.models import Meter, MeterReading
 from core.errors import Forbidden
 from core.views import Split, Window
-from tests.factories import NOW
+from tests.factories import NOW, make_reading
 from tests.pages.seed import BACKENDS, MINT, SIGNATURE, Seeded, seed_dashboard, shared_database
 
 
@@ -205,3 +205,16 @@ def test_review_and_failed_queues(world: tuple[Session, Seeded]) -> None:
     assert session.scalar(select(MeterReading.status).where(MeterReading.id == rows[0].id)) == (
         "failed"
     )
+
+
+def test_buckets_are_exact_at_their_edges(private_world: tuple[Session, Seeded]) -> None:
+    session, seeded = private_world
+    meter = session.scalars(select(Meter).where(Meter.serial == "MTR-B1")).one()
+    edge = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+    for at, kwh in [(edge - timedelta(microseconds=1), "0.000001"), (edge, "0.000002")]:
+        make_reading(session, meter, kwh=kwh, at=at)
+    window = Window(
+        since=edge - timedelta(hours=1), until=edge + timedelta(hours=1), bucket_secs=3600
+    )
+    points = views.energy_series(session, seeded.users["ops"], window)
+    assert [(p.bucket_start.hour, p.kwh_micro) for p in points] == [(5, 1), (6, 2)]
