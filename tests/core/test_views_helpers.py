@@ -125,3 +125,35 @@ def test_login_lookups(sessions: sessionmaker[Session]) -> None:
         found = views.user_for_email(session, " ana@example.COM ")
         assert found is not None and found.username == "Ana@Example.com"
         assert views.user_for_email(session, "") is None
+
+
+@pytest.mark.chain
+def test_chain_reader_against_the_embedded_node(localnet) -> None:
+    """Supply and a wallet's GRX read through the real ChainClient; no account reads 0."""
+    from solders.keypair import Keypair
+
+    from core.chain.client import ChainClient
+    from core.chain.instructions import MintToParams, mint_to, token_program_id
+    from core.chain.mint_setup import create_grx_mint, ensure_token_accounts
+    from core.chain.transactions import build_transaction, sign_transaction
+
+    program = token_program_id("spl-token")
+    authority, wallet, empty = Keypair(), Keypair(), Keypair()
+    with ChainClient(localnet.url) as client:
+        mint = create_grx_mint(client, authority, decimals=9, token_program=program, airdrop=True)
+        [account] = ensure_token_accounts(client, authority, [wallet.pubkey()], mint, program)
+        blockhash, last_valid = client.latest_blockhash()
+        params = MintToParams(program, mint, account, authority.pubkey(), 2_010_000_000)
+        tx = build_transaction([mint_to(params)], authority.pubkey(), blockhash)
+        signed = sign_transaction(tx, [authority])
+        client.wait_for_confirmation(client.send_raw(bytes(signed)), last_valid)
+    reader = ChainReader(localnet.url)
+    try:
+        assert reader.health() == ChainRead(value="ok")
+        assert reader.supply(str(mint)) == ChainRead(value=2_010_000_000)
+        assert reader.wallet_balance(str(wallet.pubkey()), str(mint), "spl-token").value == (
+            2_010_000_000
+        )
+        assert reader.wallet_balance(str(empty.pubkey()), str(mint), "spl-token").value == 0
+    finally:
+        reader.close()
