@@ -1,0 +1,99 @@
+"""OrderedWindow: ids released strictly in order, holes held until filled or proven permanent."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.event_stream.ordering import OrderedWindow, Snapshot
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def snap(xmin: int) -> Snapshot:
+    """A snapshot whose oldest running transaction is `xmin`."""
+    return Snapshot(xmin=xmin, xmax=xmin + 10)
+
+
+def rows(*ids: int) -> list[tuple[int, str]]:
+    return [(i, f"e{i}") for i in ids]
+
+
+def test_snapshot_text_is_parsed() -> None:
+    assert Snapshot.parse("10:20:12,15") == Snapshot(10, 20)
+    assert Snapshot.parse("10:10:") == Snapshot(10, 10)
+
+
+def test_consecutive_ids_are_released_in_order() -> None:
+    window: OrderedWindow[str] = OrderedWindow(0)
+    assert not window.opens_hole([2, 1, 3])
+    assert window.accept(rows(2, 1, 3), snap(55)) == ["e1", "e2", "e3"]
+    assert (window.position, window.waiting) == (3, False)
+
+
+def test_a_hole_holds_back_later_ids_until_it_fills() -> None:
+    window: OrderedWindow[str] = OrderedWindow(10)
+    assert window.opens_hole([11, 13, 14])
+    assert window.accept(rows(11, 13, 14), snap(55), bound=60) == ["e11"]
+    assert window.holes() == [12] and window.waiting
+    # Read again: a transaction older than the bound still runs; 12 is still missing.
+    assert window.accept([], snap(59)) == []
+    assert window.accept(rows(12), snap(59)) == ["e12", "e13", "e14"]
+    assert (window.position, window.waiting) == (14, False)
+
+
+def test_a_hole_is_permanent_once_every_older_transaction_has_finished() -> None:
+    window: OrderedWindow[str] = OrderedWindow(0)
+    assert window.accept(rows(1, 3), snap(55), bound=60) == ["e1"]
+    assert window.accept([], snap(59)) == []
+    # Everything that started before the bound has finished and 2 never became visible:
+    # it was rolled back. Transactions that started later cannot hold it (see ordering).
+    assert window.accept([], snap(60)) == ["e3"]
+    assert window.position == 3
+
+
+def test_a_new_hole_on_postgresql_needs_a_bound() -> None:
+    window: OrderedWindow[str] = OrderedWindow(0)
+    with pytest.raises(ValueError, match="bound"):
+        window.accept(rows(2), snap(55))
+
+
+def test_without_snapshots_missing_ids_are_never_waited_for() -> None:
+    # SQLite: ids become visible in order, so a missing id was never committed.
+    window: OrderedWindow[str] = OrderedWindow(0)
+    assert window.accept(rows(1, 3), None) == ["e1", "e3"]
+    assert not window.waiting
+
+
+def test_later_holes_keep_their_own_bounds() -> None:
+    window: OrderedWindow[str] = OrderedWindow(0)
+    assert window.accept(rows(2), snap(55), bound=60) == []  # 1 is missing
+    assert window.accept(rows(4), snap(55), bound=70) == []  # 3 is missing
+    assert window.accept(rows(1), snap(65)) == ["e1", "e2"]
+    assert window.holes() == [3]
+    assert window.accept([], snap(70)) == ["e4"]
+
+
+def test_a_hole_open_too_long_is_given_up() -> None:
+    clock = FakeClock()
+    window: OrderedWindow[str] = OrderedWindow(0, max_hole_wait=30, clock=clock)
+    assert window.accept(rows(2), snap(55), bound=60) == []
+    clock.now += 29
+    assert window.accept([], snap(55)) == []
+    clock.now += 2
+    assert window.accept([], snap(55)) == ["e2"]
+    assert window.abandoned == 1
+    # If it commits after all, it is not sent out of order (replay still has it).
+    assert window.accept(rows(1, 3), snap(80)) == ["e3"]
+
+
+def test_the_same_row_read_twice_is_released_once() -> None:
+    window: OrderedWindow[str] = OrderedWindow(0)
+    assert window.accept(rows(1, 3), snap(55), bound=60) == ["e1"]
+    assert window.accept(rows(2, 3), snap(60)) == ["e2", "e3"]
+    assert window.accept(rows(3), snap(60)) == []
