@@ -1,0 +1,200 @@
+"""WS /ws?token=JWT[&since=event_id]: the live event feed for logged-in users.
+
+The connection is accepted before anything is checked, so a refused client
+reads a close code and reason instead of a bare HTTP 403. Each connection
+subscribes to the process's EventHub first, then replays what it missed from
+the events table up to the hub's position at that instant, then forwards live
+events: no gap, no duplicate. Close codes (docs/EVENTS.md):
+
+4400 bad `since`; 4401 no, bad or expired session token, unknown or disabled
+user, or a meter key; 4429 more than 5 connections for this user; 1013 the
+client fell too far behind; 1001 the server is shutting down; 1011 server error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import APIRouter, FastAPI, WebSocket
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+
+from api.state import ApiState
+from core.auth import InvalidToken, decode_token
+from core.db.models import User
+from core.event_stream import (
+    EndReason,
+    EventHub,
+    HubOptions,
+    Subscription,
+    TooManyConnections,
+    Viewer,
+    read_events,
+)
+
+log = logging.getLogger(__name__)
+
+BAD_REQUEST, UNAUTHENTICATED, TOO_MANY = 4400, 4401, 4429
+GOING_AWAY, SERVER_ERROR, TRY_AGAIN_LATER = 1001, 1011, 1013
+REPLAY_PAGE = 500
+CLOSE_TIMEOUT_SECS = 5.0  # a close frame queued behind a stalled client is given up after this
+
+
+class Refused(Exception):
+    """The connection is closed before it subscribes, with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One hub per process; tests and the bench may set `app.state.event_hub_options`."""
+    state: ApiState = app.state.api
+    options = getattr(app.state, "event_hub_options", None) or HubOptions()
+    hub = EventHub(state.core.engine, options)
+    await hub.start()
+    app.state.event_hub = hub
+    try:
+        yield
+    finally:
+        await hub.stop()
+
+
+router = APIRouter(lifespan=_lifespan)
+
+
+@router.websocket("/ws")
+async def event_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    state: ApiState = websocket.app.state.api
+    hub: EventHub = websocket.app.state.event_hub
+    try:
+        viewer, lifetime = await run_in_threadpool(_authenticate, state, _token_of(websocket))
+        since = _since_of(websocket)
+        subscription = hub.subscribe(viewer)
+    except Refused as refused:
+        await _close(websocket, refused.code, refused.reason)
+        return
+    except TooManyConnections as error:
+        await _close(websocket, TOO_MANY, error.message)
+        return
+    try:
+        code, reason = await _serve(websocket, state, subscription, since, lifetime)
+    finally:
+        hub.unsubscribe(subscription)
+    if code is not None:
+        await _close(websocket, code, reason)
+
+
+def _token_of(websocket: WebSocket) -> str:
+    token = websocket.query_params.get("token")
+    if token:
+        return token
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def _since_of(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("since")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise Refused(BAD_REQUEST, "since must be an event id (a non-negative integer)")
+    return int(raw)
+
+
+def _authenticate(state: ApiState, token: str) -> tuple[Viewer, float]:
+    """The viewer behind a session token and the seconds its session has left."""
+    if not token:
+        raise Refused(UNAUTHENTICATED, "log in first: pass ?token=<session token>")
+    if token.count(".") != 2:
+        raise Refused(UNAUTHENTICATED, "not a session token (meter API keys cannot subscribe)")
+    try:
+        claims = decode_token(token, state.secret, now=state.now())
+    except InvalidToken as error:
+        raise Refused(UNAUTHENTICATED, error.message) from error
+    with state.read_session() as session:
+        user = session.get(User, claims.user_id)
+        if user is None or user.disabled:
+            raise Refused(UNAUTHENTICATED, "this account is disabled or no longer exists")
+        viewer = Viewer(user.id, user.username, user.role)
+    return viewer, (claims.expires_at - state.now()).total_seconds()
+
+
+async def _serve(
+    websocket: WebSocket,
+    state: ApiState,
+    subscription: Subscription,
+    since: int | None,
+    lifetime: float,
+) -> tuple[int | None, str]:
+    """Forward until the client leaves (None) or the server must close: (code, reason)."""
+    forward = asyncio.ensure_future(_forward(websocket, state, subscription, since))
+    client_gone = asyncio.ensure_future(_until_disconnect(websocket))
+    expiry = asyncio.ensure_future(asyncio.sleep(max(lifetime, 0)))
+    tasks = {forward, client_gone, expiry}
+    try:
+        await asyncio.wait({*tasks, subscription.ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if subscription.ended.done():
+        return _ending(subscription.ended.result(), subscription)
+    if expiry.done() and not expiry.cancelled():
+        return UNAUTHENTICATED, "the session has expired; log in again"
+    if forward.done() and not forward.cancelled() and forward.exception() is not None:
+        error = forward.exception()
+        if isinstance(error, WebSocketDisconnect | WebSocketDisconnected | OSError):
+            return None, ""
+        log.error("event socket failed", exc_info=error)
+        return SERVER_ERROR, "server error; reconnect with since=<last id>"
+    return None, ""
+
+
+def _ending(reason: EndReason, subscription: Subscription) -> tuple[int, str]:
+    if reason is EndReason.OVERFLOW:
+        return TRY_AGAIN_LATER, (
+            f"too slow: more than {subscription.limit} events queued; reconnect with since"
+        )
+    if reason is EndReason.ACCOUNT_DISABLED:
+        return UNAUTHENTICATED, "this account has been disabled"
+    return GOING_AWAY, "server shutting down; reconnect with since=<last id>"
+
+
+async def _forward(
+    websocket: WebSocket, state: ApiState, subscription: Subscription, since: int | None
+) -> None:
+    """Replay (since, position] from the table, then live events after position."""
+    engine, viewer, upto = state.core.engine, subscription.viewer, subscription.position
+    last = upto if since is None else since
+    while last < upto:
+        page = await run_in_threadpool(
+            read_events, engine, viewer, after=last, upto=upto, limit=REPLAY_PAGE
+        )
+        for event in page:
+            await websocket.send_text(event.text)
+        last = page[-1].id if len(page) == REPLAY_PAGE else upto
+    while True:
+        for event in await subscription.next_batch():
+            # Only ids above what the client has: it may have resumed ahead of us.
+            if event.id > last and viewer.may_see(event):
+                await websocket.send_text(event.text)
+                last = event.id
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Client messages carry nothing; reading them is how a close is noticed."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    # A stalled client cannot take the close frame either; do not wait on it forever.
+    with suppress(Exception):
+        await asyncio.wait_for(websocket.close(code=code, reason=reason[:120]), CLOSE_TIMEOUT_SECS)
