@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=5,
+        help="seconds an idle keep-alive connection stays open (uvicorn's default: 5)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         log_level=settings.app.log_level.lower(),
         access_log=args.access_log,
+        timeout_keep_alive=args.timeout_keep_alive,
     )
     return 0
 

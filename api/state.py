@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import anyio
 import httpx
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,8 @@ class ApiState:
     monotonic: Callable[[], float] = time.monotonic
     # Admin overrides apply within this many seconds, without a restart.
     config_ttl_secs: float = 1.0
+    # Ingest units of work running at once; sized to the connection pool.
+    db_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(10))
     http: httpx.AsyncClient | None = None
     _config: TokenizationConfig | None = field(default=None, repr=False)
     _config_read_at: float = field(default=float("-inf"), repr=False)
@@ -84,4 +87,10 @@ def build_state(
         clock=clock,
         monotonic=monotonic,
         config_ttl_secs=config_ttl_secs,
+        db_limiter=anyio.CapacityLimiter(_pool_size(core)),
     )
+
+
+def _pool_size(core: App) -> int:
+    size = getattr(core.engine.pool, "size", None)
+    return max(1, size()) if callable(size) else 5

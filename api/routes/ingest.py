@@ -1,22 +1,41 @@
-"""Meter ingest: signed readings, one at a time or in batches. Thin over core.readings."""
+"""Meter ingest: signed readings, one at a time or in batches. Thin over core.readings.
+
+Each request is one unit of work run in one worker thread: verify the key, take a
+rate-limit token, accept, commit. The body was read before (async, size-capped),
+so no database transaction waits on a slow client.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from api import examples as ex
-from api.deps import BatchBody, MeterKey, ReadingBody, SessionDep, StateDep
+from api.body import JsonBody
+from api.deps import BatchBody, MeterKey, ReadingBody, StateDep
 from api.openapi import error_responses, json_request_body
 from api.schemas import BatchIn, BatchOut, ReadingIn, ReadingOut
 from api.serialize import item_out, reading_out
+from api.state import ApiState
+from core.meters import MeterUnauthenticated
+from core.ratelimit import RateLimited
 from core.readings import (
     InvalidFormat,
     ReadingRejected,
+    SubmittingMeter,
     accept_batch,
     accept_reading,
+    claim_meter,
     record_rejection,
 )
+
+T = TypeVar("T")
 
 router = APIRouter(tags=["meters"])
 
@@ -44,6 +63,47 @@ _BATCH_ERRORS = (
 )
 
 
+def _authenticated(
+    session: Session, state: ApiState, api_key: str, now: datetime
+) -> SubmittingMeter:
+    """The meter behind the key (its contact time recorded), with a rate-limit token taken.
+
+    Unknown keys and rate-limited requests write no event: anyone can send them,
+    so they must not be able to flood the event log (they are counted in /metrics).
+    """
+    try:
+        meter = claim_meter(session, api_key, now)
+        state.meter_limiter.acquire(meter.id, "requests from this meter key")
+    except (MeterUnauthenticated, RateLimited) as error:
+        state.metrics.reject(error.code)
+        raise
+    return meter
+
+
+async def _unit_of_work(
+    state: ApiState, api_key: str, work: Callable[[Session, SubmittingMeter, datetime], T]
+) -> T:
+    def run() -> T:
+        now = state.now()
+        with state.core.sessions() as session:
+            meter = _authenticated(session, state, api_key, now)
+            try:
+                return work(session, meter, now)
+            except ReadingRejected as error:
+                state.metrics.reject(error.code)
+                raise
+
+    # At most as many at once as the pool holds connections: more would only queue
+    # inside the pool, or open and close overflow connections on every request.
+    return await anyio.to_thread.run_sync(run, limiter=state.db_limiter)
+
+
+def _refuse_body(session: Session, meter: SubmittingMeter, body: JsonBody, now: datetime) -> None:
+    if body.error is not None:
+        record_rejection(session, meter, body.error, now=now)
+        raise body.error
+
+
 @router.post(
     "/api/meters/submit-reading",
     status_code=201,
@@ -60,20 +120,14 @@ _BATCH_ERRORS = (
     },
     openapi_extra=json_request_body(ReadingIn, ex.READING_IN),
 )
-def submit_reading(
-    meter: MeterKey, body: ReadingBody, session: SessionDep, state: StateDep
-) -> JSONResponse:
-    now = state.now()
-    try:
-        if body.error is not None:
-            record_rejection(session, meter, body.error, now=now)
-            raise body.error
+async def submit_reading(api_key: MeterKey, body: ReadingBody, state: StateDep) -> JSONResponse:
+    def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
+        _refuse_body(session, meter, body, now)
         acceptance = accept_reading(session, meter, body.value, state.config(), now=now)
-    except ReadingRejected as error:
-        state.metrics.reject(error.code)
-        raise
-    (state.metrics.accepted if acceptance.created else state.metrics.duplicates).inc()
-    return JSONResponse(reading_out(acceptance.reading), 201 if acceptance.created else 200)
+        (state.metrics.accepted if acceptance.created else state.metrics.duplicates).inc()
+        return JSONResponse(reading_out(acceptance.reading), 201 if acceptance.created else 200)
+
+    return await _unit_of_work(state, api_key, work)
 
 
 @router.post(
@@ -89,35 +143,29 @@ def submit_reading(
     responses=error_responses(*_BATCH_ERRORS),
     openapi_extra=json_request_body(BatchIn, {"readings": [ex.READING_IN]}),
 )
-def submit_batch(
-    meter: MeterKey, body: BatchBody, session: SessionDep, state: StateDep
-) -> JSONResponse:
-    now = state.now()
-    try:
-        error = body.error
+async def submit_batch(api_key: MeterKey, body: BatchBody, state: StateDep) -> JSONResponse:
+    def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
+        _refuse_body(session, meter, body, now)
         readings = body.value.get("readings") if isinstance(body.value, dict) else None
-        if error is None and not isinstance(readings, list):
+        if not isinstance(readings, list):
             error = InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
-        if error is not None:
             record_rejection(session, meter, error, now=now)
             raise error
-        assert isinstance(readings, list)
         outcome = accept_batch(session, meter, readings, state.config(), now=now)
-    except ReadingRejected as refused:
-        state.metrics.reject(refused.code)
-        raise
-    accepted, duplicates = outcome.count("accepted"), outcome.count("duplicate")
-    state.metrics.accepted.inc(accepted)
-    for result in outcome.results:
-        if result.error is not None:
-            state.metrics.reject(result.error.code)
-        elif result.status == "duplicate":
-            state.metrics.duplicates.inc()
-    return JSONResponse(
-        {
-            "accepted": accepted,
-            "rejected": outcome.count("rejected"),
-            "duplicates": duplicates,
-            "results": [item_out(result) for result in outcome.results],
-        }
-    )
+        accepted, duplicates = outcome.count("accepted"), outcome.count("duplicate")
+        state.metrics.accepted.inc(accepted)
+        for result in outcome.results:
+            if result.error is not None:
+                state.metrics.reject(result.error.code)
+            elif result.status == "duplicate":
+                state.metrics.duplicates.inc()
+        return JSONResponse(
+            {
+                "accepted": accepted,
+                "rejected": outcome.count("rejected"),
+                "duplicates": duplicates,
+                "results": [item_out(result) for result in outcome.results],
+            }
+        )
+
+    return await _unit_of_work(state, api_key, work)

@@ -6,6 +6,8 @@ Public API:
 - `submitting_meter(session, api_key) -> SubmittingMeter`: the meter holding an
   API key with what acceptance needs (serial, owner, wallet, public key, status);
   `MeterUnauthenticated` otherwise. `meter_identity(session, meter)` for a Meter row.
+  `claim_meter(session, api_key, now)` also records the contact time in the same
+  statement and opens the write transaction (the API's ingest path).
 - `accept_reading(session, meter, raw, config, *, now=None) -> Acceptance`:
   `raw` is the JSON object as parsed with `parse_float=Decimal`. Returns the
   stored reading and `created` (False: the identical reading was already stored,
@@ -52,7 +54,12 @@ from core.readings.errors import (
     TooManyDecimals,
     UnknownMeter,
 )
-from core.readings.identity import SubmittingMeter, meter_identity, submitting_meter
+from core.readings.identity import (
+    SubmittingMeter,
+    claim_meter,
+    meter_identity,
+    submitting_meter,
+)
 from core.readings.queries import ReadingView, get_reading
 from core.readings.rules import CheckedReading, check_submission, parse_submission
 from core.readings.store import Stored, store_checked, touch_meter, view_of_new
@@ -77,6 +84,7 @@ __all__ = [
     "UnknownMeter",
     "accept_batch",
     "accept_reading",
+    "claim_meter",
     "meter_identity",
     "record_rejection",
     "submitting_meter",
@@ -196,7 +204,9 @@ def _store(
     """Store in one transaction with the rejections' events; retried after a lost race."""
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         try:
-            touch_meter(session, meter.id, now)
+            if attempt > 1 or meter.claimed_at != now:
+                # A retry starts a new transaction: contact and lock were rolled back.
+                touch_meter(session, meter.id, now)
             stored = store_checked(
                 session,
                 meter_id=meter.id,

@@ -1,13 +1,14 @@
-"""Who is submitting: the meter behind an API key, with what acceptance needs in one query."""
+"""Who is submitting: the meter behind an API key, with what acceptance needs, in one query."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from solders.pubkey import Pubkey
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, User
@@ -22,6 +23,9 @@ class SubmittingMeter:
     wallet_address: str | None
     public_key: Pubkey
     status: str
+    # Set by claim_meter: this transaction has already recorded contact and, on
+    # PostgreSQL, holds the meter row's lock; acceptance need not touch it again.
+    claimed_at: datetime | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -29,9 +33,11 @@ def _pubkey(text: str) -> Pubkey:
     return Pubkey.from_string(text)
 
 
-def _identity(row: Any) -> SubmittingMeter:
+def _identity(row: Any, claimed_at: datetime | None = None) -> SubmittingMeter:
     meter_id, serial, owner_id, wallet, public_key, status = row
-    return SubmittingMeter(meter_id, serial, owner_id, wallet, _pubkey(public_key), status)
+    return SubmittingMeter(
+        meter_id, serial, owner_id, wallet, _pubkey(public_key), status, claimed_at
+    )
 
 
 def _identity_query() -> Any:
@@ -40,12 +46,15 @@ def _identity_query() -> Any:
     ).join(User, User.id == Meter.owner_id)
 
 
+# Built once: every ingest request runs it.
+_BY_KEY_HASH = _identity_query().where(Meter.api_key_hash == bindparam("key_hash"))
+
+
 def submitting_meter(session: Session, api_key: str) -> SubmittingMeter:
     """The meter holding `api_key` (any status); MeterUnauthenticated otherwise."""
     if not api_key:
         raise MeterUnauthenticated("a meter API key is required (Authorization or X-API-Key)")
-    statement = _identity_query().where(Meter.api_key_hash == hash_api_key(api_key))
-    row = session.execute(statement).one_or_none()
+    row = session.execute(_BY_KEY_HASH, {"key_hash": hash_api_key(api_key)}).one_or_none()
     if row is None:
         raise MeterUnauthenticated("unknown meter API key")
     return _identity(row)
@@ -53,3 +62,39 @@ def submitting_meter(session: Session, api_key: str) -> SubmittingMeter:
 
 def meter_identity(session: Session, meter: Meter) -> SubmittingMeter:
     return _identity(session.execute(_identity_query().where(Meter.id == meter.id)).one())
+
+
+_METERS, _USERS = Meter.__table__, User.__table__
+# The owner's wallet through a scalar subquery: SQLite's RETURNING may not name
+# the tables of an UPDATE ... FROM.
+_OWNER_WALLET = (
+    select(_USERS.c.wallet_address).where(_USERS.c.id == _METERS.c.owner_id).scalar_subquery()
+)
+_CLAIM = (
+    update(_METERS)
+    .where(_METERS.c.api_key_hash == bindparam("key_hash"))
+    .values(last_seen_at=bindparam("now"))
+    .returning(
+        _METERS.c.id,
+        _METERS.c.serial,
+        _METERS.c.owner_id,
+        _OWNER_WALLET,
+        _METERS.c.public_key,
+        _METERS.c.status,
+    )
+)
+
+
+def claim_meter(session: Session, api_key: str, now: datetime) -> SubmittingMeter:
+    """`submitting_meter` and the meter's contact time in one statement (the ingest path).
+
+    Opens the caller's write transaction: on PostgreSQL the meter row stays locked
+    until it ends, so one meter's submissions are judged one after the other. A
+    refusal that rolls back also undoes the contact time.
+    """
+    if not api_key:
+        raise MeterUnauthenticated("a meter API key is required (Authorization or X-API-Key)")
+    row = session.execute(_CLAIM, {"key_hash": hash_api_key(api_key), "now": now}).one_or_none()
+    if row is None:
+        raise MeterUnauthenticated("unknown meter API key")
+    return _identity(row, claimed_at=now)

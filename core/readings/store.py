@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading
@@ -23,6 +23,7 @@ from core.events import EventType, publish
 from core.readings.errors import DuplicateReading
 from core.readings.queries import ReadingView
 from core.readings.rules import CheckedReading
+from core.readings.writes import EVENT_PAGE_ROWS, insert_if_alone, insert_many, reading_row
 from core.units import format_kwh
 
 # Candidates closer than this share one range query (fewer round trips, few extra rows).
@@ -77,9 +78,29 @@ class _Ledger:
         return self.rows[low:high]
 
 
+# Statements built once: ingest runs them on every request, and Core statements on the
+# tables skip the ORM's per-call construction, cache-key and synchronisation work.
+_METERS, _READINGS = Meter.__table__, MeterReading.__table__
+_TOUCH = (
+    update(_METERS)
+    .where(_METERS.c.id == bindparam("meter_id"))
+    .values(last_seen_at=bindparam("now"))
+)
+_KNOWN_COLUMNS = (
+    _READINGS.c.reading_timestamp,
+    _READINGS.c.kwh_micro,
+    _READINGS.c.meter_signature,
+    _READINGS.c.id,
+)
+_KNOWN_IN_ONE_RANGE = select(*_KNOWN_COLUMNS).where(
+    _READINGS.c.meter_id == bindparam("meter_id"),
+    _READINGS.c.reading_timestamp.between(bindparam("low"), bindparam("high")),
+)
+
+
 def touch_meter(session: Session, meter_id: int, now: datetime) -> None:
     """Record contact; on PostgreSQL this also locks the meter row until commit."""
-    session.execute(update(Meter).where(Meter.id == meter_id).values(last_seen_at=now))
+    session.execute(_TOUCH, {"meter_id": meter_id, "now": now})
 
 
 def _load_known(
@@ -94,16 +115,18 @@ def _load_known(
             ranges[-1][1] = at + window
         else:
             ranges.append([at - window, at + window])
-    statement = select(
-        MeterReading.reading_timestamp,
-        MeterReading.kwh_micro,
-        MeterReading.meter_signature,
-        MeterReading.id,
-    ).where(
-        MeterReading.meter_id == meter_id,
-        or_(*(MeterReading.reading_timestamp.between(lo, hi) for lo, hi in ranges)),
-    )
-    for row in session.execute(statement):
+    if len(ranges) == 1:
+        rows = session.execute(
+            _KNOWN_IN_ONE_RANGE, {"meter_id": meter_id, "low": ranges[0][0], "high": ranges[0][1]}
+        )
+    else:
+        rows = session.execute(
+            select(*_KNOWN_COLUMNS).where(
+                _READINGS.c.meter_id == meter_id,
+                or_(*(_READINGS.c.reading_timestamp.between(lo, hi) for lo, hi in ranges)),
+            )
+        )
+    for row in rows:
         ledger.add(Known(*row))
     return ledger
 
@@ -121,6 +144,14 @@ def store_checked(
 ) -> list[Stored]:
     """Judge duplicates and insert the new readings with their events; does not commit."""
     window = timedelta(seconds=window_secs)
+    if len(checked) == 1:
+        index, reading = checked[0]
+        row = reading_row(meter_id, owner_id, wallet_address, reading, now)
+        reading_id = insert_if_alone(session, row, window)
+        if reading_id is not None:
+            stored = Stored(index, reading, Known(*_known_of(reading), id=reading_id), True)
+            _publish_received(session, meter_serial, owner_id, wallet_address, stored, now)
+            return [stored]
     ledger = _load_known(session, meter_id, [r.reading_timestamp for _, r in checked], window)
     outcomes: list[Stored] = []
     fresh: list[Stored] = []
@@ -133,7 +164,7 @@ def store_checked(
             )
             outcomes.append(Stored(index, reading, closest, False, conflict=same is None))
             continue
-        known = Known(reading.reading_timestamp, reading.kwh_micro, reading.signature)
+        known = Known(*_known_of(reading))
         ledger.add(known)
         stored = Stored(index, reading, known, True)
         outcomes.append(stored)
@@ -151,6 +182,10 @@ def _identical(known: Known, reading: CheckedReading) -> bool:
     )
 
 
+def _known_of(reading: CheckedReading) -> tuple[datetime, int, str]:
+    return reading.reading_timestamp, reading.kwh_micro, reading.signature
+
+
 def _insert(
     session: Session,
     meter_id: int,
@@ -160,39 +195,39 @@ def _insert(
     fresh: list[Stored],
     now: datetime,
 ) -> None:
-    rows = [
-        {
-            "meter_id": meter_id,
-            "user_id": owner_id,
-            "wallet_address": wallet_address,
-            "kwh_micro": s.reading.kwh_micro,
-            "reading_timestamp": s.reading.reading_timestamp,
-            "submitted_at": now,
-            "status": s.reading.status.value,
-            "meter_signature": s.reading.signature,
-            "attempts": 0,
-        }
-        for s in fresh
-    ]
-    statement = insert(MeterReading).returning(MeterReading.id, sort_by_parameter_order=True)
-    ids = session.scalars(statement, rows).all()
+    rows = [reading_row(meter_id, owner_id, wallet_address, s.reading, now) for s in fresh]
+    ids = insert_many(session, rows)
+    # Many events flush in pages small enough for psycopg to reuse each page's parsed
+    # query; one 1000-row statement is re-parsed every time (its size defeats the cache).
+    session.connection().execution_options(insertmanyvalues_page_size=EVENT_PAGE_ROWS)
     for stored, reading_id in zip(fresh, ids, strict=True):
         stored.known.id = reading_id
-        publish(
-            session,
-            EventType.METER_READING_RECEIVED,
-            {
-                "reading_id": reading_id,
-                "user_id": owner_id,
-                "wallet_address": wallet_address,
-                "meter_serial": meter_serial,
-                "kwh_amount": format_kwh(stored.reading.kwh),
-                "reading_timestamp": stored.reading.reading_timestamp,
-                "status": stored.reading.status.value,
-            },
-            user_id=owner_id,
-            at=now,
-        )
+        _publish_received(session, meter_serial, owner_id, wallet_address, stored, now)
+
+
+def _publish_received(
+    session: Session,
+    meter_serial: str,
+    owner_id: int,
+    wallet_address: str | None,
+    stored: Stored,
+    now: datetime,
+) -> None:
+    publish(
+        session,
+        EventType.METER_READING_RECEIVED,
+        {
+            "reading_id": stored.known.id,
+            "user_id": owner_id,
+            "wallet_address": wallet_address,
+            "meter_serial": meter_serial,
+            "kwh_amount": format_kwh(stored.reading.kwh),
+            "reading_timestamp": stored.reading.reading_timestamp,
+            "status": stored.reading.status.value,
+        },
+        user_id=owner_id,
+        at=now,
+    )
 
 
 def view_of_new(

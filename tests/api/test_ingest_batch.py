@@ -103,5 +103,5 @@ def test_the_rate_limit_answers_429_with_retry_after(
     assert limited.post(URL, json={"readings": []}, headers=keys.headers).status_code == 429
     ticks.now += 0.1
     assert limited.post(URL, json={"readings": []}, headers=keys.headers).status_code == 200
-    # The refused requests read no body and stored nothing.
+    # The refused requests stored nothing.
     assert session.scalar(select(func.count()).select_from(MeterReading)) == 3

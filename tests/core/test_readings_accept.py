@@ -17,6 +17,7 @@ from core.readings import (
     KwhOutOfRange,
     MeterSuspended,
     UnknownMeter,
+    accept_batch,
     accept_reading,
     meter_identity,
 )
@@ -183,32 +184,68 @@ def _before_our_insert(app: App, action) -> list[bool]:
     return fired
 
 
+def _batch(app: App, session: Session, keys: MeterKeys, items: list):
+    return accept_batch(session, meter_identity(session, keys.meter), items, app.config(), now=NOW)
+
+
 def test_a_failed_insert_takes_its_event_with_it(app: App) -> None:
-    """A conflicting row appears inside our transaction just before our INSERT: the
-    UNIQUE violation rolls back the attempt (and its event); the retry stores ours once."""
+    """A conflicting row appears inside our transaction just before the batch INSERT:
+    the UNIQUE violation rolls back the attempt (its events with it, and the intruder);
+    the retry stores ours, each with exactly one event."""
     with app.sessions() as session:
         keys = make_meter(session, serial="M-1")
+        items = [keys.payload(at=AT), keys.payload(at=AT + timedelta(minutes=20))]
         fired = _before_our_insert(app, lambda conn: _racing_insert(keys, conn))
-        accepted = submit(app, session, keys, keys.payload(kwh="1.5", at=AT))
-        assert fired and accepted.created
-        assert count_readings(session) == 1
-        [received] = events(session, "meter_reading_received")
-        assert received.payload["reading_id"] == accepted.reading.id
+        outcome = _batch(app, session, keys, items)
+        assert fired and [r.status for r in outcome.results] == ["accepted", "accepted"]
+        assert count_readings(session) == 2
+        received = events(session, "meter_reading_received")
+        assert sorted(e.payload["reading_id"] for e in received) == sorted(
+            r.id for r in outcome.results
+        )
+
+
+def _pg_only(app: App) -> None:
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: no other connection can win the race")
+
+
+def _other_writer(app: App, keys: MeterKeys):
+    def write(_conn) -> None:
+        with app.engine.begin() as other:
+            _racing_insert(keys, other)
+
+    return write
 
 
 @pytest.mark.postgres
 def test_losing_a_race_to_another_connection_is_a_duplicate(app: App) -> None:
-    if app.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers: no other connection can win the race")
+    _pg_only(app)
     with app.sessions() as session:
         keys = make_meter(session, serial="M-1")
-
-        def other_writer(_conn) -> None:
-            with app.engine.begin() as other:
-                _racing_insert(keys, other)
-
-        fired = _before_our_insert(app, other_writer)
+        fired = _before_our_insert(app, _other_writer(app, keys))
         with pytest.raises(DuplicateReading):
             submit(app, session, keys, keys.payload(kwh="1.5", at=AT))
         assert fired and count_readings(session) == 1
         assert events(session, "meter_reading_received") == []
+
+
+@pytest.mark.postgres
+def test_a_batch_losing_a_race_is_retried_and_judged_again(app: App) -> None:
+    """Another connection commits a reading at the same instant after our duplicate
+    check: our INSERT violates UNIQUE, the attempt rolls back, the retry sees the
+    winner and reports that item as a duplicate, the other as accepted."""
+    _pg_only(app)
+    with app.sessions() as session:
+        keys = make_meter(session, serial="M-1")
+        items = [keys.payload(at=AT), keys.payload(at=AT + timedelta(minutes=20))]
+        fired = _before_our_insert(app, _other_writer(app, keys))
+        outcome = _batch(app, session, keys, items)
+        assert fired
+        assert [(r.status, r.error.code if r.error else None) for r in outcome.results] == [
+            ("duplicate", "duplicate_reading"),
+            ("accepted", None),
+        ]
+        assert count_readings(session) == 2
+        [received] = events(session, "meter_reading_received")
+        assert received.payload["reading_id"] == outcome.results[1].id

@@ -1,0 +1,337 @@
+"""Benchmark: meter ingest over HTTP on PostgreSQL, individually and in batches.
+
+    .venv/bin/python -m bench.ingest [--database-url postgresql+psycopg://...] [--workers 2]
+
+Creates a fresh database on the server of --database-url (default TEST_DATABASE_URL),
+migrates it, registers the meters, starts `python -m api --workers N` on a free
+port, then:
+
+1. individual: --clients concurrent clients (one meter each, httpx AsyncClient,
+   one connection each) each submit --per-client signed readings one after the other;
+2. batch: --batch-meters meters submit one batch of --batch-size readings each,
+   --batch-concurrency at a time.
+
+Prints accepted readings/s and request latency p50/p95/p99 per phase, and
+asserts that every request succeeded (zero 5xx) and that the stored count equals
+the accepted count. Readings are signed before the clock starts. The duplicate
+window is set to 300 s so a meter's 1000-reading batch (6 minutes apart) fits in
+the 7-day age limit. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from core.db.engine import create_db_engine, session_factory
+from core.db.migrate import upgrade
+from core.db.models import MeterReading
+from core.meters import register_meter
+from tests.factories import keypair_for, make_user, sign
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SPACING = timedelta(minutes=6)
+
+
+def _cpu_secs(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pids(*pgrep_args: str) -> list[int]:
+    found = subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the API processes, the database's processes and this client.
+
+    On a shared 2-core machine throughput swings with whatever else runs; CPU per
+    reading does much less, so it is reported too.
+    """
+
+    api_group: int
+    database: str
+    start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def sample(self) -> tuple[float, float, float]:
+        server = _cpu_secs(_pids("-g", str(self.api_group)))
+        # The bench database's backends, plus the WAL writer every commit waits on.
+        postgres = _cpu_secs(_pids("-u", "postgres", "-f", f"{self.database}|walwriter"))
+        return server, postgres, time.process_time()
+
+    def begin(self) -> None:
+        self.start = self.sample()
+
+    def per_reading_ms(self, readings: int) -> str:
+        end = self.sample()
+        api, pg, client = (
+            1000 * (b - a) / max(1, readings) for a, b in zip(self.start, end, strict=True)
+        )
+        return f"CPU per reading: api {api:.2f} ms, postgres {pg:.2f} ms, client {client:.2f} ms"
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    accepted: int = 0
+    elapsed: float = 0.0
+    cpu: str = ""
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    def report(self) -> str:
+        return (
+            f"{self.name}: {self.accepted} accepted in {self.elapsed:.2f} s = "
+            f"{self.accepted / self.elapsed:,.0f} accepted/s; {len(self.latencies)} requests, "
+            f"latency p50 {self.percentile(0.50):.1f} ms, p95 {self.percentile(0.95):.1f} ms, "
+            f"p99 {self.percentile(0.99):.1f} ms; statuses {dict(sorted(self.statuses.items()))}"
+            f"\n  {self.cpu}; load average {os.getloadavg()[0]:.1f}"
+        )
+
+
+def _admin_execute(admin_url: str, statement: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    name = f"gtx_bench_{uuid.uuid4().hex[:8]}"
+    _admin_execute(admin_url, f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def register(url: str, count: int) -> list[tuple[str, str]]:
+    """`count` meters, one prosumer each: (serial, api_key)."""
+    engine = create_db_engine(url)
+    meters = []
+    with session_factory(engine)() as session:
+        for index in range(count):
+            owner = make_user(session, f"bench{index:05d}")
+            serial = f"BENCH-{index:05d}"
+            registered = register_meter(
+                session, serial, owner.username, str(keypair_for(serial).pubkey())
+            )
+            meters.append((serial, registered.api_key))
+    engine.dispose()
+    return meters
+
+
+def bodies(serial: str, count: int, now: datetime) -> list[dict]:
+    keypair = keypair_for(serial)
+    readings = []
+    for index in range(count):
+        at = now - SPACING * (index + 1)
+        kwh = f"{(index % 97 + 1) / 100:.2f}"
+        readings.append(
+            {
+                "meter_serial": serial,
+                "kwh_amount": kwh,
+                "reading_timestamp": at.isoformat().replace("+00:00", "Z"),
+                "meter_signature": sign(keypair, serial, at, kwh),
+            }
+        )
+    return readings
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def api_server(url: str, workers: int) -> Iterator[tuple[str, int]]:
+    port = _free_port()
+    data_dir = tempfile.mkdtemp(prefix="gtx-bench-")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DATA_DIR": data_dir,
+        "API_PORT": str(port),
+        "ADMIN_PASSWORD": "bench-admin-password",
+        "TOKENIZATION_DUPLICATE_WINDOW_SECS": "300",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        # A loaded client may take a while to send its next request on a connection.
+        [sys.executable, "-m", "api", "--workers", str(workers), "--timeout-keep-alive", "120"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the API did not start")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+async def _post_all(
+    client: httpx.AsyncClient, path: str, payloads: list[bytes], key: str, phase: Phase
+) -> None:
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    for payload in payloads:
+        started = time.perf_counter()
+        response = await client.post(path, content=payload, headers=headers)
+        phase.latencies.append(time.perf_counter() - started)
+        phase.statuses[response.status_code] += 1
+        if response.status_code == 201:
+            phase.accepted += 1
+        elif response.status_code == 200 and path.endswith("submit-batch"):
+            phase.accepted += response.json()["accepted"]
+
+
+async def individual(
+    base: str, meters: list[tuple[str, str]], per_client: int, cpu: CpuMeter
+) -> Phase:
+    now = datetime.now(UTC).replace(microsecond=0)
+    work = [
+        (key, [json.dumps(body).encode() for body in bodies(serial, per_client, now)])
+        for serial, key in meters
+    ]
+    phase = Phase(f"individual ({len(meters)} concurrent clients × {per_client})")
+    # One TLS context for all clients: building one per client costs milliseconds of
+    # CPU each, which this machine would take from the server (the URL is plain HTTP).
+    tls = httpx.create_ssl_context()
+    clients = [httpx.AsyncClient(base_url=base, timeout=120, verify=tls) for _ in meters]
+    try:
+        cpu.begin()
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                _post_all(client, "/api/meters/submit-reading", payloads, key, phase)
+                for client, (key, payloads) in zip(clients, work, strict=True)
+            )
+        )
+        phase.elapsed = time.perf_counter() - started
+        phase.cpu = cpu.per_reading_ms(phase.accepted)
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+    return phase
+
+
+async def batches(
+    base: str, meters: list[tuple[str, str]], size: int, concurrency: int, cpu: CpuMeter
+) -> Phase:
+    now = datetime.now(UTC).replace(microsecond=0)
+    payloads = [
+        (key, json.dumps({"readings": bodies(serial, size, now)}).encode())
+        for serial, key in meters
+    ]
+    phase = Phase(f"batch ({len(meters)} batches × {size}, {concurrency} concurrent)")
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in payloads:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+            while not queue.empty():
+                key, payload = queue.get_nowait()
+                await _post_all(client, "/api/meters/submit-batch", [payload], key, phase)
+
+    cpu.begin()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    phase.elapsed = time.perf_counter() - started
+    phase.cpu = cpu.per_reading_ms(phase.accepted)
+    return phase
+
+
+def stored(url: str) -> int:
+    engine = create_db_engine(url)
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(MeterReading)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--per-client", type=int, default=10)
+    parser.add_argument("--batch-meters", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+    if make_url(args.database_url).get_backend_name() != "postgresql":
+        raise SystemExit("the ingest benchmark runs on PostgreSQL (--database-url)")
+
+    with fresh_database(args.database_url) as url:
+        print(f"database: {make_url(url).render_as_string(hide_password=True)}")
+        meters = register(url, args.clients + args.batch_meters)
+        single, batched = meters[: args.clients], meters[args.clients :]
+        with api_server(url, args.workers) as (base, group):
+            print(f"api: {base} with {args.workers} workers")
+            cpu = CpuMeter(group, make_url(url).database or "")
+            one = asyncio.run(individual(base, single, args.per_client, cpu))
+            print(one.report(), flush=True)
+            many = asyncio.run(batches(base, batched, args.batch_size, args.batch_concurrency, cpu))
+            print(many.report(), flush=True)
+        count = stored(url)
+        accepted = one.accepted + many.accepted
+        print(f"stored readings: {count}; accepted: {accepted}")
+        server_errors = sum(n for s, n in (one.statuses + many.statuses).items() if s >= 500)
+        assert server_errors == 0, f"{server_errors} responses were 5xx"
+        assert count == accepted, "stored count differs from accepted count"
+        assert one.accepted == args.clients * args.per_client, "some individual readings failed"
+        assert many.accepted == args.batch_meters * args.batch_size, "some batch readings failed"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
