@@ -1,9 +1,9 @@
 """WS /ws?token=JWT[&since=event_id]: the live event feed for logged-in users.
 
-The connection is accepted before anything is checked, so a refused client
-reads a close code and reason instead of a bare HTTP 403. Each connection
-subscribes to the process's EventHub first, then replays what it missed from
-the events table up to the hub's position at that instant, then forwards live
+A refused client is accepted and then closed, so it reads a close code and a
+reason instead of a bare HTTP 403. An accepted one is subscribed to the
+process's EventHub before its handshake completes, then replays what it missed
+from the events table up to the hub's position at that instant, then gets live
 events: no gap, no duplicate. Close codes (docs/EVENTS.md):
 
 4400 bad `since`; 4401 no, bad or expired session token, unknown or disabled
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -51,9 +52,26 @@ class Refused(Exception):
         self.code, self.reason = code, reason
 
 
+class _RedactTokens(logging.Filter):
+    """uvicorn logs each WebSocket's path with its query string: keep tokens out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_TOKEN = re.compile(r"([?&]token=)[^&\s\"]+")
+_REDACT = _RedactTokens()
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One hub per process; tests and the bench may set `app.state.event_hub_options`."""
+    logging.getLogger("uvicorn.error").addFilter(_REDACT)  # a set: adding twice is harmless
     state: ApiState = app.state.api
     options = getattr(app.state, "event_hub_options", None) or HubOptions()
     hub = EventHub(state.core.engine, options)
@@ -70,25 +88,35 @@ router = APIRouter(lifespan=_lifespan)
 
 @router.websocket("/ws")
 async def event_socket(websocket: WebSocket) -> None:
-    await websocket.accept()
     state: ApiState = websocket.app.state.api
     hub: EventHub = websocket.app.state.event_hub
     try:
         viewer, lifetime = await run_in_threadpool(_authenticate, state, _token_of(websocket))
         since = _since_of(websocket)
         subscription = hub.subscribe(viewer)
-    except Refused as refused:
-        await _close(websocket, refused.code, refused.reason)
-        return
-    except TooManyConnections as error:
-        await _close(websocket, TOO_MANY, error.message)
+    except Exception as error:
+        # Accepted only to be closed: a refused handshake would hide the reason.
+        await websocket.accept()
+        await _close(websocket, *_refusal(error))
         return
     try:
+        # Subscribed before the handshake completes: once the client's connect returns,
+        # every later commit reaches it, even without `since`.
+        await websocket.accept()
         code, reason = await _serve(websocket, state, subscription, since, lifetime)
     finally:
         hub.unsubscribe(subscription)
     if code is not None:
         await _close(websocket, code, reason)
+
+
+def _refusal(error: Exception) -> tuple[int, str]:
+    if isinstance(error, Refused):
+        return error.code, error.reason
+    if isinstance(error, TooManyConnections):
+        return TOO_MANY, error.message
+    log.error("could not open an event socket", exc_info=error)
+    return SERVER_ERROR, "server error; try again"
 
 
 def _token_of(websocket: WebSocket) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
 
+from api.ws import _REDACT
 from core.bootstrap import App
 from core.db.models import Role, User
 from core.users import set_user_disabled
@@ -171,3 +173,18 @@ def test_operators_and_admins_are_staff(app: App, session: Session) -> None:
 
     with ws_server(app) as (base, _):
         asyncio.run(scenario(base))
+
+
+def test_tokens_in_websocket_paths_are_redacted_from_uvicorn_logs() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/ws?token=aaa.bbb.ccc&since=4"),
+        None,
+    )
+    assert _REDACT.filter(record)
+    assert "/ws?token=[redacted]&since=4" in record.getMessage()
+    assert "aaa" not in record.getMessage()
