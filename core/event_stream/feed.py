@@ -20,6 +20,7 @@ from core.db.models import Event, Role
 from core.event_stream.ordering import OrderedWindow, Snapshot
 from core.events import to_message
 
+MAX_LISTED_HOLES = 2000
 STAFF_ROLES = frozenset({Role.ADMIN.value, Role.OPERATOR.value})
 
 
@@ -122,13 +123,17 @@ class EventFeed:
         query = select(Event).order_by(Event.id).limit(self.batch_size)
         holes = self.window.holes()
         after = Event.id > self.window.seen_upto
-        query = query.where(or_(after, Event.id.in_(holes)) if holes else after)
+        if len(holes) > MAX_LISTED_HOLES:  # e.g. a rolled-back batch: re-read from position
+            query = query.where(Event.id > self.window.position)
+        else:
+            query = query.where(or_(after, Event.id.in_(holes)) if holes else after)
         if self.postgres:
             snapshot, rows, bound = self._read_postgres(query)
         else:
             snapshot, rows, bound = None, self._read_sqlite(query), None
         self.full = len(rows) >= self.batch_size
-        return self.window.accept(rows, snapshot, bound)
+        checked_upto = rows[-1][0] if self.full else None
+        return self.window.accept(rows, snapshot, bound, checked_upto)
 
     def close(self) -> None:
         if self._connection is not None:

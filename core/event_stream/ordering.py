@@ -96,11 +96,14 @@ class OrderedWindow(Generic[T]):
         rows: Iterable[tuple[int, T]],
         snapshot: Snapshot | None,
         bound: int | None = None,
+        checked_upto: int | None = None,
     ) -> list[T]:
         """Take the rows visible under `snapshot`; return those now releasable, in id order.
 
         `bound` is an xid assigned after `snapshot` was taken; it is needed (on
-        PostgreSQL) whenever `opens_hole` is true for these rows.
+        PostgreSQL) whenever `opens_hole` is true for these rows. `checked_upto`:
+        the read was cut off (a LIMIT) after this id, so holes above it were not
+        looked for and prove nothing.
         """
         now = self.clock()
         top = self.seen_upto
@@ -117,11 +120,13 @@ class OrderedWindow(Generic[T]):
             hole = Hole(bound or 0, now)
             self._holes.update(dict.fromkeys(missing, hole))
             self.seen_upto = top
-        self._settle(snapshot, now)
+        self._settle(snapshot, now, checked_upto)
         return self._release()
 
-    def _settle(self, snapshot: Snapshot | None, now: float) -> None:
+    def _settle(self, snapshot: Snapshot | None, now: float, checked_upto: int | None) -> None:
         for hole_id, hole in list(self._holes.items()):
+            if checked_upto is not None and hole_id > checked_upto:
+                continue
             if snapshot is None or snapshot.xmin >= hole.bound:
                 del self._holes[hole_id]  # every possible owner has finished: it never fills
             elif now - hole.seen_at > self.max_hole_wait:

@@ -169,7 +169,7 @@ def test_sqlite_reuses_a_rolled_back_id_so_there_is_no_hole(sqlite_url: str, fee
 def test_racing_writers_are_read_once_each_in_id_order(engine: Engine, sessions, feeds) -> None:
     """Writers commit and roll back concurrently while the feed reads; nothing is lost,
     repeated or reordered."""
-    feed = feeds(engine, batch_size=7)
+    feed = feeds(engine, batch_size=3)
     feed.start()
     received: list[int] = []
     done = threading.Event()
@@ -208,3 +208,24 @@ def test_racing_writers_are_read_once_each_in_id_order(engine: Engine, sessions,
         committed = list(session.scalars(select(Event.id).order_by(Event.id)))
     assert len(committed) == 4 * 32
     assert received == committed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_a_large_batch_behind_a_later_commit(pg_engine, feeds, outcome: str) -> None:
+    """3,000 event ids in one transaction, more holes than are listed by id."""
+    sessions = session_factory(pg_engine)
+    feed = feeds(pg_engine)
+    feed.start()
+    held = sessions()
+    batch = [publish(held, "meter_reading_received", {"n": n}) for n in range(3000)]
+    held.flush()
+    after = committed_event(sessions, "after the batch")
+    assert feed.poll() == [] and len(feed.window.holes()) == 3000
+    getattr(held, outcome)()
+    held.close()
+    released: list[int] = []
+    while not released or feed.full:
+        released.extend(ids(feed.poll()))
+    expected = [e.id for e in batch] if outcome == "commit" else []
+    assert released == [*expected, after]
