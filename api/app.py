@@ -83,6 +83,8 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Our own Prometheus metrics (api/metrics.py) cover requests; no OpenTelemetry.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     errors.install(app)
     install_openapi(app, (ReadingIn, BatchIn))

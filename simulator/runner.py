@@ -25,6 +25,7 @@ log = logging.getLogger("simulator")
 MESSAGE_PREFIX = "gridtokenx-reading:v1"
 MAX_BATCH = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = timedelta(0)
 
 
 def system_now() -> datetime:
@@ -84,6 +85,9 @@ class Simulator:
         whole_minutes = -(-max(900, window_secs + 1) // 60)
         self.backfill_step = timedelta(minutes=whole_minutes)
         self.last: dict[str, datetime] = {}
+        # One-off delays that spread the meters over the cadence after the first live
+        # cycle, so new readings arrive steadily rather than all at once.
+        self.delay: dict[str, timedelta] = {}
 
     def now(self) -> datetime:
         at = self.clock()
@@ -135,8 +139,9 @@ class Simulator:
         counts, now = Counts(), self.now()
         for meter in self.fleet:
             last = self.last.get(meter.serial)
-            if last is not None and now - last < self.cadence:
+            if last is not None and now - last < self.cadence + self.delay.get(meter.serial, _ZERO):
                 continue
+            self.delay.pop(meter.serial, None)
             start = max(last or now - self.cadence, now - self.cadence)
             kwh = export_kwh(meter.plan.site, meter.serial, start, now)
             if kwh <= 0:
@@ -165,14 +170,26 @@ class Simulator:
         log.warning("%s: %s %s", meter.serial, response.status_code, error)
         return Counts(rejected=1)
 
+    def stagger(self) -> None:
+        """Spread the meters' next reports evenly over one cadence."""
+        for position, meter in enumerate(self.fleet):
+            self.delay[meter.serial] = self.cadence * position / max(1, len(self.fleet))
+
     def seconds_to_next(self) -> float:
         now = self.now()
-        due = [self.last.get(m.serial, now) + self.cadence for m in self.fleet]
+        due = [
+            self.last.get(m.serial, now) + self.cadence + self.delay.get(m.serial, _ZERO)
+            for m in self.fleet
+        ]
         return max(0.5, min((d - now).total_seconds() for d in due)) if due else 5.0
 
     def run_live(self, stop: threading.Event) -> None:
+        first = True
         while not stop.is_set():
             counts = self.cycle()
+            if first:
+                self.stagger()
+                first = False
             if counts.accepted or counts.rejected:
                 log.info(
                     "live: %d accepted, %d duplicate, %d rejected, %d without export",

@@ -100,3 +100,24 @@ def test_the_simulator_signs_exactly_as_documented(tmp_path: Path) -> None:
         plan.serial, parse_timestamp(body["reading_timestamp"]), parse_kwh("0.1234")
     )
     assert verify_reading_signature(str(keypair.pubkey()), body["meter_signature"], message)
+
+
+def test_live_reports_are_spread_over_the_cadence(tmp_path: Path) -> None:
+    from simulator.fleet import FleetMeter
+
+    store = FleetStore(tmp_path)
+    fleet = [FleetMeter(plan, store.load_meter(plan)[0], "key") for plan in DEMO_METERS]
+    simulator = Simulator(
+        ApiClient("http://unused"),
+        store,
+        fleet,
+        window_secs=900,
+        interval_secs=5,
+        clock=lambda: CLOCK,
+    )
+    for meter in fleet:
+        simulator.last[meter.serial] = CLOCK
+    simulator.stagger()
+    delays = [simulator.delay[m.serial].total_seconds() for m in fleet]
+    assert delays == [0, 225.25, 450.5, 675.75]
+    assert simulator.seconds_to_next() == 901
