@@ -166,6 +166,7 @@ def _check_all(
 ) -> tuple[list[tuple[int, CheckedReading]], list[tuple[int, ReadingRejected]]]:
     checked: list[tuple[int, CheckedReading]] = []
     rejected: list[tuple[int, ReadingRejected]] = []
+    seen: dict[str, bool] = {}
     for index, raw in enumerate(items):
         try:
             submission = parse_submission(raw)
@@ -178,17 +179,23 @@ def _check_all(
             )
             checked.append((index, reading))
         except ForeignMeter as error:
-            rejected.append((index, _foreign_or_unknown(session, raw["meter_serial"], error)))
+            known = _serial_exists(session, raw["meter_serial"].strip(), seen)
+            rejected.append((index, error if known else _unknown(raw["meter_serial"])))
         except ReadingRejected as error:
             rejected.append((index, error))
     return checked, rejected
 
 
-def _foreign_or_unknown(session: Session, serial: str, error: ForeignMeter) -> ReadingRejected:
-    exists = session.scalar(select(Meter.id).where(Meter.serial == serial.strip()))
-    if exists is None:
-        return UnknownMeter(f"no meter with serial {serial.strip()!r}")
-    return error
+def _serial_exists(session: Session, serial: str, seen: dict[str, bool]) -> bool:
+    # Memoised per request: a batch naming one foreign serial a thousand times
+    # costs one query.
+    if serial not in seen:
+        seen[serial] = session.scalar(select(Meter.id).where(Meter.serial == serial)) is not None
+    return seen[serial]
+
+
+def _unknown(serial: str) -> UnknownMeter:
+    return UnknownMeter(f"no meter with serial {serial.strip()!r}")
 
 
 def _store(
