@@ -44,6 +44,7 @@ class MintScheduler:
         self.wake = threading.Event()
         self.scheduler = BlockingScheduler(timezone=UTC)
         self.interval = minter.app.config().polling_interval_secs
+        self.failures = 0  # consecutive aborted cycles
 
     def start(self) -> None:
         """Recover, schedule, listen for arrivals; blocks until shutdown()."""
@@ -88,11 +89,25 @@ class MintScheduler:
     # --- jobs --------------------------------------------------------------------------
 
     def mint_job(self) -> None:
+        """Cycles until nothing woke us meanwhile; an aborted cycle is retried soon.
+
+        A cycle aborts when the node or the database is unreachable; what it persisted
+        stays and the next cycle resumes it. The retry comes after 1, 2, 4 ... seconds
+        (at most one polling interval), not a whole interval later. The exception is
+        re-raised so APScheduler's listener records it as a scheduler_job_error event.
+        """
         while not self.stop.is_set():
             self.wake.clear()
-            config = self.minter.app.config()
-            self._follow_interval(config.polling_interval_secs)
-            report = self.minter.pipeline.run_cycle()
+            try:
+                config = self.minter.app.config()
+                self._follow_interval(config.polling_interval_secs)
+                report = self.minter.pipeline.run_cycle()
+            except Exception:
+                self.failures += 1
+                delay = min(2 ** (self.failures - 1), self.interval)
+                self._run_mint_job_at(datetime.now(UTC) + timedelta(seconds=delay))
+                raise
+            self.failures = 0
             if report.claimed_readings or report.batches_sent or report.unresolved:
                 log.info(
                     "cycle: %d readings claimed, %d batches sent, %d confirmed, %d failed, "
@@ -122,7 +137,10 @@ class MintScheduler:
         if not types & WAKING_EVENTS or self.stop.is_set():
             return
         self.wake.set()
-        when = datetime.now(UTC) + timedelta(seconds=GATHER_SECS)
+        self._run_mint_job_at(datetime.now(UTC) + timedelta(seconds=GATHER_SECS))
+
+    def _run_mint_job_at(self, when: datetime) -> None:
+        """Bring the next mint cycle forward to `when` (never push it back)."""
         job = self.scheduler.get_job(MINT_JOB)
         if job is not None and (job.next_run_time is None or job.next_run_time > when):
             job.modify(next_run_time=when)

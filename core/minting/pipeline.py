@@ -103,6 +103,8 @@ class MintPipeline:
             target.chain, target.authority, target.factory, airdrop=target.airdrop
         )
         self.wallets_per_transaction = max_mints_per_transaction(target.factory)
+        # Planned batches this process gave up on while the database was unreachable.
+        self.unreleased: set[int] = set()
 
     # --- the cycle ---------------------------------------------------------------------
 
@@ -161,12 +163,14 @@ class MintPipeline:
         signed = []
         for batch in open_batches:
             if batch.status == BatchStatus.PLANNED:
-                if release_all_planned or now - batch.created_at > STALE_PLANNED:
+                ours = batch.id in self.unreleased  # we gave up on it, but could not say so
+                if release_all_planned or ours or now - batch.created_at > STALE_PLANNED:
                     with self.sessions() as session:
                         if states.release_planned(
                             session, batch.id, reason="released: never signed", now=now
                         ):
                             report.released += 1
+                    self.unreleased.discard(batch.id)
             elif batch.signature and batch.raw_tx and batch.last_valid_block_height is not None:
                 signed.append(
                     InFlight(
@@ -285,10 +289,11 @@ class MintPipeline:
                 report.expired += 1
 
     def _release(self, claimed: Sequence[ClaimedBatch], report: CycleReport, reason: str) -> None:
-        try:
-            for batch in claimed:
+        for batch in claimed:
+            try:
                 with self.sessions() as session:
                     if states.release_planned(session, batch.id, reason=reason, now=self.clock()):
                         report.released += 1
-        except Exception:  # the database may be the reason we are here
-            log.exception("could not release planned batches; recovery will")
+            except Exception:  # the database may be the reason we are here
+                self.unreleased.add(batch.id)
+                log.warning("could not release planned batch %d; the next cycle will", batch.id)
