@@ -11,11 +11,13 @@ port, then:
 2. batch: --batch-meters meters submit one batch of --batch-size readings each,
    --batch-concurrency at a time.
 
-Prints accepted readings/s and request latency p50/p95/p99 per phase, and
-asserts that every request succeeded (zero 5xx) and that the stored count equals
-the accepted count. Readings are signed before the clock starts. The duplicate
-window is set to 300 s so a meter's 1000-reading batch (6 minutes apart) fits in
-the 7-day age limit. The database is dropped at the end.
+Prints accepted readings/s and request latency p50/p95/p99 per phase, the CPU
+time per reading of the API processes, PostgreSQL and this client (steadier than
+throughput on a shared machine), and the load average; asserts that every
+request succeeded (zero 5xx) and that the stored count equals the accepted count.
+Readings are signed before the clock starts. The duplicate window is set to
+300 s so a meter's 1000-reading batch (6 minutes apart) fits in the 7-day age
+limit. The database is dropped at the end.
 """
 
 from __future__ import annotations
