@@ -1,26 +1,30 @@
 """The append-only event log, written in the same transaction as the change it reports.
 
-An event row is added to the caller's session, so it commits or rolls back with
-the change. On PostgreSQL the transaction also sends one NOTIFY (delivered by the
+An event row is inserted in the caller's transaction, so it commits or rolls back
+with the change. On PostgreSQL the transaction also sends one NOTIFY (delivered by the
 server only at commit) carrying the highest new event id; SQLite readers poll.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from core.db.models import Event
 from core.db.types import utcnow
 
 NOTIFY_CHANNEL = "gridtokenx_events"
+# Rows per INSERT page when many events are written (4 parameters each: 48 stays under
+# the parameter count up to which psycopg reuses a parsed statement; one 1000-row
+# statement would be parsed anew every time).
+EVENT_PAGE_ROWS = 12
 _PENDING_KEY = "gridtokenx_pending_events"
 
 
@@ -49,16 +53,46 @@ def publish(
     user_id: int | None = None,
     at: datetime | None = None,
 ) -> Event:
-    """Add an event to the session's transaction; `user_id` is the prosumer who may see it."""
-    row = Event(
-        type=str(event_type),
-        user_id=user_id,
-        payload=_jsonable(payload),
-        created_at=at or utcnow(),
+    """Write an event in the session's transaction; `user_id` is the prosumer who may see it."""
+    return publish_many(session, [(event_type, payload, user_id)], at=at)[0]
+
+
+def publish_many(
+    session: Session,
+    events: Sequence[tuple[EventType | str, Mapping[str, Any], int | None]],
+    *,
+    at: datetime | None = None,
+) -> list[Event]:
+    """Write several events with one INSERT (type, payload, user_id each), ids in order.
+
+    A plain INSERT ... RETURNING, not the ORM unit of work: ingest writes one event
+    per reading, and the ORM's bookkeeping per row cost more than the reading itself.
+    The returned rows are detached copies (for their ids and messages).
+    """
+    if not events:
+        return []
+    created = at or utcnow()
+    rows = [
+        {
+            "type": str(kind),
+            "user_id": user_id,
+            "payload": _jsonable(payload),
+            "created_at": created,
+        }
+        for kind, payload, user_id in events
+    ]
+    statement = insert(Event).returning(Event.id, sort_by_parameter_order=True)
+    ids = (
+        session.execute(
+            statement, rows, execution_options={"insertmanyvalues_page_size": EVENT_PAGE_ROWS}
+        )
+        .scalars()
+        .all()
     )
-    session.add(row)
-    session.info.setdefault(_PENDING_KEY, []).append(row)
-    return row
+    session.info.setdefault(_PENDING_KEY, []).extend(
+        (event_id, row["type"]) for event_id, row in zip(ids, rows, strict=True)
+    )
+    return [Event(id=event_id, **row) for event_id, row in zip(ids, rows, strict=True)]
 
 
 def to_message(row: Event) -> dict[str, Any]:
@@ -84,22 +118,18 @@ def _default(value: Any) -> Any:
 
 @sa_event.listens_for(Session, "before_commit")
 def _notify_on_commit(session: Session) -> None:
-    rows: list[Event] = session.info.pop(_PENDING_KEY, [])
-    if not rows:
-        return
-    session.flush()
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
+    written: list[tuple[int, str]] = session.info.pop(_PENDING_KEY, [])
+    if not written or session.get_bind().dialect.name != "postgresql":
         return
     message = json.dumps(
-        {"max_id": max(row.id for row in rows), "types": sorted({row.type for row in rows})}
+        {
+            "max_id": max(event_id for event_id, _ in written),
+            "types": sorted({kind for _, kind in written}),
+        }
     )
     session.execute(
         text("SELECT pg_notify(:channel, :message)"),
-        {
-            "channel": NOTIFY_CHANNEL,
-            "message": message,
-        },
+        {"channel": NOTIFY_CHANNEL, "message": message},
     )
 
 

@@ -14,16 +14,17 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading
-from core.events import EventType, publish
+from core.events import EventType, publish_many
 from core.readings.errors import DuplicateReading
 from core.readings.queries import ReadingView
 from core.readings.rules import CheckedReading
-from core.readings.writes import EVENT_PAGE_ROWS, insert_if_alone, insert_many, reading_row
+from core.readings.writes import insert_if_alone, insert_many, reading_row
 from core.units import format_kwh
 
 # Candidates closer than this share one range query (fewer round trips, few extra rows).
@@ -150,7 +151,9 @@ def store_checked(
         reading_id = insert_if_alone(session, row, window)
         if reading_id is not None:
             stored = Stored(index, reading, Known(*_known_of(reading), id=reading_id), True)
-            _publish_received(session, meter_serial, owner_id, wallet_address, stored, now)
+            publish_many(
+                session, [_received(meter_serial, owner_id, wallet_address, stored)], at=now
+            )
             return [stored]
     ledger = _load_known(session, meter_id, [r.reading_timestamp for _, r in checked], window)
     outcomes: list[Stored] = []
@@ -197,37 +200,29 @@ def _insert(
 ) -> None:
     rows = [reading_row(meter_id, owner_id, wallet_address, s.reading, now) for s in fresh]
     ids = insert_many(session, rows)
-    # Many events flush in pages small enough for psycopg to reuse each page's parsed
-    # query; one 1000-row statement is re-parsed every time (its size defeats the cache).
-    session.connection().execution_options(insertmanyvalues_page_size=EVENT_PAGE_ROWS)
     for stored, reading_id in zip(fresh, ids, strict=True):
         stored.known.id = reading_id
-        _publish_received(session, meter_serial, owner_id, wallet_address, stored, now)
-
-
-def _publish_received(
-    session: Session,
-    meter_serial: str,
-    owner_id: int,
-    wallet_address: str | None,
-    stored: Stored,
-    now: datetime,
-) -> None:
-    publish(
+    publish_many(
         session,
-        EventType.METER_READING_RECEIVED,
-        {
-            "reading_id": stored.known.id,
-            "user_id": owner_id,
-            "wallet_address": wallet_address,
-            "meter_serial": meter_serial,
-            "kwh_amount": format_kwh(stored.reading.kwh),
-            "reading_timestamp": stored.reading.reading_timestamp,
-            "status": stored.reading.status.value,
-        },
-        user_id=owner_id,
+        [_received(meter_serial, owner_id, wallet_address, stored) for stored in fresh],
         at=now,
     )
+
+
+def _received(
+    meter_serial: str, owner_id: int, wallet_address: str | None, stored: Stored
+) -> tuple[EventType, dict[str, Any], int]:
+    """The meter_reading_received event of a stored reading, for its owner to see."""
+    payload = {
+        "reading_id": stored.known.id,
+        "user_id": owner_id,
+        "wallet_address": wallet_address,
+        "meter_serial": meter_serial,
+        "kwh_amount": format_kwh(stored.reading.kwh),
+        "reading_timestamp": stored.reading.reading_timestamp,
+        "status": stored.reading.status.value,
+    }
+    return EventType.METER_READING_RECEIVED, payload, owner_id
 
 
 def view_of_new(

@@ -20,10 +20,6 @@ from sqlalchemy.orm import Session
 from core.db.models import MeterReading
 from core.readings.rules import CheckedReading
 
-# Rows per INSERT page when many events are flushed (4 parameters each: 48 stays
-# under psycopg's 50-parameter limit for caching a parsed statement).
-EVENT_PAGE_ROWS = 12
-
 _READINGS = MeterReading.__table__
 _COLUMNS = (
     "meter_id",
