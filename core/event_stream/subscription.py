@@ -34,9 +34,11 @@ class Subscription:
         self.viewer = viewer
         self.position = position
         self.limit = limit
-        self.ended: asyncio.Future[EndReason] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.ended: asyncio.Future[EndReason] = self._loop.create_future()
         self._queue: deque[StreamEvent] = deque()
-        self._ready = asyncio.Event()
+        # A bare future rather than an asyncio.Event: this runs once per event per client.
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, event: StreamEvent) -> bool:
         """Queue `event`; False when this client is too far behind and was ended instead."""
@@ -47,7 +49,8 @@ class Subscription:
             self.end(EndReason.OVERFLOW)
             return False
         self._queue.append(event)
-        self._ready.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
         return True
 
     def end(self, reason: EndReason) -> None:
@@ -60,8 +63,12 @@ class Subscription:
 
     async def next_batch(self) -> list[StreamEvent]:
         """Everything queued so far (waits while nothing is)."""
-        await self._ready.wait()
-        self._ready.clear()
+        if not self._queue:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         batch = list(self._queue)
         self._queue.clear()
         return batch
