@@ -157,6 +157,12 @@ def grx(base_units: int, decimals: int) -> str:
     return _trimmed(Decimal(base_units).scaleb(-decimals))
 
 
+def brief(exact: str, places: int = 3) -> str:
+    """A headline figure rounded for a metric tile; the exact text goes in its help."""
+    amount = Decimal(exact.replace(",", "")).quantize(Decimal(1).scaleb(-places))
+    return _trimmed(amount)
+
+
 def _trimmed(amount: Decimal) -> str:
     text = f"{amount:,f}"
     return text.rstrip("0").rstrip(".") if "." in text else text

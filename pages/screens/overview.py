@@ -44,8 +44,10 @@ def overview() -> None:
     )
     today = st.columns(4)
     today[0].metric("Readings today", f"{stats.readings_today:,}")
-    today[1].metric("Energy today", f"{ui.kwh(stats.kwh_micro_today)} kWh")
-    today[2].metric("GRX minted today", ui.grx(stats.base_units_minted_today, decimals))
+    energy = ui.kwh(stats.kwh_micro_today)
+    minted = ui.grx(stats.base_units_minted_today, decimals)
+    today[1].metric("Energy today", f"{ui.brief(energy)} kWh", help=f"exactly {energy} kWh")
+    today[2].metric("GRX minted today", ui.brief(minted), help=f"exactly {minted} GRX")
     today[3].metric("Readings minted today", f"{stats.readings_minted_today:,}")
 
     queue = st.columns(4)
