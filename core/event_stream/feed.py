@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, or_, select, text
@@ -70,6 +70,23 @@ def read_events(
 def latest_event_id(engine: Engine) -> int:
     with read_only(engine).connect() as connection:
         return int(connection.scalar(select(func.coalesce(func.max(Event.id), 0))))
+
+
+def _elsewhere(session: Session) -> frozenset[int]:
+    """Running xids (32-bit) of sessions in other databases, read after the snapshot.
+
+    Sessions hidden from us (other roles, without pg_read_all_stats) are not
+    listed, which only makes the feed wait longer.
+    """
+    return frozenset(
+        int(xid)
+        for xid in session.scalars(
+            text(
+                "SELECT backend_xid::text::bigint FROM pg_stat_activity"
+                " WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()"
+            )
+        )
+    )
 
 
 class EventFeed:
@@ -159,6 +176,8 @@ class EventFeed:
                         str(session.scalar(text("SELECT pg_current_snapshot()::text")))
                     )
                     rows = [(row.id, encode(row)) for row in session.scalars(query)]
+                    if self.window.waiting and snapshot.in_progress:
+                        snapshot = replace(snapshot, elsewhere=_elsewhere(session))
                     bound = None
                     if self.window.opens_hole(row_id for row_id, _ in rows):
                         # Costs an xid, so only when a new hole needs one (see ordering).

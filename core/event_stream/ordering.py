@@ -13,7 +13,10 @@ before S, so h's transaction got its xid before S was taken. The feed then asks
 for a fresh xid, the hole's `bound`: larger than every xid assigned before S
 (xids are handed out in order). Once a later snapshot's xmin (the oldest xid
 still running) reaches the bound, h's transaction has finished; if h is still
-invisible it was rolled back, and the hole is permanent. (S's in-progress list
+invisible it was rolled back, and the hole is permanent. xids are shared by the
+whole cluster, so running transactions known to belong to other databases are
+left out (`Snapshot.elsewhere`): another application's long transaction does
+not hold up our holes. (S's in-progress list
 is not enough: a transaction whose xid is above every finished one when S is
 taken is beyond S's xmax and not listed.) SQLite serializes writers and reuses
 the rowids of rolled-back inserts, so ids become visible in order and a missing
@@ -34,16 +37,36 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A PostgreSQL snapshot (`pg_current_snapshot()`): xmin is the oldest running xid."""
+    """A PostgreSQL snapshot (`pg_current_snapshot()`) and what is known of its running xids.
+
+    `elsewhere`: running xids seen (after the snapshot) in sessions of other
+    databases of the cluster; they cannot hold an id of our events table. They
+    are 32-bit (pg_stat_activity.backend_xid): running xids are never 2^32
+    apart, so the low 32 bits of a snapshot's 64-bit xid identify it.
+    """
 
     xmin: int
     xmax: int
+    in_progress: frozenset[int]
+    elsewhere: frozenset[int] = frozenset()
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
         """`xmin:xmax:xip1,xip2,...`, the text form of pg_snapshot."""
-        xmin, xmax, _ = text.split(":")
-        return cls(int(xmin), int(xmax))
+        xmin, xmax, xip = text.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(x) for x in xip.split(",") if x))
+
+    def finished_before(self, bound: int) -> bool:
+        """Whether every transaction of our database with an xid below `bound` had ended.
+
+        Below xmax a running xid is in the in-progress list; at or above it, it is
+        not listed at all, so nothing is known until xmax has passed the bound.
+        """
+        if self.xmin >= bound:
+            return True
+        return bound <= self.xmax and all(
+            xid & 0xFFFFFFFF in self.elsewhere for xid in self.in_progress if xid < bound
+        )
 
 
 @dataclass(frozen=True)
@@ -127,7 +150,7 @@ class OrderedWindow(Generic[T]):
         for hole_id, hole in list(self._holes.items()):
             if checked_upto is not None and hole_id > checked_upto:
                 continue
-            if snapshot is None or snapshot.xmin >= hole.bound:
+            if snapshot is None or snapshot.finished_before(hole.bound):
                 del self._holes[hole_id]  # every possible owner has finished: it never fills
             elif now - hole.seen_at > self.max_hole_wait:
                 # A transaction held open this long stalls every client; give up on it.

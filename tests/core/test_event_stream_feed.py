@@ -6,13 +6,14 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.engine import create_db_engine, session_factory
 from core.db.models import Event
 from core.event_stream import EventFeed, StreamEvent
 from core.events import publish
+from tests.conftest import pg_admin_url
 
 
 @pytest.fixture
@@ -127,6 +128,25 @@ def test_a_rolled_back_hole_also_waits_for_writers_that_were_running(pg_engine, 
     bystander.commit()
     bystander.close()
     assert ids(feed.poll()) == [after]
+
+
+@pytest.mark.postgres
+def test_a_long_transaction_in_another_database_does_not_hold_a_hole(pg_engine, feeds) -> None:
+    """xids are cluster-wide; a writer elsewhere (another app, another test) is ignored."""
+    sessions = session_factory(pg_engine)
+    feed = feeds(pg_engine)
+    feed.start()
+    elsewhere = create_engine(pg_admin_url())
+    with elsewhere.connect() as other:
+        other.execute(text("SELECT pg_current_xact_id()"))  # a running writer, elsewhere
+        held, _ = open_event(sessions, "rolled back")
+        after = committed_event(sessions, "after")
+        assert feed.poll() == []
+        held.rollback()
+        held.close()
+        assert ids(feed.poll()) == [after]
+        other.rollback()
+    elsewhere.dispose()
 
 
 @pytest.mark.postgres

@@ -17,9 +17,10 @@ class FakeClock:
         return self.now
 
 
-def snap(xmin: int) -> Snapshot:
-    """A snapshot whose oldest running transaction is `xmin`."""
-    return Snapshot(xmin=xmin, xmax=xmin + 10)
+def snap(xmin: int, *running: int, xmax: int | None = None) -> Snapshot:
+    """A snapshot whose oldest running transaction is `xmin` (more may run)."""
+    xmax = xmax or max([xmin, *running]) + 10
+    return Snapshot(xmin=xmin, xmax=xmax, in_progress=frozenset({xmin, *running}))
 
 
 def rows(*ids: int) -> list[tuple[int, str]]:
@@ -27,8 +28,8 @@ def rows(*ids: int) -> list[tuple[int, str]]:
 
 
 def test_snapshot_text_is_parsed() -> None:
-    assert Snapshot.parse("10:20:12,15") == Snapshot(10, 20)
-    assert Snapshot.parse("10:10:") == Snapshot(10, 10)
+    assert Snapshot.parse("10:20:12,15") == Snapshot(10, 20, frozenset({12, 15}))
+    assert Snapshot.parse("10:10:") == Snapshot(10, 10, frozenset())
 
 
 def test_consecutive_ids_are_released_in_order() -> None:
@@ -57,6 +58,22 @@ def test_a_hole_is_permanent_once_every_older_transaction_has_finished() -> None
     # it was rolled back. Transactions that started later cannot hold it (see ordering).
     assert window.accept([], snap(60)) == ["e3"]
     assert window.position == 3
+
+
+def test_a_hole_is_not_settled_by_the_read_that_found_it() -> None:
+    # Its owner may have an xid at or above that snapshot's xmax, where nothing is listed.
+    window: OrderedWindow[str] = OrderedWindow(0)
+    nothing_listed = Snapshot(xmin=58, xmax=58, in_progress=frozenset())
+    assert window.accept(rows(2), nothing_listed, bound=60) == []
+    assert window.accept([], Snapshot(xmin=61, xmax=61, in_progress=frozenset())) == ["e2"]
+
+
+def test_transactions_of_other_databases_do_not_hold_a_hole() -> None:
+    window: OrderedWindow[str] = OrderedWindow(0)
+    assert window.accept(rows(2), snap(55), bound=60) == []
+    assert window.accept([], snap(55, 57)) == []  # both may be ours
+    other_database = Snapshot(55, 70, frozenset({55, 57}), elsewhere=frozenset({55, 57}))
+    assert window.accept([], other_database) == ["e2"]
 
 
 def test_a_new_hole_on_postgresql_needs_a_bound() -> None:
@@ -139,7 +156,12 @@ class Simulation:
                 self.committed.extend(ids)
 
     def read(self) -> None:
-        snapshot = Snapshot(xmin=min(self.running, default=self.next_xid), xmax=self.next_xid)
+        # xmax: one past the newest finished xid; running xids below it are listed.
+        finished = [x for x in range(100, self.next_xid) if x not in self.running]
+        xmax = max(finished, default=99) + 1
+        running = frozenset(x for x in self.running if x < xmax)
+        xmin = min(self.running, default=xmax)
+        snapshot = Snapshot(xmin=min(xmin, xmax), xmax=xmax, in_progress=running)
         holes = set(self.window.holes())
         wanted = sorted(i for i in self.committed if i > self.window.seen_upto or i in holes)
         limit = self.rng.randint(1, 5)
