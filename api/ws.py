@@ -96,14 +96,17 @@ async def event_socket(websocket: WebSocket) -> None:
         subscription = hub.subscribe(viewer)
     except Exception as error:
         # Accepted only to be closed: a refused handshake would hide the reason.
-        await websocket.accept()
-        await _close(websocket, *_refusal(error))
+        with suppress(WebSocketDisconnect, WebSocketDisconnected, OSError):
+            await websocket.accept()
+            await _close(websocket, *_refusal(error))
         return
     try:
         # Subscribed before the handshake completes: once the client's connect returns,
         # every later commit reaches it, even without `since`.
         await websocket.accept()
         code, reason = await _serve(websocket, state, subscription, since, lifetime)
+    except (WebSocketDisconnect, WebSocketDisconnected, OSError):
+        return  # gone during the handshake
     finally:
         hub.unsubscribe(subscription)
     if code is not None:
@@ -131,7 +134,7 @@ def _since_of(websocket: WebSocket) -> int | None:
     raw = websocket.query_params.get("since")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Refused(BAD_REQUEST, "since must be an event id (a non-negative integer)")
     return int(raw)
 

@@ -90,6 +90,7 @@ def test_refused_connections_are_told_why(app: App, session: Session, alice: Use
         "disabled": (token_for(app, disabled), None),
         "unknown user": (token_for(app, gone), None),
         "bad since": (token_for(app, alice), "-1"),
+        "odd digits": (token_for(app, alice), "%C2%B2"),  # "²" is a digit to str.isdigit
     }
     session.delete(gone)
     session.commit()
@@ -104,7 +105,7 @@ def test_refused_connections_are_told_why(app: App, session: Session, alice: Use
     with ws_server(app) as (base, _):
         results = asyncio.run(scenario(base))
     codes = {name: code for name, (code, _) in results.items()}
-    assert codes == {name: 4401 for name in refusals} | {"bad since": 4400}
+    assert codes == {name: 4401 for name in refusals} | {"bad since": 4400, "odd digits": 4400}
     assert "meter API keys" in results["meter key"][1]
     assert "expired" in results["expired"][1]
     assert "disabled" in results["disabled"][1]
