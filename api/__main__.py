@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.app.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # A line per chain health check or per migration check says nothing an operator needs.
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     try:
         core = bootstrap(settings)
     except DatabaseNotMigrated as exc:
@@ -66,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.app.log_level.lower(),
         access_log=args.access_log,
         timeout_keep_alive=args.timeout_keep_alive,
+        # Events are small JSON; compressing each one once per client cost more CPU
+        # than fanning out to 500 clients (docs/EVENTS.md, bench/ws_latency.py).
+        ws_per_message_deflate=False,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
     )
     return 0
 

@@ -7,6 +7,7 @@ in api/ws.py (`router`), added here when that module exists.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import logging
@@ -73,6 +74,9 @@ def create_app(
             app.state.api = state
             async with httpx.AsyncClient() as http:
                 state.http = http
+                # Startup objects live as long as the process: keep them out of the
+                # collector, whose full passes otherwise stall every WebSocket client.
+                gc.freeze()
                 yield
         finally:
             if core is None:
