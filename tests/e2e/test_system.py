@@ -78,12 +78,38 @@ def system(tmp_path: Path, database_url: str):
             what="the launcher to start every service",
         )
         assert launcher.poll() is None, output()
-        yield {**{k.lower(): v for k, v in ports.items()}, "process": launcher, "log": output}
+        yield {
+            **{k.lower(): v for k, v in ports.items()},
+            "process": launcher,
+            "log": output,
+            "data_dir": env["DATA_DIR"],
+        }
     finally:
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait(10)
+        if launcher.poll() is None:  # a failed test: let the launcher stop its children
+            launcher.send_signal(signal.SIGTERM)
+            try:
+                launcher.wait(30)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+        for pid in processes_of(env["DATA_DIR"]):
+            os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def processes_of(data_dir: str) -> list[int]:
+    """Live processes started with this DATA_DIR (the children run in their own sessions)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"DATA_DIR={data_dir}".encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 async def collect_mints(url: str, token: str, readings: int, timeout: float) -> list[dict]:
@@ -170,7 +196,4 @@ def test_meters_to_tokens_through_the_real_processes(system) -> None:
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(60) == 0, system["log"]()
     assert "all processes stopped" in system["log"]()
-    survivors = subprocess.run(
-        ["pgrep", "-g", str(launcher.pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
-    assert survivors == [], f"children left running: {survivors}"
+    assert processes_of(system["data_dir"]) == [], "children left running"
