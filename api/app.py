@@ -60,7 +60,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # bootstrap() refuses an un-migrated database with the migration command.
-        built = core or bootstrap()
+        # No ping per checkout: a dead connection is answered 503 once (api/errors.py).
+        built = core or bootstrap(pre_ping=False)
         try:
             if create_first_admin:
                 _first_admin(built)

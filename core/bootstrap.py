@@ -41,10 +41,13 @@ class App:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings | None = None, *, require_migrated: bool = True) -> App:
+def bootstrap(
+    settings: Settings | None = None, *, require_migrated: bool = True, pre_ping: bool = True
+) -> App:
+    """`pre_ping=False` saves a round trip per checkout for a process that retries anyway."""
     settings = settings or load_settings()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_db_engine(settings.app.effective_database_url)
+    engine = create_db_engine(settings.app.effective_database_url, pool_pre_ping=pre_ping)
     if require_migrated:
         try:
             ensure_migrated(engine)

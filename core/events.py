@@ -1,20 +1,20 @@
 """The append-only event log, written in the same transaction as the change it reports.
 
 An event row is inserted in the caller's transaction, so it commits or rolls back
-with the change. On PostgreSQL the transaction also sends one NOTIFY (delivered by the
-server only at commit) carrying the highest new event id; SQLite readers poll.
+with the change. On PostgreSQL a statement trigger on `events` (migration 0003) sends a NOTIFY
+with the highest new id and the types, which the server delivers only at commit;
+SQLite readers poll.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import event as sa_event
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from core.db.models import Event
@@ -25,7 +25,6 @@ NOTIFY_CHANNEL = "gridtokenx_events"
 # the parameter count up to which psycopg reuses a parsed statement; one 1000-row
 # statement would be parsed anew every time).
 EVENT_PAGE_ROWS = 12
-_PENDING_KEY = "gridtokenx_pending_events"
 
 
 class EventType(StrEnum):
@@ -45,6 +44,17 @@ class EventType(StrEnum):
     METER_CHANGED = "meter_changed"
 
 
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An event just written: what `to_message` and callers need, without an ORM row."""
+
+    id: int
+    type: str
+    user_id: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
 def publish(
     session: Session,
     event_type: EventType | str,
@@ -52,7 +62,7 @@ def publish(
     *,
     user_id: int | None = None,
     at: datetime | None = None,
-) -> Event:
+) -> PublishedEvent:
     """Write an event in the session's transaction; `user_id` is the prosumer who may see it."""
     return publish_many(session, [(event_type, payload, user_id)], at=at)[0]
 
@@ -62,12 +72,11 @@ def publish_many(
     events: Sequence[tuple[EventType | str, Mapping[str, Any], int | None]],
     *,
     at: datetime | None = None,
-) -> list[Event]:
+) -> list[PublishedEvent]:
     """Write several events with one INSERT (type, payload, user_id each), ids in order.
 
-    A plain INSERT ... RETURNING, not the ORM unit of work: ingest writes one event
-    per reading, and the ORM's bookkeeping per row cost more than the reading itself.
-    The returned rows are detached copies (for their ids and messages).
+    A Core INSERT ... RETURNING on the table, not the ORM: ingest writes one event per
+    reading, and the ORM's bookkeeping per row cost more than the reading itself.
     """
     if not events:
         return []
@@ -76,12 +85,13 @@ def publish_many(
         {
             "type": str(kind),
             "user_id": user_id,
-            "payload": _jsonable(payload),
+            "payload": {str(key): _plain(value) for key, value in payload.items()},
             "created_at": created,
         }
         for kind, payload, user_id in events
     ]
-    statement = insert(Event).returning(Event.id, sort_by_parameter_order=True)
+    table = Event.__table__
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     ids = (
         session.execute(
             statement, rows, execution_options={"insertmanyvalues_page_size": EVENT_PAGE_ROWS}
@@ -89,13 +99,10 @@ def publish_many(
         .scalars()
         .all()
     )
-    session.info.setdefault(_PENDING_KEY, []).extend(
-        (event_id, row["type"]) for event_id, row in zip(ids, rows, strict=True)
-    )
-    return [Event(id=event_id, **row) for event_id, row in zip(ids, rows, strict=True)]
+    return [PublishedEvent(event_id, **row) for event_id, row in zip(ids, rows, strict=True)]
 
 
-def to_message(row: Event) -> dict[str, Any]:
+def to_message(row: Event | PublishedEvent) -> dict[str, Any]:
     """The CONTRACT's flat message: id, type, timestamp, then the event's fields."""
     return {
         "id": row.id,
@@ -105,34 +112,14 @@ def to_message(row: Event) -> dict[str, Any]:
     }
 
 
-def _jsonable(payload: Mapping[str, Any]) -> dict[str, Any]:
-    # Decimals become strings (exact), datetimes RFC 3339; JSON never sees a float amount.
-    return json.loads(json.dumps(dict(payload), default=_default))
-
-
-def _default(value: Any) -> Any:
+def _plain(value: Any) -> Any:
+    """JSON-ready: Decimals as exact strings, datetimes RFC 3339; never a float amount."""
+    if isinstance(value, str | int | bool) or value is None:
+        return value
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    return str(value)
-
-
-@sa_event.listens_for(Session, "before_commit")
-def _notify_on_commit(session: Session) -> None:
-    written: list[tuple[int, str]] = session.info.pop(_PENDING_KEY, [])
-    if not written or session.get_bind().dialect.name != "postgresql":
-        return
-    message = json.dumps(
-        {
-            "max_id": max(event_id for event_id, _ in written),
-            "types": sorted({kind for _, kind in written}),
-        }
-    )
-    session.execute(
-        text("SELECT pg_notify(:channel, :message)"),
-        {"channel": NOTIFY_CHANNEL, "message": message},
-    )
-
-
-@sa_event.listens_for(Session, "after_rollback")
-def _forget_on_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    return str(value)  # Decimal, enums, addresses

@@ -36,6 +36,7 @@ class HubOptions:
     hole_interval: float = 0.02  # how soon to look again while a hole may fill
     max_hole_wait: float = 30.0  # then a hole is given up (see OrderedWindow)
     retry_interval: float = 1.0  # after a failed read
+    idle_interval: float = 1.0  # with no subscriber: keep up lazily, not on every commit
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class EventHub:
         self._overflows = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._attention = threading.Event()  # a first subscriber arrived, or stop
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dispatcher: asyncio.Task[None] | None = None
@@ -76,6 +78,7 @@ class EventHub:
     async def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._attention.set()
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 10)
         if self._dispatcher is not None:
@@ -92,6 +95,7 @@ class EventHub:
             )
         subscription = Subscription(viewer, self.position, self.options.queue_limit)
         self._per_user[viewer.user_id] += 1
+        self._attention.set()
         if viewer.is_staff:
             self._staff.add(subscription)
         else:
@@ -159,8 +163,14 @@ class EventHub:
     def _read_forever(self) -> None:
         assert self._loop is not None
         while not self._stop.is_set():
-            if not self.feed.full:
+            if self._idle():
+                # Nobody listens: reading on every commit would cost ingest a query per
+                # reading. Keep the position roughly current; a subscriber wakes us at
+                # once, and whatever it missed meanwhile it gets live (ids > position).
+                self._attention.wait(self.options.idle_interval)
+            elif not self.feed.full:
                 self._wake.wait(self._interval())
+            self._attention.clear()
             self._wake.clear()  # before reading: a commit during the read wakes us again
             if self._stop.is_set():
                 return
@@ -173,6 +183,9 @@ class EventHub:
             if events or self.feed.position != self.position:
                 batch = (events, self.feed.position)
                 self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
+
+    def _idle(self) -> bool:
+        return not self._per_user and not self.feed.waiting and not self.feed.full
 
     def _interval(self) -> float:
         if self.feed.waiting:
