@@ -136,18 +136,7 @@ def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: da
             user_id=user_id,
             at=now,
         )
-    publish(
-        session,
-        EventType.BATCH_MINTING_COMPLETED,
-        {
-            "batch_id": batch_id,
-            "total_readings": len(readings),
-            "successful_mints": len(readings),
-            "failed_mints": 0,
-            "transaction_signature": batch.signature,
-        },
-        at=now,
-    )
+    _batch_completed(session, batch, minted=len(readings), failed=0, now=now)
     session.commit()
     return True
 
@@ -198,18 +187,7 @@ def mark_failed(
         },
         at=now,
     )
-    publish(
-        session,
-        EventType.BATCH_MINTING_COMPLETED,
-        {
-            "batch_id": batch_id,
-            "total_readings": len(readings),
-            "successful_mints": 0,
-            "failed_mints": len(readings),
-            "transaction_signature": batch.signature,
-        },
-        at=now,
-    )
+    _batch_completed(session, batch, minted=0, failed=len(readings), now=now)
     session.commit()
     return True
 
@@ -229,6 +207,24 @@ def mark_expired(session: Session, batch_id: int, *, now: datetime) -> bool:
     _readings_back_to_pending(session, batch_id)
     session.commit()
     return True
+
+
+def _batch_completed(
+    session: Session, batch: MintBatch, *, minted: int, failed: int, now: datetime
+) -> None:
+    """The staff event that closes a batch (a transaction mints all of it or none)."""
+    publish(
+        session,
+        EventType.BATCH_MINTING_COMPLETED,
+        {
+            "batch_id": batch.id,
+            "total_readings": minted + failed,
+            "successful_mints": minted,
+            "failed_mints": failed,
+            "transaction_signature": batch.signature,
+        },
+        at=now,
+    )
 
 
 def _readings_back_to_pending(session: Session, batch_id: int) -> None:
