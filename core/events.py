@@ -8,13 +8,14 @@ SQLite readers poll.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from core.db.models import Event
@@ -90,16 +91,41 @@ def publish_many(
         }
         for kind, payload, user_id in events
     ]
-    table = Event.__table__
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    ids = (
-        session.execute(
-            statement, rows, execution_options={"insertmanyvalues_page_size": EVENT_PAGE_ROWS}
-        )
-        .scalars()
-        .all()
-    )
+    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+        ids = _insert_unnest(session, rows, created)
+    else:
+        table = Event.__table__
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        options = {"insertmanyvalues_page_size": EVENT_PAGE_ROWS}
+        ids = session.execute(statement, rows, execution_options=options).scalars().all()
     return [PublishedEvent(event_id, **row) for event_id, row in zip(ids, rows, strict=True)]
+
+
+_INSERT_UNNEST = text(
+    "INSERT INTO events (type, user_id, payload, created_at)"
+    " SELECT e.type, e.user_id, e.payload, CAST(:created_at AS TIMESTAMPTZ)"
+    " FROM unnest(CAST(:types AS VARCHAR[]), CAST(:user_ids AS INTEGER[]),"
+    " CAST(:payloads AS JSON[])) WITH ORDINALITY AS e(type, user_id, payload, ord)"
+    " ORDER BY e.ord RETURNING id"
+)
+
+
+def _insert_unnest(session: Session, rows: list[dict[str, Any]], created: datetime) -> list[int]:
+    """Many events in one statement of three array parameters (PostgreSQL).
+
+    The rows are inserted in ordinality order, and each draws its id from the
+    sequence as it is inserted, so the sorted ids belong to the rows in order.
+    """
+    result = session.execute(
+        _INSERT_UNNEST,
+        {
+            "types": [row["type"] for row in rows],
+            "user_ids": [row["user_id"] for row in rows],
+            "payloads": [json.dumps(row["payload"]) for row in rows],
+            "created_at": created,
+        },
+    )
+    return sorted(result.scalars())
 
 
 def to_message(row: Event | PublishedEvent) -> dict[str, Any]:
