@@ -112,17 +112,29 @@ def main(names: list[str]) -> int:
         targets = "\n".join(f"- target: {target}" for target in bench.targets)
         sections.append(
             f"## {bench.name}: {bench.what}\n\n{targets}\n\nCommand: `{command}` "
-            f"({seconds:.0f} s)\n\n```\n{output}\n```\n"
+            f"({seconds:.0f} s, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
+            f"```\n{output}\n```\n"
         )
+    if names and REPORT.exists():
+        sections = _merged(REPORT.read_text(), chosen, sections)
     header = (
         "# Performance\n\n"
         "Written by `make bench` (`.venv/bin/python -m bench`), which runs every script in "
         "bench/ and records what it printed. Benchmarks are not tests: they measure.\n\n"
-        f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n"
+        f"Machine: {machine()}. Last written: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n"
     )
     REPORT.write_text(header + "\n" + "\n".join(sections))
     print(f"wrote {REPORT.relative_to(ROOT)}")
     return 1 if failures else 0
+
+
+def _merged(report: str, chosen: list[Bench], fresh: list[str]) -> list[str]:
+    """The report's sections in BENCHES order, the chosen ones replaced by fresh runs."""
+    old = {}
+    for part in report.split("\n## ")[1:]:
+        old[part.split(":", 1)[0]] = "## " + part.rstrip("\n") + "\n"
+    new = dict(zip((b.name for b in chosen), fresh, strict=True))
+    return [new.get(b.name) or old[b.name] for b in BENCHES if b.name in new or b.name in old]
 
 
 if __name__ == "__main__":
