@@ -47,6 +47,19 @@ class SignedBatch:
     last_valid_block_height: int
 
 
+def _settle(
+    session: Session, batch_id: int, outcome: BatchStatus, **values: object
+) -> MintBatch | None:
+    """Move a signed batch to its outcome; None (rolled back) when someone else did."""
+    batch = session.get(MintBatch, batch_id)
+    if batch is None or not _move_batch(
+        session, batch_id, BatchStatus.SIGNED, status=outcome.value, **values
+    ):
+        session.rollback()
+        return None
+    return batch
+
+
 def mark_signed_many(session: Session, signed: Sequence[SignedBatch], *, now: datetime) -> set[int]:
     """Persist signed transactions before any is sent; returns the ids still ours to send.
 
@@ -91,16 +104,8 @@ def release_planned(session: Session, batch_id: int, *, reason: str, now: dateti
 
 def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: datetime) -> bool:
     """The transaction landed without error: readings minted, events written. Commits."""
-    batch = session.get(MintBatch, batch_id)
-    if batch is None or not _move_batch(
-        session,
-        batch_id,
-        BatchStatus.SIGNED,
-        status=BatchStatus.CONFIRMED.value,
-        slot=slot,
-        finished_at=now,
-    ):
-        session.rollback()
+    batch = _settle(session, batch_id, BatchStatus.CONFIRMED, slot=slot, finished_at=now)
+    if batch is None:
         return False
     readings = _batch_readings(session, batch_id)
     session.execute(
@@ -150,16 +155,8 @@ def mark_failed(
     now: datetime,
 ) -> bool:
     """Landed with an error: nothing was minted; readings retry with backoff. Commits."""
-    batch = session.get(MintBatch, batch_id)
-    if batch is None or not _move_batch(
-        session,
-        batch_id,
-        BatchStatus.SIGNED,
-        status=BatchStatus.FAILED.value,
-        error=error,
-        finished_at=now,
-    ):
-        session.rollback()
+    batch = _settle(session, batch_id, BatchStatus.FAILED, error=error, finished_at=now)
+    if batch is None:
         return False
     readings = _batch_readings(session, batch_id)
     will_retry = False
@@ -194,15 +191,8 @@ def mark_failed(
 
 def mark_expired(session: Session, batch_id: int, *, now: datetime) -> bool:
     """Never landed and can no longer land: readings go back to be re-signed. Commits."""
-    if not _move_batch(
-        session,
-        batch_id,
-        BatchStatus.SIGNED,
-        status=BatchStatus.EXPIRED.value,
-        error="blockhash expired before the transaction landed",
-        finished_at=now,
-    ):
-        session.rollback()
+    reason = "blockhash expired before the transaction landed"
+    if _settle(session, batch_id, BatchStatus.EXPIRED, error=reason, finished_at=now) is None:
         return False
     _readings_back_to_pending(session, batch_id)
     session.commit()
