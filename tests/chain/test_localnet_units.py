@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 from solders.transaction_status import (
     InstructionErrorCustom,
     TransactionErrorFieldless,
@@ -167,8 +169,8 @@ def test_ledger_survives_reopening(tmp_path: Path) -> None:
     assert status is not None and (status.slot, status.failed) == (7, False)
     assert again.transaction(b"s" * 64) == record
     assert dict(again.accounts())[key] == token_account(mint, owner, 5)
-    assert again.token_accounts_of(owner) == [key]
-    assert again.token_accounts_of(owner, Pubkey.new_unique()) == []
+    assert again.index.token_accounts("token_owner", owner) == [key]
+    assert again.index.token_accounts("token_owner", owner, Pubkey.new_unique()) == []
     with pytest.raises(LedgerBusy):
         Ledger(path)
     again.close()
@@ -183,3 +185,59 @@ def test_a_failed_ledger_write_stops_the_writer(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="UNIQUE"):
         duplicate.result(timeout=5)
     assert stopped.wait(5)
+
+
+_V1_SCHEMA = """
+CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 0), slot INTEGER NOT NULL,
+    transaction_count INTEGER NOT NULL);
+CREATE TABLE accounts (pubkey BLOB PRIMARY KEY, account BLOB NOT NULL, token_owner BLOB,
+    token_mint BLOB) WITHOUT ROWID;
+CREATE TABLE transactions (id INTEGER PRIMARY KEY, signature BLOB NOT NULL UNIQUE,
+    slot INTEGER NOT NULL, block_time INTEGER NOT NULL, failed INTEGER NOT NULL,
+    meta TEXT NOT NULL, raw BLOB NOT NULL, pre_tokens BLOB NOT NULL, post_tokens BLOB NOT NULL);
+"""
+
+
+def test_a_version_1_ledger_gains_its_indexes_when_opened(tmp_path: Path) -> None:
+    """A ledger written before the explorer indexes existed is upgraded in place."""
+    path = tmp_path / "ledger.sqlite3"
+    payer, mint, owner, key = (
+        Keypair(),
+        Pubkey.new_unique(),
+        Pubkey.new_unique(),
+        Pubkey.new_unique(),
+    )
+    message = Message.new_with_blockhash(
+        [memo_ix("old", payer.pubkey())], payer.pubkey(), Hash.default()
+    )
+    tx = VersionedTransaction(message, [payer])
+    db = sqlite3.connect(path)
+    db.executescript(_V1_SCHEMA)
+    db.execute("INSERT INTO ledger_meta VALUES ('seed', ?), ('schema', ?)", (SEED, b"1"))
+    db.execute("INSERT INTO clock VALUES (0, 40, 1)")
+    db.execute(
+        "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+        (bytes(key), bytes(token_account(mint, owner, 5)), bytes(owner), bytes(mint)),
+    )
+    meta = '{"loadedAddresses": {"writable": [], "readonly": []}}'
+    db.execute(
+        "INSERT INTO transactions VALUES (1, ?, 30, 1700000000, 0, ?, ?, x'', x'')",
+        (bytes(tx.signatures[0]), meta, bytes(tx)),
+    )
+    db.commit()
+    db.close()
+
+    ledger = Ledger(path)
+    try:
+        assert ledger.is_new is False and ledger.slot == 40
+        assert [k for k, _ in ledger.index.owned_by(TOKEN_PROGRAM_ID)] == [key]
+        assert ledger.index.token_accounts("token_mint", mint) == [key]
+        found = ledger.index.signatures_for(
+            payer.pubkey(), before=None, until=None, max_slot=99, limit=9
+        )
+        assert [item.record.signature for item in found] == [bytes(tx.signatures[0])]
+        assert [s.slot for s in ledger.index.slot_starts()] == [0]
+        assert ledger.index.total_lamports() == token_account(mint, owner, 5).lamports
+    finally:
+        ledger.close()

@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock.close()
         log.error("localnet: %s", exc)
         return 1
+    node.rpc_address = f"127.0.0.1:{sock.getsockname()[1]}"
     log.info(
         "localnet ledger %s: slot %d, %d transactions, slot time %d ms",
         node.ledger.path,

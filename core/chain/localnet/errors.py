@@ -27,6 +27,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SEND_TRANSACTION_PREFLIGHT_FAILURE = -32002
 TRANSACTION_SIGNATURE_VERIFICATION_FAILURE = -32003
+BLOCK_NOT_AVAILABLE = -32004
+NO_SNAPSHOT = -32008
 UNSUPPORTED_TRANSACTION_VERSION = -32015
 
 # The type name agave prints in transaction decoding errors (agave 2.2, as LiteSVM).
@@ -44,6 +46,10 @@ class RpcError(Exception):
 
 def invalid_params(message: str) -> RpcError:
     return RpcError(INVALID_PARAMS, message)
+
+
+def block_not_available(slot: int) -> RpcError:
+    return RpcError(BLOCK_NOT_AVAILABLE, f"Block not available for slot {slot}")
 
 
 def method_not_found() -> RpcError:

@@ -19,68 +19,18 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 
 from solders.account import Account
 from solders.pubkey import Pubkey
 
-from core.chain.localnet.tokens import token_owner_and_mint
+from core.chain.localnet import ledger_schema
+from core.chain.localnet.ledger_index import LedgerIndex
+from core.chain.localnet.ledger_schema import SCHEMA_VERSION, UPSERT_ACCOUNT, account_row
+from core.chain.localnet.records import SignatureStatus, TransactionRecord
 from core.chain.localnet.writer import LedgerWriter, fail_stop
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger_meta (
-    key TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS clock (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    slot INTEGER NOT NULL,
-    transaction_count INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS accounts (
-    pubkey BLOB PRIMARY KEY,
-    account BLOB NOT NULL,
-    token_owner BLOB,
-    token_mint BLOB
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS accounts_token_owner
-    ON accounts (token_owner) WHERE token_owner IS NOT NULL;
-CREATE TABLE IF NOT EXISTS transactions (
-    id INTEGER PRIMARY KEY,
-    signature BLOB NOT NULL UNIQUE,
-    slot INTEGER NOT NULL,
-    block_time INTEGER NOT NULL,
-    failed INTEGER NOT NULL,
-    meta TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    pre_tokens BLOB NOT NULL,
-    post_tokens BLOB NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
-    """What the ledger keeps about one processed transaction (getTransaction's source)."""
-
-    signature: bytes
-    slot: int
-    block_time: int
-    failed: bool
-    meta_json: str
-    raw: bytes
-    # Token balances before and after, packed by tokens.balance_snapshot.
-    pre_tokens: bytes = b""
-    post_tokens: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureStatus:
-    slot: int
-    failed: bool
+__all__ = ["SCHEMA_VERSION", "Ledger", "LedgerBusy", "SignatureStatus", "TransactionRecord"]
 
 
 class LedgerBusy(Exception):
@@ -106,7 +56,7 @@ class Ledger:
             self._lock.close()
             raise LedgerBusy(f"another localnet node is using {path}") from exc
         self._db = _connect(path)
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(ledger_schema.TABLES)
         self.is_new = self._meta("seed") is None
         if self.is_new:
             self._db.execute("BEGIN IMMEDIATE")
@@ -116,6 +66,7 @@ class Ledger:
             )
             self._db.execute("INSERT INTO clock VALUES (0, 0, 0)")
             self._db.execute("COMMIT")
+        ledger_schema.prepare(self._db, is_new=self.is_new)
         seed = self._meta("seed")
         assert seed is not None
         self.seed: bytes = seed
@@ -125,6 +76,8 @@ class Ledger:
         self.slot: int = slot
         self.transaction_count: int = count
         self._writer = LedgerWriter(_connect(path), on_failure)
+        # Index reads wait for the writer first, so they see every write already answered.
+        self.index = LedgerIndex(self._db, self.settle)
 
     def _meta(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM ledger_meta WHERE key = ?", (key,)).fetchone()
@@ -133,6 +86,12 @@ class Ledger:
     def barrier(self) -> Future[None] | None:
         """Done once every write queued so far is committed; None when none is pending."""
         return self._writer.barrier()
+
+    def settle(self) -> None:
+        """Block until everything queued is committed (a commit takes about a millisecond)."""
+        barrier = self._writer.barrier()
+        if barrier is not None:
+            barrier.result()
 
     def close(self) -> None:
         """Commit what is queued, then release the file."""
@@ -153,7 +112,7 @@ class Ledger:
 
         def write(db: sqlite3.Connection) -> None:
             _write_accounts(db, rows)
-            db.execute(
+            tx_id = db.execute(
                 "INSERT INTO transactions (signature, slot, block_time, failed, meta, raw,"
                 " pre_tokens, post_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -166,6 +125,10 @@ class Ledger:
                     record.pre_tokens,
                     record.post_tokens,
                 ),
+            ).lastrowid
+            db.executemany(
+                "INSERT OR IGNORE INTO address_signatures VALUES (?, ?)",
+                [(address, tx_id) for address in record.addresses],
             )
             db.execute(
                 "UPDATE clock SET slot = ?, transaction_count = transaction_count + 1 WHERE id = 0",
@@ -185,25 +148,19 @@ class Ledger:
             lambda db: db.execute("UPDATE clock SET slot = ? WHERE id = 0", (saved,))
         )
 
+    def save_slot_start(self, slot: int, unix_ms: int, slot_ms: int) -> Future[None]:
+        """This run's first slot and its wall-clock start: the source of every blockTime."""
+        return self._writer.submit(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO slot_times VALUES (?, ?, ?)", (slot, unix_ms, slot_ms)
+            )
+        )
+
     # Reads
 
     def accounts(self) -> Iterator[tuple[Pubkey, Account]]:
         for key, blob in self._db.execute("SELECT pubkey, account FROM accounts"):
             yield Pubkey.from_bytes(key), Account.from_bytes(blob)
-
-    def token_accounts_of(self, owner: Pubkey, mint: Pubkey | None = None) -> list[Pubkey]:
-        if mint is None:
-            rows = self._db.execute(
-                "SELECT pubkey FROM accounts WHERE token_owner = ? ORDER BY pubkey",
-                (bytes(owner),),
-            )
-        else:
-            rows = self._db.execute(
-                "SELECT pubkey FROM accounts WHERE token_owner = ? AND token_mint = ?"
-                " ORDER BY pubkey",
-                (bytes(owner), bytes(mint)),
-            )
-        return [Pubkey.from_bytes(key) for (key,) in rows]
 
     def status(self, signature: bytes) -> SignatureStatus | None:
         row = self._db.execute(
@@ -231,7 +188,7 @@ class Ledger:
         return None if row is None else row[0]
 
 
-_AccountRows = tuple[list[tuple[bytes, bytes, bytes | None, bytes | None]], list[tuple[bytes]]]
+_AccountRows = tuple[list[tuple[bytes | int | None, ...]], list[tuple[bytes]]]
 
 
 def _account_rows(accounts: Sequence[tuple[Pubkey, Account]]) -> _AccountRows:
@@ -240,17 +197,15 @@ def _account_rows(accounts: Sequence[tuple[Pubkey, Account]]) -> _AccountRows:
     for key, account in accounts:
         if account.lamports == 0:
             closed.append((bytes(key),))
-            continue
-        token = token_owner_and_mint(account)
-        owner, mint = token if token is not None else (None, None)
-        live.append((bytes(key), bytes(account), owner, mint))
+        else:
+            live.append(account_row(key, account))
     return live, closed
 
 
 def _write_accounts(db: sqlite3.Connection, rows: _AccountRows) -> None:
     live, closed = rows
     if live:
-        db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)", live)
+        db.executemany(UPSERT_ACCOUNT, live)
     if closed:
         db.executemany("DELETE FROM accounts WHERE pubkey = ?", closed)
 

@@ -58,6 +58,7 @@ from core.chain.localnet.execution import (
     status_meta_json,
 )
 from core.chain.localnet.ledger import Ledger, SignatureStatus, TransactionRecord, ledger_path
+from core.chain.localnet.ledger_index import SlotStart
 from core.chain.localnet.rent import rent_violation
 from core.chain.localnet.tokens import balance_snapshot, parse_mint
 
@@ -101,6 +102,8 @@ class Node:
         seed = ledger.seed
         self.genesis_hash = hashlib.sha256(seed + b"genesis").digest()
         self.faucet = Keypair.from_seed(hashlib.sha256(seed + b"faucet").digest())
+        # The one validator of this cluster: it leads every slot.
+        self.identity = Keypair.from_seed(hashlib.sha256(seed + b"identity").digest()).pubkey()
         if ledger.is_new:
             funded = Account(FAUCET_LAMPORTS, b"", SYSTEM_PROGRAM_ID)
             ledger.save_accounts([(self.faucet.pubkey(), funded)]).result()
@@ -108,9 +111,17 @@ class Node:
         # After a restart a new slot begins: nothing lands twice in one slot number.
         start = 0 if ledger.is_new else ledger.slot + 1
         self.clock = SlotClock(seed, start, slot_ms)
+        # Each run's start, so that any slot's blockTime is known, across restarts too.
+        self._slot_starts = [s for s in ledger.index.slot_starts() if s.slot < start]
+        run = SlotStart(start, int(self._wall_clock() * 1000), slot_ms)
+        self._slot_starts.append(run)
+        ledger.save_slot_start(run.slot, run.unix_ms, run.slot_ms)
         self._slot_hashes: deque[tuple[int, Hash]] = deque(maxlen=_SLOT_HASHES_KEPT)
         self._sync_sysvars()
         ledger.save_slot(start)
+        # Where clients reach this node (getClusterNodes); the server fills them in.
+        self.rpc_address: str | None = None
+        self.pubsub_address: str | None = None
         # Executed and applied, not yet committed: duplicates must see these too.
         self._uncommitted: dict[bytes, Future[None]] = {}
 
@@ -136,12 +147,20 @@ class Node:
         # Programs read Clock; address lookup tables check recent slots in SlotHashes.
         slot = self.clock.slot
         epoch = slot // SLOTS_PER_EPOCH
-        now = int(self._wall_clock())
+        now = self.block_time(slot)
         self.svm.set_clock(Clock(slot, now, epoch, epoch + 1, now))
         newest = self._slot_hashes[0][0] if self._slot_hashes else -1
         for missing in range(max(newest + 1, slot - _SLOT_HASHES_KEPT + 1), slot + 1):
             self._slot_hashes.appendleft((missing, self.clock.blockhash(missing)))
         self.svm.set_slot_hashes(list(self._slot_hashes))
+
+    def block_time(self, slot: int) -> int:
+        """Unix time (s) at which `slot` began; the Clock sysvar and blockTime agree on it."""
+        run = self._slot_starts[0]
+        for candidate in self._slot_starts:
+            if candidate.slot <= slot:
+                run = candidate
+        return (run.unix_ms + (slot - run.slot) * run.slot_ms) // 1000
 
     # Reads
 
@@ -274,12 +293,13 @@ class Node:
         record = TransactionRecord(
             signature=bytes(tx.signatures[0]),
             slot=self.clock.slot,
-            block_time=int(self._wall_clock()),
+            block_time=self.block_time(self.clock.slot),
             failed=err is not None,
             meta_json=status_meta_json(tx, keys, pre, post, metadata, err),
             raw=raw,
             pre_tokens=balance_snapshot(pre),
             post_tokens=balance_snapshot(post),
+            addresses=tuple(bytes(key) for key in keys.keys),
         )
         # Applied in memory at once, committed by the writer thread; the server
         # answers only after the commit (rpc.Dispatcher awaits ledger.barrier()).

@@ -106,11 +106,13 @@ def parse_mint(account: Account | None) -> Mint | None:
     )
 
 
-def token_owner_and_mint(account: Account) -> tuple[bytes, bytes] | None:
-    """Raw owner and mint of an initialized token account: the ledger indexes them."""
+def token_index_keys(account: Account) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """Raw owner, mint and delegate of an initialized token account: the ledger indexes them."""
     if _kind(account) != "account" or account.data[108] == 0:
-        return None
-    return bytes(account.data[32:64]), bytes(account.data[0:32])
+        return None, None, None
+    data = account.data
+    delegate = bytes(data[76:108]) if data[72] else None
+    return bytes(data[32:64]), bytes(data[0:32]), delegate
 
 
 _SNAPSHOT_ENTRY = 74  # index, mint, owner, amount, program flag

@@ -12,12 +12,13 @@ import json
 from typing import Any
 
 import base58
+import zstandard
 from solders.account import Account
 from solders.pubkey import Pubkey
 from solders.rpc.responses import GetBalanceResp, GetTokenAccountBalanceResp, GetTokenSupplyResp
 
 from core.chain.localnet import params
-from core.chain.localnet.errors import invalid_params
+from core.chain.localnet.errors import INVALID_REQUEST, RpcError, invalid_params
 from core.chain.localnet.methods.cluster import SOLANA_CORE_VERSION, context
 from core.chain.localnet.node import Node
 from core.chain.localnet.rpc import result_of
@@ -30,20 +31,23 @@ from core.chain.localnet.tokens import (
     ui_amount,
 )
 
-_ENCODINGS = ("base64", "base58", "jsonParsed", "binary")
+ACCOUNT_ENCODINGS = ("binary", "base58", "base64", "jsonParsed", "base64+zstd")
 _MAX_MULTIPLE_ACCOUNTS = 100
+MAX_BASE58_BYTES = 128
 
 
-def _encoding(cfg: dict[str, Any]) -> str:
-    encoding = cfg.get("encoding") or "base64"
-    if encoding not in _ENCODINGS:
+def account_encoding(cfg: dict[str, Any]) -> str:
+    """The encoding asked for; like agave, the legacy base-58 `binary` when none is."""
+    encoding = cfg.get("encoding") or "binary"
+    if encoding not in ACCOUNT_ENCODINGS:
+        expected = ", ".join(f"`{name}`" for name in ACCOUNT_ENCODINGS)
         raise invalid_params(
-            f"Invalid params: unknown variant `{encoding}`, expected one of {', '.join(_ENCODINGS)}"
+            f"Invalid params: unknown variant `{encoding}`, expected one of {expected}"
         )
     return encoding
 
 
-def _data_slice(cfg: dict[str, Any]) -> tuple[int, int] | None:
+def data_slice(cfg: dict[str, Any]) -> tuple[int, int] | None:
     wanted = cfg.get("dataSlice")
     if wanted is None:
         return None
@@ -71,7 +75,15 @@ def render_account(
     if data_slice is not None:
         offset, length = data_slice
         raw = raw[offset : offset + length]
-    if encoding == "binary":
+    if encoding in ("binary", "base58") and len(raw) > MAX_BASE58_BYTES:
+        raise RpcError(
+            INVALID_REQUEST,
+            f"Encoded binary (base 58) data should be less than {MAX_BASE58_BYTES} bytes, "
+            "please use Base64 encoding.",
+        )
+    if encoding == "base64+zstd":
+        data = [base64.b64encode(zstandard.ZstdCompressor().compress(raw)).decode(), encoding]
+    elif encoding == "binary":
         data = base58.b58encode(raw).decode()
     else:
         text = base64.b64encode(raw) if encoding == "base64" else base58.b58encode(raw)
@@ -90,7 +102,7 @@ def _ui_account(account: Account, data: Any) -> dict[str, Any]:
     }
 
 
-def _with_context(slot: int, value: Any) -> str:
+def with_context(slot: int, value: Any) -> str:
     ctx = {"slot": slot, "apiVersion": SOLANA_CORE_VERSION}
     return json.dumps({"context": ctx, "value": value}, separators=(",", ":"))
 
@@ -102,9 +114,11 @@ def get_account_info(node: Node, raw_params: Any) -> str:
     slot = node.clock.view_slot(params.commitment(cfg))
     account = node.account(key)
     value = (
-        None if account is None else render_account(node, account, _encoding(cfg), _data_slice(cfg))
+        None
+        if account is None
+        else render_account(node, account, account_encoding(cfg), data_slice(cfg))
     )
-    return _with_context(slot, value)
+    return with_context(slot, value)
 
 
 def get_multiple_accounts(node: Node, raw_params: Any) -> str:
@@ -116,14 +130,14 @@ def get_multiple_accounts(node: Node, raw_params: Any) -> str:
     keys = [params.pubkey(item) for item in args[0]]
     cfg = params.config(args[1])
     slot = node.clock.view_slot(params.commitment(cfg))
-    encoding, data_slice = _encoding(cfg), _data_slice(cfg)
+    encoding, wanted_slice = account_encoding(cfg), data_slice(cfg)
     values = []
     for key in keys:
         account = node.account(key)
         values.append(
-            None if account is None else render_account(node, account, encoding, data_slice)
+            None if account is None else render_account(node, account, encoding, wanted_slice)
         )
-    return _with_context(slot, values)
+    return with_context(slot, values)
 
 
 def get_balance(node: Node, raw_params: Any) -> str:
@@ -154,9 +168,10 @@ def get_token_supply(node: Node, raw_params: Any) -> str:
     return result_of(GetTokenSupplyResp(ui_amount(mint.supply, mint.decimals), context(slot)))
 
 
-def get_token_accounts_by_owner(node: Node, raw_params: Any) -> str:
+def _token_accounts_by(column: str, node: Node, raw_params: Any) -> str:
+    """getTokenAccountsByOwner and getTokenAccountsByDelegate: one shape, two indexes."""
     args = params.positional(raw_params, 2, 3)
-    owner = params.pubkey(args[0])
+    holder = params.pubkey(args[0])
     wanted = args[1]
     if not isinstance(wanted, dict) or len(wanted) != 1 or not {"mint", "programId"} & set(wanted):
         raise invalid_params("Invalid params: filter must be {mint} or {programId}")
@@ -170,16 +185,24 @@ def get_token_accounts_by_owner(node: Node, raw_params: Any) -> str:
             raise invalid_params("Invalid param: unrecognized Token program id")
     cfg = params.config(args[2])
     slot = node.clock.view_slot(params.commitment(cfg))
-    encoding, data_slice = _encoding(cfg), _data_slice(cfg)
+    encoding, wanted_slice = account_encoding(cfg), data_slice(cfg)
     found = []
-    for key in node.ledger.token_accounts_of(owner, mint):
+    for key in node.ledger.index.token_accounts(column, holder, mint):
         account = node.account(key)
         if account is None or (program is not None and account.owner != program):
             continue
         found.append(
-            {"pubkey": str(key), "account": render_account(node, account, encoding, data_slice)}
+            {"pubkey": str(key), "account": render_account(node, account, encoding, wanted_slice)}
         )
-    return _with_context(slot, found)
+    return with_context(slot, found)
+
+
+def get_token_accounts_by_owner(node: Node, raw_params: Any) -> str:
+    return _token_accounts_by("token_owner", node, raw_params)
+
+
+def get_token_accounts_by_delegate(node: Node, raw_params: Any) -> str:
+    return _token_accounts_by("token_delegate", node, raw_params)
 
 
 METHODS = {
@@ -189,4 +212,5 @@ METHODS = {
     "getTokenAccountBalance": get_token_account_balance,
     "getTokenSupply": get_token_supply,
     "getTokenAccountsByOwner": get_token_accounts_by_owner,
+    "getTokenAccountsByDelegate": get_token_accounts_by_delegate,
 }

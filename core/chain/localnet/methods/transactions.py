@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
-import base58
-from solders.message import Message
 from solders.rpc.responses import (
     GetSignatureStatusesResp,
     RequestAirdropResp,
     RpcSimulateTransactionResult,
     SendTransactionResp,
 )
-from solders.transaction import Legacy, VersionedTransaction
 from solders.transaction_status import (
     TransactionConfirmationStatus,
     TransactionErrorFieldless,
     TransactionStatus,
-    UiAddressTableLookup,
-    UiCompiledInstruction,
-    UiRawMessage,
-    UiTransaction,
     UiTransactionStatusMeta,
 )
 
 from core.chain.localnet import params
 from core.chain.localnet.clock import FINALIZATION_DEPTH, MAX_PROCESSING_AGE
+from core.chain.localnet.encoding import encode_with_meta, transaction_encoding
 from core.chain.localnet.errors import (
     invalid_params,
     signature_verification_failure,
-    unsupported_version,
 )
-from core.chain.localnet.ledger import TransactionRecord
 from core.chain.localnet.methods.accounts import render_account
 from core.chain.localnet.methods.cluster import context
 from core.chain.localnet.node import Node
 from core.chain.localnet.rpc import result_of
-from core.chain.localnet.tokens import expand_snapshot
 
 _MAX_SIGNATURE_STATUSES = 256
 _CONFIRMATION = {
@@ -139,12 +129,7 @@ def get_transaction(node: Node, raw_params: Any) -> str:
     commitment = params.commitment(cfg)
     if commitment == "processed":
         raise invalid_params("Method does not support commitment below `confirmed`")
-    encoding = cfg.get("encoding") or "json"
-    if encoding not in ("json", "base64", "base58"):
-        raise invalid_params(
-            f"Invalid params: encoding `{encoding}` is not supported by this node "
-            "(use json, base64 or base58)"
-        )
+    encoding = transaction_encoding(cfg)
     max_version = cfg.get("maxSupportedTransactionVersion")
     record = node.ledger.transaction(bytes(signature))
     if record is None:
@@ -152,61 +137,9 @@ def get_transaction(node: Node, raw_params: Any) -> str:
     depth = node.clock.slot - record.slot
     if depth < (FINALIZATION_DEPTH if commitment == "finalized" else 1):
         return "null"  # not yet at the asked commitment
-    tx = VersionedTransaction.from_bytes(record.raw)
-    version = tx.version()
-    if version != Legacy.Legacy and (max_version is None or version > max_version):
-        raise unsupported_version(int(version))
-    result: dict[str, Any] = {
-        "slot": record.slot,
-        "transaction": _encode_transaction(tx, record.raw, encoding),
-        "meta": _meta(node, record),
-        "blockTime": record.block_time,
-    }
-    if max_version is not None:
-        result["version"] = "legacy" if version == Legacy.Legacy else int(version)
+    encoded = encode_with_meta(record, encoding, max_version, node.decimals_of)
+    result: dict[str, Any] = {"slot": record.slot, **encoded, "blockTime": record.block_time}
     return json.dumps(result, separators=(",", ":"))
-
-
-def _meta(node: Node, record: TransactionRecord) -> dict[str, Any]:
-    meta: dict[str, Any] = json.loads(record.meta_json)
-    for field, snapshot in (
-        ("preTokenBalances", record.pre_tokens),
-        ("postTokenBalances", record.post_tokens),
-    ):
-        balances = expand_snapshot(snapshot, node.decimals_of)
-        meta[field] = [json.loads(balance.to_json()) for balance in balances]
-    return meta
-
-
-def _encode_transaction(tx: VersionedTransaction, raw: bytes, encoding: str) -> Any:
-    if encoding == "base64":
-        return [base64.b64encode(raw).decode(), "base64"]
-    if encoding == "base58":
-        return [base58.b58encode(raw).decode(), "base58"]
-    message = tx.message
-    instructions = [
-        UiCompiledInstruction(
-            instruction.program_id_index,
-            bytes(instruction.accounts),
-            base58.b58encode(bytes(instruction.data)).decode(),
-            None,
-        )
-        for instruction in message.instructions
-    ]
-    lookups = (
-        None
-        if isinstance(message, Message)
-        else [
-            UiAddressTableLookup(
-                lookup.account_key, bytes(lookup.writable_indexes), bytes(lookup.readonly_indexes)
-            )
-            for lookup in message.address_table_lookups
-        ]
-    )
-    ui_message = UiRawMessage(
-        message.header, message.account_keys, message.recent_blockhash, instructions, lookups
-    )
-    return json.loads(UiTransaction(tx.signatures, ui_message).to_json())
 
 
 def request_airdrop(node: Node, raw_params: Any) -> str:
