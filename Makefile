@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test bench migrate lint install clean-venv
+.PHONY: run test bench mutation migrate lint install clean-venv
 
 $(INSTALLED): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Mutation testing of the money core (minutes; not part of `make test`). One worker by
+# default and niced: the machine is shared. MUTATION_JOBS=2 to go faster on a free one.
+mutation: install
+	nice -n 19 $(BIN)/python -m mutation
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Mutation testing of the money core: `make mutation` (docs/TESTING.md)."""
