@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("solana.rpc", "solana.exceptions", "solders.rpc", "spl.token.client")
 ALLOWED = {Path("core/chain/client.py")}
 NODE = Path("core/chain/localnet")
-SKIPPED_DIRS = {".venv", "tests", "bench", ".git", "node_modules", "data"}
+SKIPPED_DIRS = {".venv", "tests", "bench", ".git", "node_modules", "data", "mutants"}
 
 
 def imported_modules(path: Path) -> set[str]:
