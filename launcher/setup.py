@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from core.bootstrap import App
 from core.chain.client import ChainClient
-from core.chain.keys import load_or_create_keypair
 from core.chain.mint_setup import GrxMint, ensure_grx_mint
+from core.chain.signer_setup import load_signers
 from core.users import ensure_first_admin
 
 
@@ -37,9 +37,11 @@ def prepare_admin(app: App) -> FirstAdminNote | None:
 
 
 def prepare_mint(app: App) -> tuple[GrxMint, str]:
-    """The authority key and the GRX mint (created on the embedded localnet at first start)."""
+    """The signers and the GRX mint (created on the embedded localnet at first start)."""
     settings = app.settings.app
-    authority = load_or_create_keypair(settings.effective_authority_keypair_path)
+    signers = load_signers(settings)
     with ChainClient(settings.effective_rpc_url, commitment=settings.solana_commitment) as chain:
-        grx = ensure_grx_mint(chain, authority, app.sessions, app.settings)
-    return grx, str(authority.pubkey())
+        grx = ensure_grx_mint(
+            chain, signers.authority, app.sessions, app.settings, payer=signers.fee_payer
+        )
+    return grx, str(signers.authority.pubkey)

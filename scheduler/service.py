@@ -1,4 +1,4 @@
-"""The scheduler's composition root: key, chain client, GRX mint and the mint pipeline."""
+"""The scheduler's composition root: signers, chain client, GRX mint and the mint pipeline."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+from solders.pubkey import Pubkey
+
 from core.bootstrap import App
 from core.chain.client import ChainClient
 from core.chain.errors import RpcUnavailable
 from core.chain.factories import mint_instruction_factory
-from core.chain.keys import load_or_create_keypair
 from core.chain.mint_setup import GrxMint, ensure_grx_mint
+from core.chain.signer_setup import ChainSigners, load_signers
 from core.minting.pipeline import MintPipeline, MintTarget
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,12 @@ class Minter:
     chain: ChainClient
     grx: GrxMint
     pipeline: MintPipeline
+    signers: ChainSigners
+
+    @property
+    def fee_payer(self) -> Pubkey:
+        """The account that pays every fee and rent (what a low-balance alarm watches)."""
+        return self.signers.fee_payer_pubkey
 
 
 def wait_for_chain(chain: ChainClient, stop: threading.Event, timeout: float = 120.0) -> None:
@@ -42,20 +50,29 @@ def wait_for_chain(chain: ChainClient, stop: threading.Event, timeout: float = 1
 
 def build_minter(app: App, stop: threading.Event, **pipeline_options: float) -> Minter:
     settings = app.settings.app
-    authority = load_or_create_keypair(settings.effective_authority_keypair_path)
+    signers = load_signers(settings)
+    authority = signers.authority
     chain = ChainClient(settings.effective_rpc_url, commitment=settings.solana_commitment)
     wait_for_chain(chain, stop)
-    grx = ensure_grx_mint(chain, authority, app.sessions, app.settings)
+    grx = ensure_grx_mint(chain, authority, app.sessions, app.settings, payer=signers.fee_payer)
     log.info(
-        "minting GRX mint %s (%s decimals) with authority %s on %s",
+        "minting GRX mint %s (%s decimals) with authority %s (%s), fee payer %s, on %s",
         grx.address,
         grx.decimals,
-        authority.pubkey(),
+        authority.pubkey,
+        authority.name,
+        signers.fee_payer.pubkey,
         settings.effective_rpc_url,
     )
     factory = mint_instruction_factory(
-        settings, mint=grx.address, authority=authority.pubkey(), decimals=grx.decimals
+        settings, mint=grx.address, authority=authority.pubkey, decimals=grx.decimals
     )
-    target = MintTarget(chain, authority, factory, airdrop=settings.uses_embedded_localnet)
+    target = MintTarget(
+        chain,
+        authority,
+        factory,
+        airdrop=settings.uses_embedded_localnet,
+        payer=signers.fee_payer if signers.payer_is_separate else None,
+    )
     pipeline = MintPipeline(app.sessions, app.config, target, stop=stop, **pipeline_options)
-    return Minter(app, chain, grx, pipeline)
+    return Minter(app, chain, grx, pipeline, signers)

@@ -97,3 +97,18 @@ class IdlMismatch(ChainError):
     """GRIDTOKENX_IDL_PATH does not describe the energy_token instruction we call."""
 
     code = "invalid_idl"
+
+
+class SignerError(ChainError):
+    """A signer refused or answered wrongly (its signature does not verify): not retried."""
+
+    code = "signer_error"
+
+
+class SignerUnavailable(SignerError):
+    """The signing service is down, sealed or refuses our credentials: retry later.
+
+    Nothing was signed, so nothing can be sent; the cycle stops and resumes later.
+    """
+
+    code = "signer_unavailable"

@@ -5,6 +5,10 @@ the one recorded for this RPC URL, or creates one, and records it in
 token_mints with the supply it had then, so reconciliation can compare the
 chain with the minted readings. It never silently replaces a mint that has
 gone missing: readings already minted would no longer add up.
+
+Keys are reached through core.chain.signer only: the mint authority signs
+what only it may sign, the fee payer (the authority itself unless one is
+configured apart) pays rent and fees.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from core.chain.instructions import (
     token_program_name,
 )
 from core.chain.packing import pack_ata_creations
+from core.chain.signer import Signer, as_signer, sign_transactions
 from core.chain.status import MintInfo
-from core.chain.transactions import build_transaction, sign_transaction
+from core.chain.transactions import build_transaction
 from core.config import MintMode, Settings
 from core.db.models import TokenMint
 
@@ -57,7 +62,14 @@ class GrxMint:
     created: bool
 
 
-def check_mint(info: MintInfo, *, authority: Pubkey, decimals: int, token_program: Pubkey) -> None:
+def check_mint(
+    info: MintInfo,
+    *,
+    authority: Pubkey,
+    decimals: int,
+    token_program: Pubkey,
+    signer_name: str = "file",
+) -> None:
     """Raise MintMismatch naming the fix when this deployment cannot mint with `info`."""
     where = f"the GRX mint {info.address}"
     if info.token_program != token_program:
@@ -68,8 +80,11 @@ def check_mint(info: MintInfo, *, authority: Pubkey, decimals: int, token_progra
         )
     if info.mint_authority != authority:
         raise MintMismatch(
-            f"{where} has mint authority {info.mint_authority}, not {authority}; point "
-            "AUTHORITY_KEYPAIR_PATH at that authority's keypair, or unset ENERGY_TOKEN_MINT "
+            f"{where} has mint authority {info.mint_authority}, not {authority} (the "
+            f"configured signer, {signer_name}); refusing to start. Configure the signer that "
+            "holds that authority (AUTHORITY_SIGNER with AUTHORITY_KEYPAIR_PATH or "
+            "VAULT_TRANSIT_KEY), move the authority to this signer with "
+            "`python -m core.chain.authority rotate`, or unset ENERGY_TOKEN_MINT "
             "to let this deployment create its own GRX mint"
         )
     if info.decimals != decimals:
@@ -87,7 +102,7 @@ def ensure_sol_balance(client: ChainClient, pubkey: Pubkey, needed: int, *, aird
         balance = client.sol_balance(pubkey)
     if balance < needed:
         raise InsufficientFunds(
-            f"the authority {pubkey} holds {balance} lamports but needs {needed}; fund it "
+            f"the fee payer {pubkey} holds {balance} lamports but needs {needed}; fund it "
             f"(e.g. `solana transfer {pubkey} <SOL>` or, on devnet, `solana airdrop 1 {pubkey}`)"
         )
 
@@ -122,24 +137,31 @@ def _recorded_mint(sessions: sessionmaker[Session], rpc_url: str) -> str | None:
 
 def create_grx_mint(
     client: ChainClient,
-    authority: Keypair,
+    authority: Signer | Keypair,
     *,
     decimals: int,
     token_program: Pubkey,
     airdrop: bool,
+    payer: Signer | Keypair | None = None,
 ) -> Pubkey:
-    """A new mint (mint authority `authority`, no freeze authority), confirmed; not recorded."""
+    """A new mint (mint authority `authority`, no freeze authority), confirmed; not recorded.
+
+    The payer (default: the authority) funds the account. The authority does
+    not sign: InitializeMint only names it. The new account's own key signs
+    once and is dropped.
+    """
+    authority_key = as_signer(authority).pubkey
+    funder = as_signer(payer or authority)
     rent = client.minimum_balance_for_rent_exemption(MINT_SIZE)
-    ensure_sol_balance(client, authority.pubkey(), rent + FEE_ALLOWANCE, airdrop=airdrop)
+    ensure_sol_balance(client, funder.pubkey, rent + FEE_ALLOWANCE, airdrop=airdrop)
     mint = Keypair()
     params = CreateMintParams(
-        authority.pubkey(), mint.pubkey(), authority.pubkey(), decimals, rent, token_program
+        funder.pubkey, mint.pubkey(), authority_key, decimals, rent, token_program
     )
     for attempt in range(1, SEND_ATTEMPTS + 1):
         blockhash, last_valid = client.latest_blockhash()
-        tx = sign_transaction(
-            build_transaction(create_mint(params), authority.pubkey(), blockhash),
-            [authority, mint],
+        (tx,) = sign_transactions(
+            [build_transaction(create_mint(params), funder.pubkey, blockhash)], [funder, mint]
         )
         try:
             client.wait_for_confirmation(client.send_raw(bytes(tx)), last_valid)
@@ -153,14 +175,24 @@ def create_grx_mint(
 
 
 def ensure_grx_mint(
-    client: ChainClient, authority: Keypair, sessions: sessionmaker[Session], settings: Settings
+    client: ChainClient,
+    authority: Signer | Keypair,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    payer: Signer | Keypair | None = None,
 ) -> GrxMint:
-    """The verified GRX mint for this deployment, created and recorded when needed."""
+    """The verified GRX mint for this deployment, created and recorded when needed.
+
+    A mint that exists must name `authority` as its mint authority: a
+    deployment whose signer cannot mint is refused at start, not at its first mint.
+    """
+    signer = as_signer(authority)
     app = settings.app
     rpc_url = app.effective_rpc_url.rstrip("/")
     decimals = settings.tokenization.decimals
     program = token_program_id(app.token_program)
-    expected_authority = authority.pubkey()
+    expected_authority = signer.pubkey
     if app.mint_mode is MintMode.ANCHOR:
         if not app.energy_token_mint:
             raise MintMismatch(
@@ -169,7 +201,7 @@ def ensure_grx_mint(
             )
         from core.chain.anchor import verify_anchor_setup  # anchorpy is slow to import
 
-        expected_authority = verify_anchor_setup(client, authority.pubkey(), app)
+        expected_authority = verify_anchor_setup(client, signer.pubkey, app)
 
     created = False
     if app.energy_token_mint:
@@ -197,14 +229,21 @@ def ensure_grx_mint(
         else:
             address = create_grx_mint(
                 client,
-                authority,
+                signer,
                 decimals=decimals,
                 token_program=program,
                 airdrop=app.uses_embedded_localnet,
+                payer=payer,
             )
             info = client.mint_info(address)
             created = True
-    check_mint(info, authority=expected_authority, decimals=decimals, token_program=program)
+    check_mint(
+        info,
+        authority=expected_authority,
+        decimals=decimals,
+        token_program=program,
+        signer_name=signer.name,
+    )
     if info.freeze_authority is not None:
         log.warning("GRX mint %s has a freeze authority (%s)", info.address, info.freeze_authority)
     supply = _record(sessions, info, rpc_url)
@@ -213,7 +252,7 @@ def ensure_grx_mint(
 
 def ensure_token_accounts(
     client: ChainClient,
-    payer: Keypair,
+    payer: Signer | Keypair,
     owners: Sequence[Pubkey],
     mint: Pubkey,
     token_program: Pubkey,
@@ -226,6 +265,7 @@ def ensure_token_accounts(
     Creation is idempotent on chain, so a retry after an expired blockhash or
     a crash can never fail on accounts that were created in the meantime.
     """
+    payer = as_signer(payer)
     addresses = [associated_token_address(owner, mint, token_program) for owner in owners]
     for attempt in range(1, SEND_ATTEMPTS + 1):
         unique = list(dict.fromkeys(zip(owners, addresses, strict=True)))
@@ -235,10 +275,12 @@ def ensure_token_accounts(
             return addresses
         rent = client.minimum_balance_for_rent_exemption(TOKEN_ACCOUNT_SIZE[token_program])
         needed = len(missing) * rent + FEE_ALLOWANCE * (1 + len(missing) // 12)
-        ensure_sol_balance(client, payer.pubkey(), needed, airdrop=airdrop)
+        ensure_sol_balance(client, payer.pubkey, needed, airdrop=airdrop)
         blockhash, last_valid = client.latest_blockhash()
-        transactions = pack_ata_creations(payer.pubkey(), missing, mint, token_program, blockhash)
-        signatures = [client.send_raw(bytes(sign_transaction(tx, [payer]))) for tx in transactions]
+        unsigned = pack_ata_creations(payer.pubkey, missing, mint, token_program, blockhash)
+        # Creation is idempotent, so these need no outbox: a lost one is simply redone.
+        signed = sign_transactions(unsigned, [payer])
+        signatures = [client.send_raw(bytes(tx)) for tx in signed]
         try:
             client.wait_for_confirmations(
                 [(signature, last_valid) for signature in signatures], timeout=timeout

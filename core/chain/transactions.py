@@ -1,7 +1,8 @@
 """Legacy transactions: build unsigned, measure, sign. No network here.
 
 Building and signing are separate steps so the pipeline can persist the signed
-bytes before it sends them (DESIGN "Minting exactly once").
+bytes before it sends them (DESIGN "Minting exactly once"). Signing goes
+through core.chain.signer, whatever holds the key.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from solders.signature import Signature
 from solders.transaction import Transaction
 
 from core.chain.errors import TransactionTooLarge
+from core.chain.signer import Signer, sign_transactions
 
 # The IPv6 MTU minus headers: the largest transaction a validator accepts (bytes).
 PACKET_DATA_SIZE = 1232
@@ -38,25 +40,9 @@ def build_transaction(
     return tx
 
 
-def required_signers(tx: Transaction) -> list[Pubkey]:
-    message = tx.message
-    return list(message.account_keys[: message.header.num_required_signatures])
-
-
-def sign_transaction(tx: Transaction, signers: Sequence[Keypair]) -> Transaction:
-    """A signed copy of `tx`; each required signer must be given exactly once.
-
-    Extra keypairs are dropped rather than refused, so a caller may pass
-    (payer, authority) even when both are the same key.
-    """
-    needed = required_signers(tx)
-    by_pubkey = {keypair.pubkey(): keypair for keypair in signers}
-    missing = [str(pubkey) for pubkey in needed if pubkey not in by_pubkey]
-    if missing:
-        raise ValueError(f"missing signer(s): {', '.join(missing)}")
-    signed = Transaction.new_unsigned(tx.message)
-    signed.sign([by_pubkey[pubkey] for pubkey in needed], tx.message.recent_blockhash)
-    return signed
+def sign_transaction(tx: Transaction, signers: Sequence[Signer | Keypair]) -> Transaction:
+    """A signed copy of `tx`; each required signer must be among `signers` (extras are ignored)."""
+    return sign_transactions([tx], signers)[0]
 
 
 def transaction_signature(tx: Transaction) -> Signature:

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from core.chain.client import ChainClient
 from core.chain.factories import MintInstructionFactory
 from core.chain.instructions import associated_token_address
 from core.chain.mint_setup import ensure_token_accounts
+from core.chain.signer import Signer
 
 
 class TokenAccounts:
     def __init__(
         self,
         chain: ChainClient,
-        payer: Keypair,
+        payer: Signer,
         factory: MintInstructionFactory,
         *,
         airdrop: bool = False,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from solders.keypair import Keypair
+from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,8 +29,9 @@ from core.chain.errors import ChainError
 from core.chain.factories import MintInstructionFactory
 from core.chain.instructions import batch_memo
 from core.chain.packing import build_mint_transaction, max_mints_per_transaction
+from core.chain.signer import Signer, sign_transactions
 from core.chain.status import Confirmation, ConfirmationState
-from core.chain.transactions import sign_transaction, transaction_signature
+from core.chain.transactions import transaction_signature
 from core.config import TokenizationConfig
 from core.db.models import BatchStatus
 from core.db.types import utcnow
@@ -66,12 +67,26 @@ class CycleReport:
 
 @dataclass(frozen=True)
 class MintTarget:
-    """What the pipeline mints with: the client, the authority and the mint instruction."""
+    """What the pipeline mints with: the client, the signers and the mint instruction.
+
+    The authority signs only what needs the mint authority; the fee payer (the
+    authority itself when none is given) pays fees and rent and signs every
+    transaction first, so its signature is the transaction's id.
+    """
 
     chain: ChainClient
-    authority: Keypair
+    authority: Signer
     factory: MintInstructionFactory
     airdrop: bool = False  # the embedded localnet's faucet tops up the fee payer
+    payer: Signer | None = None
+
+    @property
+    def fee_payer(self) -> Signer:
+        return self.payer or self.authority
+
+    @property
+    def signers(self) -> tuple[Signer, ...]:
+        return (self.fee_payer, self.authority)
 
 
 class MintPipeline:
@@ -100,9 +115,11 @@ class MintPipeline:
         self.settle_timeout = settle_timeout
         self.max_cycle_secs = max_cycle_secs
         self.accounts = TokenAccounts(
-            target.chain, target.authority, target.factory, airdrop=target.airdrop
+            target.chain, target.fee_payer, target.factory, airdrop=target.airdrop
         )
-        self.wallets_per_transaction = max_mints_per_transaction(target.factory)
+        self.wallets_per_transaction = max_mints_per_transaction(
+            target.factory, payer=target.fee_payer.pubkey
+        )
         # Planned batches this process gave up on while the database was unreachable.
         self.unreleased: set[int] = set()
 
@@ -193,9 +210,7 @@ class MintPipeline:
         try:
             destinations = self.accounts.ensure([w for b in claimed for w, _ in b.mints])
             blockhash, last_valid = self.target.chain.latest_blockhash()
-            prepared = [
-                self._signed(batch, destinations, blockhash, last_valid) for batch in claimed
-            ]
+            prepared = self._sign(claimed, destinations, blockhash, last_valid)
         except Exception:
             # Nothing of these batches was signed: give their readings back at once.
             self._release(claimed, report, reason="released: could not sign")
@@ -220,21 +235,34 @@ class MintPipeline:
         report.batches_sent += len(in_flight)
         return in_flight
 
-    def _signed(
+    def _sign(
         self,
-        batch: ClaimedBatch,
+        claimed: Sequence[ClaimedBatch],
         destinations: dict[str, Pubkey],
-        blockhash,
+        blockhash: Hash,
         last_valid: int,
+    ) -> list[InFlight]:
+        unsigned = [
+            build_mint_transaction(
+                self.target.factory,
+                [(destinations[wallet], amount) for wallet, amount in batch.mints],
+                memo_text=batch_memo(batch.id),
+                blockhash=blockhash,
+                payer=self.target.fee_payer.pubkey,
+            )
+            for batch in claimed
+        ]
+        # One call per signer for the whole claim: a remote signer signs them in one request.
+        signed = sign_transactions(unsigned, self.target.signers)
+        return [
+            InFlight(batch.id, transaction_signature(tx), bytes(tx), last_valid)
+            for batch, tx in zip(claimed, signed, strict=True)
+        ]
+
+    def _signed(
+        self, batch: ClaimedBatch, destinations: dict[str, Pubkey], blockhash: Hash, last_valid: int
     ) -> InFlight:
-        tx = build_mint_transaction(
-            self.target.factory,
-            [(destinations[wallet], amount) for wallet, amount in batch.mints],
-            memo_text=batch_memo(batch.id),
-            blockhash=blockhash,
-        )
-        signed = sign_transaction(tx, [self.target.authority])
-        return InFlight(batch.id, transaction_signature(signed), bytes(signed), last_valid)
+        return self._sign([batch], destinations, blockhash, last_valid)[0]
 
     def _broadcast(self, batches: Sequence[InFlight]) -> None:
         """Send (or resend) stored bytes; a lost send is repaired by the next rebroadcast."""
