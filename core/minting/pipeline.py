@@ -29,7 +29,7 @@ from core.chain.errors import ChainError
 from core.chain.factories import MintInstructionFactory
 from core.chain.instructions import batch_memo
 from core.chain.packing import build_mint_transaction, max_mints_per_transaction
-from core.chain.signer import Signer, sign_transactions
+from core.chain.signer import Signer, as_signer, sign_transactions
 from core.chain.status import Confirmation, ConfirmationState
 from core.chain.transactions import transaction_signature
 from core.config import TokenizationConfig
@@ -79,6 +79,12 @@ class MintTarget:
     factory: MintInstructionFactory
     airdrop: bool = False  # the embedded localnet's faucet tops up the fee payer
     payer: Signer | None = None
+
+    def __post_init__(self) -> None:
+        # A bare Keypair is accepted where a signer is expected (tests, tools).
+        object.__setattr__(self, "authority", as_signer(self.authority))
+        if self.payer is not None:
+            object.__setattr__(self, "payer", as_signer(self.payer))
 
     @property
     def fee_payer(self) -> Signer:
