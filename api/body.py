@@ -1,7 +1,8 @@
 """Request bodies the ingest routes parse themselves: size-capped, exact decimals.
 
 FastAPI's own body parsing goes through float; a JSON number such as 2.01 must
-reach core as Decimal("2.01"). The size is checked against Content-Length and
+reach core as Decimal("2.01"), with the literal as written kept (core.units.JsonNumber)
+so "1e2" can be refused by the amount grammar. The size is checked against Content-Length and
 again while streaming, so an oversized body is refused before it is all read.
 """
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
 
 from core.readings import InvalidFormat, PayloadTooLarge, ReadingRejected
+from core.units import JsonNumber
 
 MAX_READING_BODY_BYTES = 16 * 1024
 MAX_BATCH_BODY_BYTES = 1024 * 1024
@@ -35,7 +36,7 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+        return json.loads(raw, parse_float=JsonNumber, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidFormat(f"the body is not valid JSON: {exc}") from exc
 

@@ -24,6 +24,7 @@ from api.state import ApiState
 from core.auth import InvalidToken, decode_token
 from core.db.models import Role, User
 from core.errors import Forbidden
+from core.meters import MeterUnauthenticated
 
 
 async def get_state(request: Request) -> ApiState:
@@ -99,7 +100,15 @@ async def presented_meter_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_meter_bearer)],
     header: Annotated[str | None, Depends(_meter_header)],
 ) -> str:
-    """The key as presented; empty when there is none (refused as unauthenticated)."""
+    """The key as presented; empty when there is none (refused as unauthenticated).
+
+    Both headers at once are refused: silently preferring one would hide a client bug
+    or a proxy that adds its own credential.
+    """
+    if header and bearer:
+        raise MeterUnauthenticated(
+            "send the meter key once: Authorization: Bearer <key> or X-API-Key, not both"
+        )
     return header or (bearer.credentials if bearer else "")
 
 

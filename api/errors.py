@@ -12,12 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import DomainError
 from core.ratelimit import RateLimited
+from core.text import printable
 
 log = logging.getLogger("api")
 
@@ -42,10 +43,17 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_wallet": 422,
     "invalid_owner": 422,
     "invalid_setting": 422,
+    "method_not_allowed": 405,
     "rate_limited": 429,
     "database_not_migrated": 503,
 }
-_HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "not_found"}
+_HTTP_CODES = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def status_for(code: str) -> int:
@@ -54,9 +62,10 @@ def status_for(code: str) -> int:
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
+    # A message may quote the input; a lone surrogate in it could not be encoded as JSON.
+    error: dict[str, Any] = {"code": code, "message": printable(message)}
     if field:
-        error["field"] = field
+        error["field"] = printable(field)
     error.update(extra)
     return {"error": error}
 
@@ -88,14 +97,37 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_format", message, field), 422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "There was an error parsing the body" (not UTF-8, not JSON): the
+        # contract's answer to a malformed body is 422 invalid_format.
+        return JSONResponse(
+            error_body("invalid_format", "the body is not valid JSON in UTF-8", "body"), 422
+        )
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
     code = _HTTP_CODES.get(exc.status_code, "invalid_format")
-    if exc.status_code == 413:
-        code = "payload_too_large"
     return JSONResponse(
         error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
     )
+
+
+def _method_not_allowed(request: Request) -> Response:
+    """Allow lists the methods of every route on this path (Starlette names only the
+    first route's); OPTIONS is answered with them instead of refused."""
+    route = request.scope.get("route")
+    allowed = {"OPTIONS", *(getattr(route, "methods", None) or ())}
+    # Included routers are not flat lists here; the OpenAPI paths are.
+    operations = request.app.openapi().get("paths", {}).get(getattr(route, "path", None), {})
+    allowed |= {method.upper() for method in operations}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    headers = {"Allow": ", ".join(sorted(allowed))}
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=headers)
+    message = f"{request.method} is not allowed here; use {headers['Allow']}"
+    return JSONResponse(error_body("method_not_allowed", message), 405, headers=headers)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

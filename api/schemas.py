@@ -1,17 +1,44 @@
 """Payload models named by role (`ReadingIn`, `ReadingOut`, `MeterCreate`, ...).
 
 The ingest bodies (`ReadingIn`, `BatchIn`) document the schema only: those bodies
-are parsed by hand with `parse_float=Decimal` so a JSON number like 2.01 never
+are parsed by hand with `parse_float=JsonNumber` so a JSON number like 2.01 never
 passes through float (core.readings.rules does the validation).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api import examples as ex
+from core.meters import SERIAL_PATTERN
+from core.text import text_problem
+
+MAX_ID = 2**63 - 1  # ids are 64-bit on both databases; anything larger cannot exist
+SERIAL_REGEX = SERIAL_PATTERN.pattern
+# The amount grammar (core.units): ASCII digits, optionally a point and 1-6 decimals.
+KWH_REGEX = r"^[0-9]+(\.[0-9]{1,6})?$"
+
+
+def _clean(max_length: int) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = text_problem(value, max_length=max_length)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def _text(max_length: int) -> Any:
+    """A string of 1 to `max_length` characters, without NUL, controls or lone surrogates."""
+    return Annotated[str, Field(min_length=1, max_length=max_length), _clean(max_length)]
+
+
+Username = _text(64)
+Password = _text(256)
+ShortText = _text(64)
 
 
 def _example(value: dict) -> ConfigDict:
@@ -31,8 +58,8 @@ class ErrorOut(BaseModel):
 
 class LoginIn(BaseModel):
     model_config = _example({"username": "operator", "password": "a-long-password"})
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    username: Username
+    password: Password
 
 
 class TokenOut(BaseModel):
@@ -59,10 +86,10 @@ class UserCreate(BaseModel):
             "wallet_address": ex.EXAMPLE_WALLET,
         }
     )
-    username: str
-    password: str
+    username: Username
+    password: Password
     role: Literal["admin", "operator", "prosumer"]
-    wallet_address: str | None = Field(None, description="required for a prosumer")
+    wallet_address: ShortText | None = Field(None, description="required for a prosumer")
 
 
 class UserOut(BaseModel):
@@ -87,9 +114,11 @@ class MeterCreate(BaseModel):
             "public_key": ex.EXAMPLE_PUBLIC_KEY,
         }
     )
-    serial: str = Field(description="1-64 of A-Z a-z 0-9 . _ - (no ':')")
-    owner_username: str = Field(description="an enabled prosumer with a wallet")
-    public_key: str = Field(description="base58 ed25519 public key (32 bytes)")
+    serial: ShortText = Field(
+        description="1-64 of A-Z a-z 0-9 . _ - (no ':')", pattern=SERIAL_REGEX
+    )
+    owner_username: ShortText = Field(description="an enabled prosumer with a wallet")
+    public_key: ShortText = Field(description="base58 ed25519 public key (32 bytes)")
 
 
 class MeterCreated(BaseModel):
@@ -119,12 +148,22 @@ class MeterOut(BaseModel):
 
 class ReadingIn(BaseModel):
     model_config = _example(ex.READING_IN)
-    meter_serial: str
-    kwh_amount: str | float = Field(
-        description="decimal string or JSON number; > 0, <= the maximum, at most 6 decimals"
+    meter_serial: str = Field(max_length=64, pattern=SERIAL_REGEX)
+    kwh_amount: (
+        Annotated[str, Field(pattern=KWH_REGEX)]
+        | Annotated[float, Field(gt=0, multiple_of=0.000001)]
+    ) = Field(
+        description=(
+            "decimal string or JSON number, both written as ASCII digits with optionally a "
+            "point and 1-6 decimals (no exponent, sign or spaces); > 0, <= the maximum"
+        )
     )
-    reading_timestamp: str = Field(description="RFC 3339 with an offset, whole milliseconds")
-    meter_signature: str = Field(description="base58 ed25519 signature of the canonical message")
+    reading_timestamp: str = Field(
+        max_length=40, description="RFC 3339 with an offset, whole milliseconds"
+    )
+    meter_signature: str = Field(
+        max_length=128, description="base58 ed25519 signature of the canonical message"
+    )
 
 
 class BatchIn(BaseModel):
@@ -219,7 +258,7 @@ class StatsOut(BaseModel):
 
 class MintFromReadingIn(BaseModel):
     model_config = _example({"reading_id": 42})
-    reading_id: int
+    reading_id: int = Field(ge=1, le=MAX_ID)
 
 
 class MintQueuedOut(BaseModel):

@@ -29,9 +29,17 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Role, User
 from core.errors import DomainError
+from core.text import is_clean_text
 
 TOKEN_TTL_SECS = 12 * 3600
 TOKEN_ALGORITHM = "HS256"
+MAX_USERNAME_LENGTH = 64
+MAX_PASSWORD_LENGTH = 256
+MAX_TOKEN_LENGTH = 4096
+# Claims are bounded before use: a validly signed token (a leaked secret, or one of
+# our own bugs) must not overflow a database integer or a datetime.
+MAX_USER_ID = 2**63 - 1
+MAX_EXPIRY = 2**37  # unix seconds, year 6325
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a miss costs as long as a hit
@@ -76,6 +84,10 @@ def verify_password(password: str, password_hash: str) -> bool:
 
 def authenticate(session: Session, username: str, password: str) -> User:
     """The active user with these credentials, else InvalidCredentials."""
+    if not credentials_are_text(username, password):
+        # A NUL or a lone surrogate would fail in the driver or in argon2: no such user.
+        verify_password("", _DUMMY_HASH)
+        raise InvalidCredentials("wrong username or password")
     user = session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
         verify_password(password, _DUMMY_HASH)
@@ -89,6 +101,12 @@ def authenticate(session: Session, username: str, password: str) -> User:
         user.password_hash = hash_password(password)
         session.commit()
     return user
+
+
+def credentials_are_text(username: str, password: str) -> bool:
+    return is_clean_text(username, max_length=MAX_USERNAME_LENGTH) and is_clean_text(
+        password, max_length=MAX_PASSWORD_LENGTH
+    )
 
 
 def issue_token(
@@ -112,6 +130,8 @@ def decode_token(token: str, secret: str, *, now: datetime | None = None) -> Tok
     rather than by pyjwt against the system clock.
     """
     now = now or datetime.now(UTC)
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise InvalidToken("invalid session token")
     try:
         claims = jwt.decode(
             token,
@@ -123,10 +143,22 @@ def decode_token(token: str, secret: str, *, now: datetime | None = None) -> Tok
                 "verify_iat": False,
             },
         )
-        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        user_id, role = int(claims["sub"]), Role(claims["role"])
-    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError) as exc:
+        expires_at = datetime.fromtimestamp(_bounded(claims["exp"], MAX_EXPIRY), UTC)
+        user_id, role = _user_id(claims["sub"]), Role(claims["role"])
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError, OverflowError) as exc:
         raise InvalidToken("invalid session token") from exc
     if expires_at <= now:
         raise InvalidToken("the session has expired; log in again")
     return TokenClaims(user_id=user_id, role=role, expires_at=expires_at)
+
+
+def _bounded(value: object, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise ValueError("a claim out of range")
+    return value
+
+
+def _user_id(value: object) -> int:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 19:
+        raise ValueError("sub is not a user id")
+    return _bounded(int(value), MAX_USER_ID)

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from core.db.models import Meter, MeterStatus, Role, User
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
+from core.text import is_clean_text
 
 # The serial is a field of the signed message `gridtokenx-reading:v1:{serial}:...`;
 # it must not contain ':' or the message would be ambiguous.
@@ -68,7 +69,8 @@ class RegisteredMeter:
 
 
 def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+    # surrogatepass: any text hashes (and matches nothing) instead of raising.
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_api_key() -> str:
@@ -101,6 +103,8 @@ def parse_public_key(public_key: str) -> str:
 
 
 def get_meter(session: Session, serial: str) -> Meter:
+    if not SERIAL_PATTERN.fullmatch(serial or ""):
+        raise NotFound("no meter with that serial", field="serial")
     meter = session.scalar(select(Meter).where(Meter.serial == serial))
     if meter is None:
         raise NotFound(f"no meter with serial {serial!r}", field="serial")
@@ -112,7 +116,9 @@ def register_meter(
 ) -> RegisteredMeter:
     """Store a meter and return its API key, shown this once. Commits."""
     serial, public_key = parse_serial(serial), parse_public_key(public_key)
-    owner = session.scalar(select(User).where(User.username == (owner_username or "").strip()))
+    owner = None
+    if is_clean_text(owner_username, max_length=64):
+        owner = session.scalar(select(User).where(User.username == owner_username.strip()))
     if owner is None:
         raise NotFound(f"no user named {owner_username!r}", field="owner_username")
     if owner.role != Role.PROSUMER or not owner.wallet_address or owner.disabled:

@@ -7,10 +7,13 @@ decimals; more is an error, never rounded.
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation, localcontext
+import re
+from decimal import ROUND_FLOOR, Decimal, localcontext
 
 KWH_SCALE = 6  # kWh are exact to the Wh/1000 (micro-kWh)
 _MICRO = Decimal(10) ** KWH_SCALE
+_STEP = Decimal(1).scaleb(-KWH_SCALE)
+_MAX_MAGNITUDE = 15  # decimal exponent; amounts are far below 10^15 kWh
 
 
 class InvalidAmount(ValueError):
@@ -23,24 +26,80 @@ class TooManyDecimals(InvalidAmount):
     code = "too_many_decimals"
 
 
-def parse_kwh(value: str | int | Decimal) -> Decimal:
-    """An exact kWh Decimal from a string, int or Decimal; floats are refused.
+class NegativeAmount(InvalidAmount):
+    """Well-formed but below zero: out of range rather than malformed."""
 
-    A float has already lost the meter's digits (0.29 is 0.28999999999999998),
-    so callers parse JSON numbers with `parse_float=Decimal` and pass those.
+    code = "kwh_out_of_range"
+
+
+# The one grammar for an amount written as text (CONTRACT "Money"): ASCII digits, an
+# optional point and 1-6 decimals. No exponent, sign, spaces, underscores or other
+# scripts' digits: Python's Decimal() would accept "1e2", " 2 ", "1_0" and "٥".
+# The parts are separate so that a door with other rules (a sign, more decimals) reuses them.
+_DECIMAL_TEXT = re.compile(r"(?P<sign>-?)(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+MAX_AMOUNT_TEXT = 40  # far above any amount; longer text is not worth parsing
+
+
+class JsonNumber(Decimal):
+    """A JSON number parsed exactly, keeping the literal as written (`"1e2"`, `"2.50"`).
+
+    Used as `json.loads(..., parse_float=JsonNumber)`: it is a Decimal everywhere, and
+    the grammar can still be checked on the digits the sender wrote.
+    """
+
+    literal: str
+
+    def __new__(cls, literal: str) -> JsonNumber:
+        number = super().__new__(cls, literal)
+        number.literal = literal
+        return number
+
+
+def parse_decimal_text(
+    text: str, *, max_decimals: int = KWH_SCALE, signed: bool = False
+) -> Decimal:
+    """An exact Decimal from `[-]digits[.digits]` in ASCII; InvalidAmount otherwise.
+
+    More than `max_decimals` decimals is TooManyDecimals (never rounded, even when they
+    are zeros: "1.0000000" is refused). A sign is accepted only when `signed`; callers
+    judge the range themselves.
+    """
+    match = _DECIMAL_TEXT.fullmatch(text) if len(text) <= MAX_AMOUNT_TEXT else None
+    if match is None:
+        raise InvalidAmount(
+            f"not a plain decimal number (digits, optionally . and up to {max_decimals} "
+            f"decimals): {text[:MAX_AMOUNT_TEXT]!r}"
+        )
+    if match["sign"] and not signed:
+        raise NegativeAmount(f"{text} is negative")
+    if len(match["fraction"] or "") > max_decimals:
+        raise TooManyDecimals(f"{text} has more than {max_decimals} decimals")
+    return Decimal(text)
+
+
+def parse_kwh(value: str | int | Decimal) -> Decimal:
+    """An exact kWh Decimal from text in the grammar above, an int, or a Decimal.
+
+    Floats are refused: a float has already lost the meter's digits (0.29 is
+    0.28999999999999998), so callers parse JSON numbers with
+    `parse_float=JsonNumber`, whose literal is held to the same grammar as text.
     """
     if isinstance(value, bool | float):
         raise InvalidAmount("kWh must be a decimal string or an exact number, not a float")
-    try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except (InvalidOperation, ValueError) as exc:
-        raise InvalidAmount(f"not a number: {value!r}") from exc
-    if not amount.is_finite():
+    if isinstance(value, JsonNumber):
+        return parse_decimal_text(value.literal)
+    if isinstance(value, str):
+        return parse_decimal_text(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    if not isinstance(value, Decimal) or not value.is_finite():
         raise InvalidAmount(f"not a finite number: {value!r}")
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -KWH_SCALE:
+    if value and value.adjusted() > _MAX_MAGNITUDE:
+        # Before any arithmetic: Decimal("1e1000000") overflows the context on use.
+        raise InvalidAmount(f"{value:.3e} is out of any range")
+    if value != value.quantize(_STEP):
         raise TooManyDecimals(f"{value} has more than {KWH_SCALE} decimals")
-    return amount
+    return value
 
 
 def kwh_to_micro(kwh: Decimal) -> int:

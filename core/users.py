@@ -27,17 +27,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.auth import hash_password
+from core.auth import MAX_PASSWORD_LENGTH, hash_password
 from core.config import AppSettings
 from core.db.models import Role, User
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
 from core.secrets import ensure_secret
+from core.text import text_problem
 from core.wallets import parse_wallet
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 256
+MAX_USERNAME_LENGTH = 64
 
 
 class InvalidUser(DomainError):
@@ -62,6 +63,8 @@ def admin_password_file(settings: AppSettings) -> Path:
 
 
 def get_user(session: Session, username: str) -> User:
+    if text_problem(username, max_length=MAX_USERNAME_LENGTH):
+        raise NotFound("no user with that name", field="username")
     user = session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
         raise NotFound(f"no user named {username!r}", field="username")
@@ -89,6 +92,9 @@ def create_user(
             f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
             field="password",
         )
+    problem = text_problem(password, max_length=MAX_PASSWORD_LENGTH)
+    if problem:
+        raise InvalidUser(f"the password {problem}", field="password")
     return _insert_user(session, username, password, _parse_role(role), wallet_address, by=by)
 
 

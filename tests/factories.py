@@ -110,7 +110,8 @@ def make_meter(
 
 def sign(keypair: Keypair, serial: str, at: datetime, kwh: str | Decimal | int) -> str:
     """base58 signature of the canonical message, as a meter computes it."""
-    return str(keypair.sign_message(reading_message(serial, at, parse_kwh(kwh))))
+    # Decimal, not parse_kwh: tests sign amounts the API must refuse (-1, 1e30) as well.
+    return str(keypair.sign_message(reading_message(serial, at, Decimal(kwh))))
 
 
 def rfc3339(at: datetime) -> str:

@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
+from pydantic import AfterValidator
 from sqlalchemy import select
 
 from api.deps import AdminUser, ReadSessionDep, SessionDep, StaffUser, StateDep
 from api.openapi import error_responses
-from api.schemas import MeterCreate, MeterCreated, MeterOut, UserCreate, UserListItem, UserOut
+from api.schemas import (
+    SERIAL_REGEX,
+    MeterCreate,
+    MeterCreated,
+    MeterOut,
+    UserCreate,
+    UserListItem,
+    UserOut,
+)
 from api.serialize import rfc3339
 from core.db.models import Meter, User
 from core.meters import register_meter, rotate_meter_key, set_meter_status
+from core.text import text_problem
 from core.users import create_user, set_user_disabled
 
 router = APIRouter(tags=["admin"])
 
 _AUTH = ("unauthenticated", "forbidden")
+
+
+def _clean_username(value: str) -> str:
+    problem = text_problem(value, max_length=64)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+UsernamePath = Annotated[
+    str, Path(max_length=64, description="a username"), AfterValidator(_clean_username)
+]
+SerialPath = Annotated[str, Path(max_length=64, pattern=SERIAL_REGEX, description="a serial")]
 
 
 def _user_item(user: User) -> UserListItem:
@@ -84,7 +107,7 @@ def list_users(_admin: AdminUser, session: ReadSessionDep) -> list[UserListItem]
     summary="Disable a login; its tokens stop working at once (beyond the contract)",
     responses=error_responses(*_AUTH, "not_found"),
 )
-def disable_user(username: str, admin: AdminUser, session: SessionDep) -> UserListItem:
+def disable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -> UserListItem:
     return _user_item(set_user_disabled(session, username, True, by=admin.username))
 
 
@@ -94,7 +117,7 @@ def disable_user(username: str, admin: AdminUser, session: SessionDep) -> UserLi
     summary="Enable a disabled login (beyond the contract)",
     responses=error_responses(*_AUTH, "not_found"),
 )
-def enable_user(username: str, admin: AdminUser, session: SessionDep) -> UserListItem:
+def enable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -> UserListItem:
     return _user_item(set_user_disabled(session, username, False, by=admin.username))
 
 
@@ -143,7 +166,7 @@ def _owner_name(session: SessionDep, meter: Meter) -> str:
     summary="Suspend a meter: its submissions get 403 meter_suspended (beyond the contract)",
     responses=error_responses(*_AUTH, "not_found"),
 )
-def suspend(serial: str, admin: AdminUser, session: SessionDep) -> MeterOut:
+def suspend(serial: SerialPath, admin: AdminUser, session: SessionDep) -> MeterOut:
     meter = set_meter_status(session, serial, "suspended", by=admin.username)
     return _meter_out(meter, _owner_name(session, meter))
 
@@ -154,7 +177,7 @@ def suspend(serial: str, admin: AdminUser, session: SessionDep) -> MeterOut:
     summary="Resume a suspended meter (beyond the contract)",
     responses=error_responses(*_AUTH, "not_found"),
 )
-def resume(serial: str, admin: AdminUser, session: SessionDep) -> MeterOut:
+def resume(serial: SerialPath, admin: AdminUser, session: SessionDep) -> MeterOut:
     meter = set_meter_status(session, serial, "active", by=admin.username)
     return _meter_out(meter, _owner_name(session, meter))
 
@@ -165,7 +188,7 @@ def resume(serial: str, admin: AdminUser, session: SessionDep) -> MeterOut:
     summary="Issue a new API key; the old one stops working at once (beyond the contract)",
     responses=error_responses(*_AUTH, "not_found"),
 )
-def rotate_key(serial: str, admin: AdminUser, session: SessionDep) -> MeterCreated:
+def rotate_key(serial: SerialPath, admin: AdminUser, session: SessionDep) -> MeterCreated:
     registered = rotate_meter_key(session, serial, by=admin.username)
     meter = registered.meter
     return MeterCreated(

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import AdminUser, CurrentUser, ProsumerUser, ReadSessionDep, SessionDep, StaffUser
 from api.openapi import error_responses
-from api.schemas import MintFromReadingIn, MintQueuedOut, MintStatusOut, ReadingPage, StatsOut
+from api.schemas import (
+    MAX_ID,
+    MintFromReadingIn,
+    MintQueuedOut,
+    MintStatusOut,
+    ReadingPage,
+    StatsOut,
+)
 from api.serialize import mint_status_out, reading_out
-from core.db.models import Role
+from core.db.models import ReadingStatus, Role
 from core.minting.requests import request_reading_mint
 from core.readings.queries import (
+    MAX_PAGE,
     MAX_PAGE_SIZE,
     Page,
     list_unminted,
@@ -26,11 +34,12 @@ from core.units import format_kwh
 router = APIRouter(tags=["readings"])
 
 StatusQuery = Annotated[
-    str | None,
+    ReadingStatus | None,
     Query(description="pending, review, minting, minted, failed or rejected"),
 ]
-PageQuery = Annotated[int, Query(ge=1, description="1-based")]
+PageQuery = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based")]
 PageSizeQuery = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+ReadingId = Annotated[int, Path(ge=1, le=MAX_ID, description="a reading id")]
 
 
 def _page_out(page: Page) -> dict:
@@ -66,7 +75,9 @@ def my_readings(
     description="A prosumer asking for another prosumer's reading gets 404 (as if missing).",
     responses=error_responses("unauthenticated", "not_found"),
 )
-def minting_status(reading_id: int, user: CurrentUser, session: ReadSessionDep) -> JSONResponse:
+def minting_status(
+    reading_id: ReadingId, user: CurrentUser, session: ReadSessionDep
+) -> JSONResponse:
     return JSONResponse(mint_status_out(reading_for_user(session, reading_id, user)))
 
 

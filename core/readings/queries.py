@@ -19,6 +19,8 @@ from core.errors import InvalidInput, NotFound
 from core.units import micro_to_kwh
 
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000  # offset at most 5e8 rows: inside every integer a database takes
+MAX_READING_ID = 2**63 - 1
 # Not yet minted, and still on the way to being minted (rejected readings never are).
 UNMINTED_STATUSES = (
     ReadingStatus.PENDING,
@@ -94,6 +96,8 @@ def _select_views() -> Select:
 
 
 def get_reading(session: Session, reading_id: int) -> ReadingView:
+    if not 1 <= reading_id <= MAX_READING_ID:
+        raise NotFound(f"reading {reading_id} does not exist", field="reading_id")
     row = session.execute(_select_views().where(MeterReading.id == reading_id)).one_or_none()
     if row is None:
         raise NotFound(f"reading {reading_id} does not exist", field="reading_id")
@@ -119,8 +123,8 @@ def parse_status(status: str | None) -> ReadingStatus | None:
 
 
 def _page(session: Session, statement: Select, page: int, page_size: int) -> Page:
-    if page < 1:
-        raise InvalidInput("page starts at 1", field="page")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(f"page must be 1..{MAX_PAGE}", field="page")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page_size must be 1..{MAX_PAGE_SIZE}", field="page_size")
     total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))

@@ -21,6 +21,7 @@ from solders.signature import Signature
 
 from core.config import TokenizationConfig
 from core.db.models import ReadingStatus
+from core.meters import SERIAL_PATTERN
 from core.readings.errors import (
     ForeignMeter,
     InvalidFormat,
@@ -31,7 +32,8 @@ from core.readings.errors import (
     TooManyDecimals,
 )
 from core.signatures import parse_signature, reading_message
-from core.units import InvalidAmount, kwh_to_micro, parse_kwh
+from core.text import text_problem
+from core.units import InvalidAmount, NegativeAmount, kwh_to_micro, parse_kwh
 from core.units import TooManyDecimals as UnitsTooManyDecimals
 
 # RFC 3339 date-time; the offset is mandatory (a bare local time is ambiguous).
@@ -69,6 +71,11 @@ def parse_submission(raw: Any) -> Submission:
     if not isinstance(raw, Mapping):
         raise InvalidFormat("a reading is a JSON object")
     serial = _text(raw, "meter_serial")
+    if not SERIAL_PATTERN.fullmatch(serial):
+        raise InvalidFormat(
+            "meter_serial is 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)",
+            field="meter_serial",
+        )
     kwh = parse_amount(raw.get("kwh_amount"))
     timestamp = parse_timestamp(_text(raw, "reading_timestamp"))
     signature_text = _text(raw, "meter_signature")
@@ -85,17 +92,22 @@ def _text(raw: Mapping[str, Any], field: str) -> str:
     value = raw.get(field)
     if value is None:
         raise InvalidFormat(f"{field} is required", field=field)
-    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_TEXT:
+    if not isinstance(value, str) or not value.strip():
         raise InvalidFormat(f"{field} must be a non-empty string", field=field)
+    problem = text_problem(value, max_length=_MAX_TEXT)
+    if problem:
+        raise InvalidFormat(f"{field} {problem}", field=field)
     return value.strip()
 
 
 def parse_amount(value: Any) -> Decimal:
-    """kWh from a JSON string or an exactly parsed JSON number; never through float."""
+    """kWh from a JSON string or an exactly parsed JSON number; never through float.
+
+    Both follow one grammar, `[0-9]+(.[0-9]{1,6})?` in ASCII (core.units), so "1e2",
+    "٥", " 2 " or "1.0000000" are refused rather than read as some number.
+    """
     if value is None:
         raise InvalidFormat("kwh_amount is required", field="kwh_amount")
-    if isinstance(value, str) and len(value) > _MAX_TEXT:
-        raise InvalidFormat("kwh_amount is too long to be an amount", field="kwh_amount")
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise InvalidFormat(
             "kwh_amount must be a decimal string or a JSON number", field="kwh_amount"
@@ -106,6 +118,8 @@ def parse_amount(value: Any) -> Decimal:
         raise TooManyDecimals(
             f"kwh_amount {value} has more than 6 decimals; amounts are never rounded"
         ) from exc
+    except NegativeAmount as exc:
+        raise KwhOutOfRange(f"kwh_amount must be > 0, got {value}") from exc
     except InvalidAmount as exc:
         raise InvalidFormat(f"kwh_amount: {exc}", field="kwh_amount") from exc
     if abs(kwh) >= _ABSURD_KWH:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -10,12 +11,15 @@ from hypothesis import strategies as st
 
 from core.units import (
     InvalidAmount,
+    JsonNumber,
+    NegativeAmount,
     TooManyDecimals,
     format_kwh,
     format_tokens,
     kwh_to_base_units,
     kwh_to_micro,
     micro_to_kwh,
+    parse_decimal_text,
     parse_kwh,
     tokens_for_display,
 )
@@ -81,9 +85,57 @@ def test_not_a_number_is_invalid(value: object) -> None:
         parse_kwh(value)  # type: ignore[arg-type]
 
 
-def test_trailing_zeros_are_not_extra_precision() -> None:
-    assert parse_kwh("3.4125000") == Decimal("3.4125")
-    assert parse_kwh(" 7 ") == Decimal(7)
+def test_trailing_zeros_within_six_decimals_are_the_same_amount() -> None:
+    assert parse_kwh("3.412500") == Decimal("3.4125")
+    assert parse_kwh("007") == Decimal(7)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("٥", InvalidAmount),  # Arabic-Indic five: Decimal() reads it as 5
+        ("２.５", InvalidAmount),  # fullwidth digits: 2.5
+        ("1_0", InvalidAmount),  # an underscore: 10
+        ("\t2\n", InvalidAmount),  # surrounding whitespace: 2
+        (" 7 ", InvalidAmount),
+        ("1e2", InvalidAmount),  # an exponent: 100
+        ("1e1000000", InvalidAmount),  # once a 500 decimal.Overflow
+        ("1.0000000", TooManyDecimals),  # seven decimals, even zeros: once stored as 1
+        ("+1", InvalidAmount),
+        (".5", InvalidAmount),
+        ("5.", InvalidAmount),
+        ("9" * 41, InvalidAmount),
+    ],
+)
+def test_text_outside_the_one_grammar_is_refused(text: str, error: type) -> None:
+    with pytest.raises(error):
+        parse_kwh(text)
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [("2.01", Decimal("2.01")), ("2.50", Decimal("2.5")), ("100", Decimal(100))],
+)
+def test_a_json_number_is_held_to_the_grammar_as_written(literal: str, expected: Decimal) -> None:
+    number = json.loads(literal, parse_float=JsonNumber)
+    assert parse_kwh(number) == expected
+
+
+@pytest.mark.parametrize(("literal", "error"), [("1e2", InvalidAmount), ("1.5E1", InvalidAmount),
+                                                 ("1.0000000", TooManyDecimals)])  # fmt: skip
+def test_a_json_number_with_an_exponent_or_seven_decimals_is_refused(
+    literal: str, error: type
+) -> None:
+    with pytest.raises(error):
+        parse_kwh(json.loads(f"[{literal}]", parse_float=JsonNumber)[0])
+
+
+def test_a_signed_door_reuses_the_grammar_with_a_sign() -> None:
+    assert parse_decimal_text("-1.25", signed=True) == Decimal("-1.25")
+    with pytest.raises(NegativeAmount):
+        parse_decimal_text("-1.25")
+    with pytest.raises(TooManyDecimals):
+        parse_decimal_text("0.1234", max_decimals=3, signed=True)
 
 
 def test_display_strings() -> None:

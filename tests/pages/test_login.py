@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
@@ -49,6 +51,20 @@ def test_login_lands_on_the_role_home_and_survives_a_refresh(dashboard: Dashboar
     assert [t.value for t in refreshed.title] == ["Overview"]
     prosumer = _log_in(dashboard.open(None), "alice", DEFAULT_PASSWORD)
     assert [t.value for t in prosumer.title] == ["My wallet"]
+
+
+@pytest.mark.parametrize("username", ["admin\x00", "a" * 500])
+def test_a_hostile_username_is_a_wrong_login_not_a_traceback(
+    dashboard: Dashboard, username: str
+) -> None:
+    at = _log_in(dashboard.open(None), username, "whatever")
+    assert not at.exception
+    assert "wrong username or password" in at.error[0].value
+
+
+def test_visitors_never_see_error_details() -> None:
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
 
 
 def test_a_tampered_or_expired_token_asks_to_log_in_again(dashboard: Dashboard) -> None:
