@@ -30,6 +30,9 @@ from core.units import (
 
 SCALE = 10**15  # 10^6 (micro-kWh) × 10^9 (nano-ratio)
 
+# core.units: the message for text outside the one amount grammar.
+GRAMMAR = "not a plain decimal number (digits, optionally . and up to 6 decimals)"
+
 
 def exact_floor(micro: int, nano_ratio: int, decimals: int) -> int:
     """The oracle: floor(m/10^6 × r/10^9 × 10^d) with integers only."""
@@ -166,9 +169,22 @@ def test_micro_to_kwh_is_exact() -> None:
     [
         (1.5, "kWh must be a decimal string or an exact number, not a float"),
         (True, "kWh must be a decimal string or an exact number, not a float"),
-        ("abc", "not a number: 'abc'"),
-        ("NaN", "not a finite number: 'NaN'"),
-        ("-Infinity", "not a finite number: '-Infinity'"),
+        ("abc", f"{GRAMMAR}: 'abc'"),
+        ("NaN", f"{GRAMMAR}: 'NaN'"),
+        (
+            "-Infinity",
+            f"{GRAMMAR}: '-Infinity'",
+        ),
+        (
+            " 2.5\t",
+            f"{GRAMMAR}: ' 2.5\\t'",
+        ),
+        (
+            "-1e30",
+            f"{GRAMMAR}: '-1e30'",
+        ),
+        (Decimal("NaN"), "not a finite number: Decimal('NaN')"),
+        (Decimal("-1e30"), "-1.000e+30 is out of any range"),
     ],
 )
 def test_invalid_amounts_say_why(value: object, message: str) -> None:
@@ -187,10 +203,10 @@ def test_too_many_decimals_names_the_value_and_its_code() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (" 2.5\t", Decimal("2.5")),
+        ("2.5", Decimal("2.5")),
         (7, Decimal(7)),
         (Decimal("1.10"), Decimal("1.1")),
-        ("-1e30", Decimal("-1e30")),
+        (Decimal("-1.5"), Decimal("-1.5")),
     ],
 )
 def test_parse_kwh_accepts_strings_ints_and_decimals(value, expected: Decimal) -> None:
