@@ -129,6 +129,9 @@ def main() -> int:
                 return 1
         say(f"dashboard: http://{app_settings.dashboard_host}:{app_settings.dashboard_port}")
         say(f"api:       http://{app_settings.api_host}:{app_settings.api_port}/docs")
+        if app_settings.uses_embedded_localnet:
+            port = app_settings.localnet_port
+            say(f"solana:    http://127.0.0.1:{port} (pubsub ws://127.0.0.1:{port + 1})")
         if app_settings.demo:
             logins = wait_for_file(app_settings.data_dir / "demo-logins.txt", timeout=30)
             if logins:

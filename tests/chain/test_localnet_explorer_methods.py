@@ -298,6 +298,7 @@ def test_cluster_wide_methods_have_real_shapes(localnet: Localnet, client: Clien
     (contact,) = client.get_cluster_nodes().value
     node = json.loads(contact.to_json())
     assert node["pubkey"] == str(identity) and node["rpc"] == f"127.0.0.1:{localnet.port}"
+    assert node["pubsub"] == f"127.0.0.1:{localnet.port + 1}"
     schedule = client.get_epoch_schedule().value
     assert schedule.slots_per_epoch == 432_000 and not schedule.warmup
     supply = client.get_supply().value

@@ -17,6 +17,8 @@ durable ledger under DATA_DIR/localnet/. Modules, each with one job:
     rpc        the JSON-RPC envelope: single and batch calls, ids, errors
     methods/   the methods, by family (cluster, accounts, transactions, history,
                programs, validators)
-    server     HTTP (uvicorn, bare ASGI) and the slot ticker
+    server     HTTP (uvicorn, bare ASGI), pubsub and the slot ticker
+    pubsub_params / pubsub_hub / pubsub_server   WebSocket subscriptions on port + 1:
+               their params, matching and commit-gated notifications, connections
     allocator  malloc thresholds that keep LiteSVM out of the kernel
 """

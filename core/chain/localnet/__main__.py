@@ -53,21 +53,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.chain.localnet.ledger import LedgerBusy
     from core.chain.localnet.methods import METHODS
     from core.chain.localnet.node import Node
-    from core.chain.localnet.server import bind, serve
+    from core.chain.localnet.server import bind_pair, serve
 
     try:
-        sock = bind(port)
+        sock, pubsub_sock = bind_pair(port)
     except OSError as exc:
-        log.error("localnet cannot listen on 127.0.0.1:%d: %s", port, exc.strerror or exc)
+        log.error(
+            "localnet cannot listen on 127.0.0.1:%d and %d (pubsub): %s",
+            port,
+            port + 1,
+            exc.strerror or exc,
+        )
         return 1
     tune_allocator()
     try:
         node = Node.open(data_dir, slot_ms)
     except LedgerBusy as exc:
         sock.close()
+        pubsub_sock.close()
         log.error("localnet: %s", exc)
         return 1
     node.rpc_address = f"127.0.0.1:{sock.getsockname()[1]}"
+    node.pubsub_address = f"127.0.0.1:{pubsub_sock.getsockname()[1]}"
     log.info(
         "localnet ledger %s: slot %d, %d transactions, slot time %d ms",
         node.ledger.path,
@@ -77,10 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve(node, sock, METHODS))
+            runner.run(serve(node, sock, METHODS, pubsub_sock))
     finally:
         node.close()
         sock.close()
+        pubsub_sock.close()
     log.info("localnet stopped at slot %d", node.clock.slot)
     return 0
 

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from solders.account import Account
 from solders.clock import Clock
@@ -85,6 +85,18 @@ def _guarded(run: Callable[[VersionedTransaction], T], tx: VersionedTransaction)
         ) from None
 
 
+class ChainObserver(Protocol):
+    """What the node reports as it happens, on its own thread, before any commit is done."""
+
+    def received(self, signature: bytes, slot: int) -> None: ...
+
+    def landed(
+        self, record: TransactionRecord, keys: list[Pubkey], writes: AccountWrites
+    ) -> None: ...
+
+    def slots_advanced(self, before: int, now: int) -> None: ...
+
+
 class Node:
     """The chain: state in LiteSVM, time in the clock, history in the ledger."""
 
@@ -119,6 +131,8 @@ class Node:
         self._slot_hashes: deque[tuple[int, Hash]] = deque(maxlen=_SLOT_HASHES_KEPT)
         self._sync_sysvars()
         ledger.save_slot(start)
+        # Told of what happens on chain (the pubsub service), when one is attached.
+        self.observer: ChainObserver | None = None
         # Where clients reach this node (getClusterNodes); the server fills them in.
         self.rpc_address: str | None = None
         self.pubsub_address: str | None = None
@@ -137,9 +151,12 @@ class Node:
 
     def tick(self) -> None:
         """Move to the wall-clock slot; persist it so a restart continues from here."""
+        before = self.clock.slot
         if self.clock.advance():
             self._sync_sysvars()
             self.ledger.save_slot(self.clock.slot)
+            if self.observer is not None:
+                self.observer.slots_advanced(before, self.clock.slot)
         if self._uncommitted:
             self._uncommitted = {s: f for s, f in self._uncommitted.items() if not f.done()}
 
@@ -194,6 +211,8 @@ class Node:
             if skip_preflight:
                 return signature
             raise rejection
+        if self.observer is not None:
+            self.observer.received(bytes(signature), self.clock.slot)
         outcome = _guarded(self.svm.simulate_transaction, tx)
         if isinstance(outcome, SimulatedTransactionInfo):
             violation = rent_violation(self.svm, tx, outcome)
@@ -304,6 +323,8 @@ class Node:
         # Applied in memory at once, committed by the writer thread; the server
         # answers only after the commit (rpc.Dispatcher awaits ledger.barrier()).
         self._uncommitted[record.signature] = self.ledger.commit_transaction(record, writes)
+        if self.observer is not None:
+            self.observer.landed(record, keys.keys, writes)
 
     def airdrop(self, to: Pubkey, lamports: int) -> Signature:
         """A transfer from the faucet, landed like any transaction (so it has a status).

@@ -38,11 +38,11 @@ def result_of(response: Any) -> str:
     return json.dumps(json.loads(text)["result"], separators=(",", ":"))
 
 
-def _success(request_id: Any, result: str) -> str:
+def success(request_id: Any, result: str) -> str:
     return f'{{"jsonrpc":"2.0","result":{result},"id":{json.dumps(request_id)}}}'
 
 
-def _failure(request_id: Any, error: RpcError) -> str:
+def failure(request_id: Any, error: RpcError) -> str:
     body = f'"code":{error.code},"message":{json.dumps(error.message)}'
     if error.data_json is not None:
         body += f',"data":{error.data_json}'
@@ -73,10 +73,10 @@ class Dispatcher:
         try:
             request = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return _failure(None, RpcError(PARSE_ERROR, "Parse error"))
+            return failure(None, RpcError(PARSE_ERROR, "Parse error"))
         if isinstance(request, list):
             if not request:
-                return _failure(None, RpcError(INVALID_REQUEST, "Invalid request"))
+                return failure(None, RpcError(INVALID_REQUEST, "Invalid request"))
             answers = [answer for call in request if (answer := self._call(call)) is not None]
             return f"[{','.join(answers)}]" if answers else None
         return self._call(request)
@@ -88,7 +88,7 @@ class Dispatcher:
             or not isinstance(call.get("method"), str)
         ):
             request_id = call.get("id") if isinstance(call, dict) else None
-            return _failure(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
+            return failure(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
         notification = "id" not in call
         request_id = call.get("id")
         try:
@@ -99,9 +99,9 @@ class Dispatcher:
             self._node.tick()
             result = handler(self._node, call.get("params"))
         except RpcError as error:
-            return None if notification else _failure(request_id, error)
+            return None if notification else failure(request_id, error)
         except Exception:
             log.exception("localnet: %s failed", call["method"])
             error = RpcError(INTERNAL_ERROR, "Internal error")
-            return None if notification else _failure(request_id, error)
-        return None if notification else _success(request_id, result)
+            return None if notification else failure(request_id, error)
+        return None if notification else success(request_id, result)

@@ -17,7 +17,9 @@ from typing import Any
 
 import uvicorn
 
+from core.chain.localnet import pubsub_server
 from core.chain.localnet.node import Node
+from core.chain.localnet.pubsub_hub import Hub
 from core.chain.localnet.rpc import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,12 @@ async def _tick_forever(node: Node) -> None:
         await asyncio.sleep(node.clock.seconds_to_next_slot() + 0.0005)
 
 
-async def serve(node: Node, sock: socket.socket, methods: dict[str, Any]) -> None:
+async def serve(
+    node: Node,
+    sock: socket.socket,
+    methods: dict[str, Any],
+    pubsub_sock: socket.socket | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT; return after in-flight requests are answered."""
     config = uvicorn.Config(
         RpcApp(Dispatcher(node, methods)),
@@ -109,6 +116,9 @@ async def serve(node: Node, sock: socket.socket, methods: dict[str, Any]) -> Non
         log_level="warning",
         access_log=False,
         http="httptools",
+        # A WebSocket upgrade on the RPC port is a plain GET here (405), as on agave:
+        # pubsub has its own port.
+        ws="none",
         # Longer than clients keep idle connections (httpx: 5 s), so the client side
         # always closes first and never reuses a connection the server just dropped.
         timeout_keep_alive=65,
@@ -119,10 +129,17 @@ async def serve(node: Node, sock: socket.socket, methods: dict[str, Any]) -> Non
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_exit, server, signum)
+    hub = Hub(node, loop)
+    pubsub = None if pubsub_sock is None else await pubsub_server.start(hub, pubsub_sock)
+    if pubsub is not None:
+        node.observer = hub
     ticker = asyncio.create_task(_tick_forever(node))
     try:
         await server.serve(sockets=[sock])
     finally:
+        node.observer = None
+        if pubsub is not None:
+            await pubsub_server.stop(pubsub, hub)
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
@@ -131,6 +148,28 @@ async def serve(node: Node, sock: socket.socket, methods: dict[str, Any]) -> Non
 def _request_exit(server: _Server, signum: int) -> None:
     log.info("localnet: %s received, shutting down", signal.Signals(signum).name)
     server.should_exit = True
+
+
+def bind_pair(port: int, attempts: int = 50) -> tuple[socket.socket, socket.socket]:
+    """RPC on `port` and pubsub on `port` + 1, as every Solana node lays them out.
+
+    Port 0 picks a free pair (tests run several nodes side by side).
+    """
+    if port:
+        rpc = bind(port)
+        try:
+            return rpc, bind(port + 1)
+        except OSError:
+            rpc.close()
+            raise
+    for _ in range(attempts):
+        rpc = bind(0)
+        chosen = rpc.getsockname()[1]
+        if chosen < 65_535:
+            with contextlib.suppress(OSError):
+                return rpc, bind(chosen + 1)
+        rpc.close()
+    raise OSError(f"no free pair of adjacent ports after {attempts} tries")
 
 
 def bind(port: int) -> socket.socket:

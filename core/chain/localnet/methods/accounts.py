@@ -59,9 +59,14 @@ def data_slice(cfg: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def render_account(
-    node: Node, account: Account, encoding: str, data_slice: tuple[int, int] | None = None
+    node: Node,
+    account: Account,
+    encoding: str,
+    data_slice: tuple[int, int] | None = None,
+    *,
+    strict: bool = True,
 ) -> dict[str, Any]:
-    """A UiAccount as a node encodes it."""
+    """A UiAccount as a node encodes it (pubsub, not `strict`, base-58s data of any size)."""
     data: Any
     raw = account.data
     if encoding == "jsonParsed" and account.owner in TOKEN_PROGRAMS:
@@ -75,7 +80,7 @@ def render_account(
     if data_slice is not None:
         offset, length = data_slice
         raw = raw[offset : offset + length]
-    if encoding in ("binary", "base58") and len(raw) > MAX_BASE58_BYTES:
+    if strict and encoding in ("binary", "base58") and len(raw) > MAX_BASE58_BYTES:
         raise RpcError(
             INVALID_REQUEST,
             f"Encoded binary (base 58) data should be less than {MAX_BASE58_BYTES} bytes, "
