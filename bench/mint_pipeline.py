@@ -6,7 +6,9 @@
    batch size 1000; prints readings/s and transactions (token accounts are
    created first and timed separately).
 2. Steady: `python -m scheduler` with default settings while readings arrive at
-   50/s for 60 s; prints acceptance -> minted latency p50/p95/p99.
+   50/s for 60 s; prints acceptance -> minted latency p50/p95/p99, once polling
+   only (SOLANA_WS_URL=off, as before pubsub) and once hearing confirmations
+   over signatureSubscribe.
 3. Claim query: 1,000,000 readings of which 1% pending; prints the claim query's
    time and its EXPLAIN, which must use the partial index.
 
@@ -107,12 +109,14 @@ def drain(admin_url: str, rpc_url: str) -> None:
         app.close()
 
 
-def steady(admin_url: str, rpc_url: str, rate: int, seconds: int) -> None:
+def steady(admin_url: str, rpc_url: str, rate: int, seconds: int, *, pubsub: bool) -> None:
+    """pubsub=False: the scheduler only polls (SOLANA_WS_URL=off), as before issue 12."""
     with fresh_database(admin_url) as url, tempfile.TemporaryDirectory() as data_dir:
         app = app_for(url, rpc_url, data_dir)
         with app.sessions() as session:
             producers = seed_producers(session, 200)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"}
+        env["SOLANA_WS_URL"] = "" if pubsub else "off"
         scheduler = subprocess.Popen(
             [sys.executable, "-m", "scheduler"],
             cwd=ROOT,
@@ -171,7 +175,12 @@ def steady(admin_url: str, rpc_url: str, rate: int, seconds: int) -> None:
                 )
             ).all()
         latencies = [(m - s).total_seconds() for s, m in rows]
-        print(f"steady: {rate} readings/s for {seconds} s, default settings (scheduler process)")
+        how = (
+            "confirmations over signatureSubscribe"
+            if pubsub
+            else "polling only (SOLANA_WS_URL=off)"
+        )
+        print(f"steady: {rate} readings/s for {seconds} s, default settings, {how}")
         print(f"  minted {len(latencies)} of {rate * seconds}")
         print(
             f"  acceptance -> minted latency: p50 {percentile(latencies, 50):.2f} s, "
@@ -261,7 +270,8 @@ def main() -> int:
             if args.only in (None, "drain"):
                 drain(args.database_url, rpc_url)
             if args.only in (None, "steady"):
-                steady(args.database_url, rpc_url, args.rate, args.seconds)
+                steady(args.database_url, rpc_url, args.rate, args.seconds, pubsub=False)
+                steady(args.database_url, rpc_url, args.rate, args.seconds, pubsub=True)
     return 0
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,8 @@ class AppSettings(BaseSettings):
     database_url: str = ""
     solana_rpc_url: str = ""
     solana_commitment: str = "confirmed"
+    # Pubsub beside SOLANA_RPC_URL; unset: derived as web3.js does (port + 1); "off": poll only.
+    solana_ws_url: str = ""
     localnet_port: int = Field(DEFAULT_LOCALNET_PORT, ge=1, le=65_535)
     # Slot time of the embedded node; a blockhash lives 150 slots. Tests shorten it.
     localnet_slot_ms: int = Field(400, ge=5, le=10_000)
@@ -126,6 +129,13 @@ class AppSettings(BaseSettings):
             raise ValueError("must be an http:// or https:// JSON-RPC endpoint")
         return value
 
+    @field_validator("solana_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if value and value != "off" and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// pubsub endpoint, or off")
+        return value
+
     @field_validator("gridtokenx_program_id")
     @classmethod
     def _anchor_needs_program(cls, value: str, info: ValidationInfo) -> str:
@@ -155,6 +165,15 @@ class AppSettings(BaseSettings):
     @property
     def effective_rpc_url(self) -> str:
         return self.solana_rpc_url or self.localnet_url
+
+    @property
+    def effective_ws_url(self) -> str | None:
+        """Where the cluster's pubsub is (None: SOLANA_WS_URL=off, confirmations by polling)."""
+        if self.solana_ws_url == "off":
+            return None
+        if self.solana_ws_url:
+            return self.solana_ws_url
+        return _websocket_url_for(self.effective_rpc_url)
 
     @property
     def uses_embedded_localnet(self) -> bool:
@@ -295,3 +314,14 @@ def _overrides_note(settings: Settings) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _websocket_url_for(rpc_url: str) -> str:
+    """The pubsub URL a cluster serves beside `rpc_url`, derived as web3.js derives it:
+    ws for http, wss for https, and the port + 1 when the URL names a port."""
+    parts = urlsplit(rpc_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    host = parts.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if parts.port is None else f"{host}:{parts.port + 1}"
+    return urlunsplit((scheme, netloc, parts.path, parts.query, ""))

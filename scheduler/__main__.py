@@ -51,6 +51,8 @@ def main() -> int:
     jobs.start()
     log.info("scheduler stopped")
     minter.chain.close()
+    if minter.pipeline.target.watch is not None:
+        minter.pipeline.target.watch.close()
     app.close()
     return 0
 

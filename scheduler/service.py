@@ -14,6 +14,7 @@ from core.chain.client import ChainClient
 from core.chain.errors import RpcUnavailable
 from core.chain.factories import mint_instruction_factory
 from core.chain.mint_setup import GrxMint, ensure_grx_mint
+from core.chain.signature_watch import SignatureWatch
 from core.chain.signer_setup import ChainSigners, load_signers
 from core.minting.pipeline import MintPipeline, MintTarget
 
@@ -67,12 +68,15 @@ def build_minter(app: App, stop: threading.Event, **pipeline_options: float) -> 
     factory = mint_instruction_factory(
         settings, mint=grx.address, authority=authority.pubkey, decimals=grx.decimals
     )
+    ws_url = settings.effective_ws_url
+    watch = None if ws_url is None else SignatureWatch(ws_url, settings.solana_commitment)
     target = MintTarget(
         chain,
         authority,
         factory,
         airdrop=settings.uses_embedded_localnet,
         payer=signers.fee_payer if signers.payer_is_separate else None,
+        watch=watch,
     )
     pipeline = MintPipeline(app.sessions, app.config, target, stop=stop, **pipeline_options)
     return Minter(app, chain, grx, pipeline, signers)

@@ -29,6 +29,7 @@ from core.chain.errors import ChainError
 from core.chain.factories import MintInstructionFactory
 from core.chain.instructions import batch_memo
 from core.chain.packing import build_mint_transaction, max_mints_per_transaction
+from core.chain.signature_watch import SignatureWatch
 from core.chain.signer import Signer, as_signer, sign_transactions
 from core.chain.status import Confirmation, ConfirmationState
 from core.chain.transactions import transaction_signature
@@ -79,6 +80,8 @@ class MintTarget:
     factory: MintInstructionFactory
     airdrop: bool = False  # the embedded localnet's faucet tops up the fee payer
     payer: Signer | None = None
+    # Confirmations heard over pubsub end a wait early; the poll still settles every batch.
+    watch: SignatureWatch | None = None
 
     def __post_init__(self) -> None:
         # A bare Keypair is accepted where a signer is expected (tests, tools).
@@ -164,7 +167,7 @@ class MintPipeline:
                 if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
                     self._broadcast(in_flight)
                     last_broadcast = time.monotonic()
-                self.stop.wait(self.poll_interval)
+                self._pause()
         return report
 
     def _claim(self, requested_by: int | None) -> list[ClaimedBatch]:
@@ -205,6 +208,7 @@ class MintPipeline:
                 )
         if signed:
             log.info("recovering %d signed batch(es)", len(signed))
+            self._watch(signed)
             self._broadcast(signed)
             self.settle(signed, report)
 
@@ -237,6 +241,7 @@ class MintPipeline:
                 now=self.clock(),
             )
         in_flight = [item for item in prepared if item.batch_id in kept]
+        self._watch(in_flight)
         self._broadcast(in_flight)
         report.batches_sent += len(in_flight)
         return in_flight
@@ -270,6 +275,18 @@ class MintPipeline:
     ) -> InFlight:
         return self._sign([batch], destinations, blockhash, last_valid)[0]
 
+    def _watch(self, batches: Sequence[InFlight]) -> None:
+        if self.target.watch is not None:
+            self.target.watch.watch(item.signature for item in batches)
+
+    def _pause(self) -> None:
+        """Wait for the next poll; a confirmation heard over pubsub ends the wait early."""
+        watch = self.target.watch
+        if watch is not None and watch.connected:
+            watch.wait(self.poll_interval, self.stop)
+        else:
+            self.stop.wait(self.poll_interval)
+
     def _broadcast(self, batches: Sequence[InFlight]) -> None:
         """Send (or resend) stored bytes; a lost send is repaired by the next rebroadcast."""
         for item in batches:
@@ -292,7 +309,7 @@ class MintPipeline:
             if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
                 self._broadcast(waiting)
                 last_broadcast = time.monotonic()
-            self.stop.wait(self.poll_interval)
+            self._pause()
 
     def _poll(self, in_flight: list[InFlight], report: CycleReport) -> list[InFlight]:
         """One look at the chain; finalize what it decided, return what is still pending."""

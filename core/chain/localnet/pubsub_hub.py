@@ -87,6 +87,8 @@ class Hub:
         self._outbox: deque[tuple[Future[None] | None, list[tuple[Subscriber, str]]]] = deque()
         self._armed = False
         self._root = node.clock.view_slot("finalized")
+        # Subscriptions per commitment: a commitment nobody asked for costs no matching.
+        self._at: dict[str, int] = {"processed": 0, "confirmed": 0, "finalized": 0}
 
     # Subscribing
 
@@ -100,6 +102,8 @@ class Hub:
         sub = Subscription(next(self._ids), SUBSCRIBE[method][1], wanted, subscriber)
         self._by_id[sub.id] = sub
         self._index[wanted.kind].setdefault(self._index_key(wanted), []).append(sub)
+        if wanted.commitment is not None:
+            self._at[wanted.commitment] += 1
         return sub.id
 
     def unsubscribe(self, subscriber: Subscriber, sub_id: Any) -> bool:
@@ -116,6 +120,7 @@ class Hub:
     def close(self) -> None:
         self._by_id.clear()
         self._index.clear()
+        self._at = dict.fromkeys(self._at, 0)
 
     @property
     def count(self) -> int:
@@ -126,7 +131,8 @@ class Hub:
         return wanted.signature if wanted.kind == "signature" else wanted.key
 
     def _remove(self, sub: Subscription) -> None:
-        self._by_id.pop(sub.id, None)
+        if self._by_id.pop(sub.id, None) is not None and sub.wanted.commitment is not None:
+            self._at[sub.wanted.commitment] -= 1
         bucket = self._index[sub.wanted.kind]
         key = self._index_key(sub.wanted)
         subs = bucket.get(key, [])
@@ -180,7 +186,7 @@ class Hub:
         self, slot: int, landings: list[Landed], commitment: str
     ) -> list[tuple[Subscriber, str]]:
         out: list[tuple[Subscriber, str]] = []
-        if not landings or not self._by_id:
+        if not landings or not self._at[commitment]:
             return out
         last_state: dict[Pubkey, Account] = {}
         for landed in landings:
