@@ -192,6 +192,9 @@ class MintStatusOut(ReadingOut):
     attempts: int
     next_attempt_at: str | None
     last_error: str | None
+    review_reason: str | None = Field(
+        None, description="(addition) why the reading waits in review, when it does"
+    )
 
 
 class BatchItemOut(BaseModel):

@@ -38,6 +38,7 @@ def mint_status_out(view: ReadingView) -> dict[str, Any]:
         "attempts": view.attempts,
         "next_attempt_at": rfc3339(view.next_attempt_at),
         "last_error": view.last_error,
+        "review_reason": view.review_reason,
     }
 
 

@@ -52,7 +52,11 @@ class TokenizationConfig(BaseSettings):
     max_clock_skew_secs: int = Field(60, ge=0, le=3600)
     max_retries: int = Field(3, ge=0, le=100)
     retry_base_secs: int = Field(30, ge=1, le=86_400)
-    review_threshold_kwh: Decimal | None = Field(None, gt=0, le=100_000, decimal_places=6)
+    review_threshold_kwh: Decimal | None = Field(Decimal("50"), gt=0, le=100_000, decimal_places=6)
+    # Plausibility (core.readings.plausibility): the rated power assumed for a meter
+    # that carries none, and how far back readings may mint without an admin.
+    max_kw_per_meter: Decimal = Field(Decimal("50"), gt=0, le=100_000, decimal_places=6)
+    max_backfill_hours: int = Field(48, ge=1, le=87_600)
 
     @field_validator("review_threshold_kwh", mode="before")
     @classmethod

@@ -30,6 +30,8 @@ LABELS: dict[str, str] = {
     "max_retries": "Mint retries before failed",
     "retry_base_secs": "Retry backoff base (s)",
     "review_threshold_kwh": "Review readings above (kWh; empty = no review)",
+    "max_kw_per_meter": "Rated power of a meter without its own (kW)",
+    "max_backfill_hours": "Back-filled readings older than this wait in review (h)",
 }
 PREVIEW_KWH = Decimal("10.5")
 

@@ -189,6 +189,8 @@ class MeterReading(Base):
     mint_requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     review_note: Mapped[str | None] = mapped_column(Text)
+    # Why the reading waits in review (threshold, back-fill horizon, implausible energy).
+    review_reason: Mapped[str | None] = mapped_column(Text)
 
     @property
     def kwh_amount(self) -> Decimal:

@@ -221,7 +221,7 @@ def _store(
                 owner_id=meter.owner_id,
                 wallet_address=meter.wallet_address,
                 checked=checked,
-                window_secs=config.duplicate_window_secs,
+                config=config,
                 now=now,
             )
             refusals = rejected + [(s.index, s.duplicate_error()) for s in stored if s.conflict]

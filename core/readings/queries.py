@@ -47,6 +47,7 @@ class ReadingView:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    review_reason: str | None = None
 
     @property
     def kwh_amount(self) -> Decimal:
@@ -92,6 +93,7 @@ def _select_views() -> Select:
         MeterReading.attempts,
         MeterReading.next_attempt_at,
         MeterReading.last_error,
+        MeterReading.review_reason,
     ).join(Meter, Meter.id == MeterReading.meter_id)
 
 

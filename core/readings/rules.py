@@ -3,7 +3,8 @@
 Order matters for which code a meter sees: first the shape of each field
 (`invalid_format`, `too_many_decimals`), then whose reading it is (`forbidden`),
 then the signature (`invalid_signature`), then the limits of the effective
-configuration (`kwh_out_of_range`, `timestamp_in_future`, `reading_too_old`).
+configuration (`kwh_out_of_range`, `timestamp_in_future`, `reading_too_old`), then
+whether it waits in review (core.readings.plausibility).
 Duplicates need the database and are judged in core.readings.store.
 """
 
@@ -31,6 +32,7 @@ from core.readings.errors import (
     TimestampInFuture,
     TooManyDecimals,
 )
+from core.readings.plausibility import Hold, standing_hold
 from core.signatures import parse_signature, reading_message
 from core.text import text_problem
 from core.units import InvalidAmount, NegativeAmount, kwh_to_micro, parse_kwh
@@ -64,6 +66,8 @@ class CheckedReading:
     reading_timestamp: datetime
     signature: str
     status: ReadingStatus
+    # Why it waits in review (status review); the store may add an energy hold.
+    hold: Hold | None = None
 
 
 def parse_submission(raw: Any) -> Submission:
@@ -183,12 +187,12 @@ def check_submission(
             f"reading_timestamp {timestamp.isoformat()} is older than "
             f"{config.reading_max_age_days} days"
         )
-    threshold = config.review_threshold_kwh
-    status = ReadingStatus.REVIEW if threshold is not None and kwh > threshold else None
+    hold = standing_hold(kwh, timestamp, config=config, now=now)
     return CheckedReading(
         kwh=kwh,
         kwh_micro=kwh_to_micro(kwh),
         reading_timestamp=timestamp,
         signature=str(submission.signature),
-        status=status or ReadingStatus.PENDING,
+        status=ReadingStatus.REVIEW if hold else ReadingStatus.PENDING,
+        hold=hold,
     )

@@ -11,17 +11,21 @@ that won, so a race ends as a duplicate, never as an error.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core.db.models import Meter, MeterReading
+from core.config import TokenizationConfig
+from core.db.models import Meter, MeterReading, ReadingStatus
 from core.events import EventType, publish_many
 from core.readings.errors import DuplicateReading
+from core.readings.plausibility import energy_hold, hold_together
 from core.readings.queries import ReadingView
 from core.readings.rules import CheckedReading
 from core.readings.writes import insert_if_alone, insert_many, reading_row
@@ -99,6 +103,30 @@ _KNOWN_IN_ONE_RANGE = select(*_KNOWN_COLUMNS).where(
 )
 
 
+# The meter's latest reading before an instant (UNIQUE(meter_id, reading_timestamp) serves it).
+_PREVIOUS = select(func.max(_READINGS.c.reading_timestamp)).where(
+    _READINGS.c.meter_id == bindparam("meter_id"),
+    _READINGS.c.reading_timestamp < bindparam("at"),
+)
+# Every stored instant from the predecessor of `low` up to `high`: with the duplicate
+# window (readings >= 15 min apart by default) a week of one meter is ~700 rows.
+_AT_TYPE = _READINGS.c.reading_timestamp.type
+_PREVIOUS_OF_LOW = (
+    select(func.max(_READINGS.c.reading_timestamp))
+    .where(
+        _READINGS.c.meter_id == bindparam("meter_id"),
+        _READINGS.c.reading_timestamp < bindparam("low", type_=_AT_TYPE),
+    )
+    .scalar_subquery()
+)
+_INSTANTS_FROM_PREVIOUS = select(_READINGS.c.reading_timestamp).where(
+    _READINGS.c.meter_id == bindparam("meter_id"),
+    _READINGS.c.reading_timestamp
+    >= func.coalesce(_PREVIOUS_OF_LOW, bindparam("low", type_=_AT_TYPE), type_=_AT_TYPE),
+    _READINGS.c.reading_timestamp <= bindparam("high", type_=_AT_TYPE),
+)
+
+
 def touch_meter(session: Session, meter_id: int, now: datetime) -> None:
     """Record contact; on PostgreSQL this also locks the meter row until commit."""
     session.execute(_TOUCH, {"meter_id": meter_id, "now": now})
@@ -140,13 +168,25 @@ def store_checked(
     owner_id: int,
     wallet_address: str | None,
     checked: Sequence[tuple[int, CheckedReading]],
-    window_secs: int,
+    config: TokenizationConfig,
     now: datetime,
+    capacity_kw: Decimal | None = None,
 ) -> list[Stored]:
-    """Judge duplicates and insert the new readings with their events; does not commit."""
-    window = timedelta(seconds=window_secs)
+    """Judge duplicates and plausibility, insert the new readings with their events.
+
+    Does not commit. `capacity_kw` is the meter's rated power (None: the configured
+    default, TOKENIZATION_MAX_KW_PER_METER).
+    """
+    window = timedelta(seconds=config.duplicate_window_secs)
     if len(checked) == 1:
         index, reading = checked[0]
+        previous = session.scalar(
+            _PREVIOUS, {"meter_id": meter_id, "at": reading.reading_timestamp}
+        )
+        hold = energy_hold(
+            reading.kwh, reading.reading_timestamp, previous, capacity_kw=capacity_kw, config=config
+        )
+        reading = _held(reading, hold or reading.hold)
         row = reading_row(meter_id, owner_id, wallet_address, reading, now)
         reading_id = insert_if_alone(session, row, window)
         if reading_id is not None:
@@ -173,8 +213,41 @@ def store_checked(
         outcomes.append(stored)
         fresh.append(stored)
     if fresh:
+        _judge_energy(session, meter_id, fresh, capacity_kw, config)
         _insert(session, meter_id, meter_serial, owner_id, wallet_address, fresh, now)
     return outcomes
+
+
+def _judge_energy(
+    session: Session,
+    meter_id: int,
+    fresh: list[Stored],
+    capacity_kw: Decimal | None,
+    config: TokenizationConfig,
+) -> None:
+    """Each new reading against the meter's previous one (stored or earlier in this
+    batch); a batch with an implausible reading waits whole (plausibility.hold_together)."""
+    instants = [s.reading.reading_timestamp for s in fresh]
+    stored = session.scalars(
+        _INSTANTS_FROM_PREVIOUS, {"meter_id": meter_id, "low": min(instants), "high": max(instants)}
+    )
+    chain = sorted({*stored, *instants})
+    holds = []
+    for s in fresh:
+        at = s.reading.reading_timestamp
+        position = bisect.bisect_left(chain, at)
+        previous = chain[position - 1] if position > 0 else None
+        energy = energy_hold(s.reading.kwh, at, previous, capacity_kw=capacity_kw, config=config)
+        holds.append(energy or s.reading.hold)
+    for s, hold in zip(fresh, hold_together(holds), strict=True):
+        s.reading = _held(s.reading, hold)
+
+
+def _held(reading: CheckedReading, hold: Any) -> CheckedReading:
+    if hold is reading.hold:
+        return reading
+    status = ReadingStatus.REVIEW if hold is not None else ReadingStatus.PENDING
+    return dataclasses.replace(reading, status=status, hold=hold)
 
 
 def _identical(known: Known, reading: CheckedReading) -> bool:
@@ -222,6 +295,8 @@ def _received(
         "reading_timestamp": stored.reading.reading_timestamp,
         "status": stored.reading.status.value,
     }
+    if stored.reading.hold is not None:
+        payload["review_reason"] = stored.reading.hold.reason
     return EventType.METER_READING_RECEIVED, payload, owner_id
 
 
@@ -241,4 +316,5 @@ def view_of_new(
         status=stored.reading.status.value,
         token_base_units=None,
         mint_tx_signature=None,
+        review_reason=stored.reading.hold.reason if stored.reading.hold else None,
     )

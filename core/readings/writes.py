@@ -31,6 +31,7 @@ _COLUMNS = (
     "status",
     "meter_signature",
     "attempts",
+    "review_reason",
 )
 _PARAMS = {name: bindparam(name, type_=_READINGS.c[name].type) for name in _COLUMNS}
 _INSERT_IF_ALONE = (
@@ -57,13 +58,14 @@ _INSERT_ROWS = insert(_READINGS).returning(_READINGS.c.id, sort_by_parameter_ord
 _INSERT_UNNEST = text(
     "INSERT INTO meter_readings"
     " (meter_id, user_id, wallet_address, kwh_micro, reading_timestamp,"
-    " submitted_at, status, meter_signature, attempts)"
+    " submitted_at, status, meter_signature, attempts, review_reason)"
     " SELECT CAST(:meter_id AS INTEGER), CAST(:user_id AS INTEGER),"
     " CAST(:wallet_address AS VARCHAR), r.kwh_micro, r.reading_timestamp,"
-    " CAST(:submitted_at AS TIMESTAMPTZ), r.status, r.meter_signature, 0"
+    " CAST(:submitted_at AS TIMESTAMPTZ), r.status, r.meter_signature, 0, r.review_reason"
     " FROM unnest(CAST(:kwh_micro AS BIGINT[]), CAST(:reading_timestamp AS TIMESTAMPTZ[]),"
-    " CAST(:status AS VARCHAR[]), CAST(:meter_signature AS VARCHAR[]))"
-    " AS r(kwh_micro, reading_timestamp, status, meter_signature)"
+    " CAST(:status AS VARCHAR[]), CAST(:meter_signature AS VARCHAR[]),"
+    " CAST(:review_reason AS TEXT[]))"
+    " AS r(kwh_micro, reading_timestamp, status, meter_signature, review_reason)"
     " RETURNING id, reading_timestamp"
 )
 
@@ -81,6 +83,7 @@ def reading_row(
         "status": reading.status.value,
         "meter_signature": reading.signature,
         "attempts": 0,
+        "review_reason": reading.hold.reason if reading.hold else None,
     }
 
 
@@ -106,6 +109,7 @@ def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
             "reading_timestamp": [row["reading_timestamp"] for row in rows],
             "status": [row["status"] for row in rows],
             "meter_signature": [row["meter_signature"] for row in rows],
+            "review_reason": [row["review_reason"] for row in rows],
         },
     )
     # Matched back by timestamp, unique per meter: RETURNING's order is not promised.

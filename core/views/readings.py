@@ -52,6 +52,7 @@ class ReadingRow:
     token_base_units: int | None
     mint_tx_signature: str | None
     last_error: str | None
+    review_reason: str | None = None
 
 
 def energy_series(
@@ -138,6 +139,7 @@ def latest_readings(
             MeterReading.token_base_units,
             MeterReading.mint_tx_signature,
             MeterReading.last_error,
+            MeterReading.review_reason,
         )
         .join(Meter, Meter.id == MeterReading.meter_id)
         .join(User, User.id == MeterReading.user_id)

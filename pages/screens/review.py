@@ -26,7 +26,8 @@ threshold = app.config().review_threshold_kwh
 if not queue:
     st.info(
         "Nothing to review. Readings above the review threshold "
-        f"({'not set' if threshold is None else f'{threshold} kWh'}, see Control) wait here."
+        f"({'not set' if threshold is None else f'{threshold} kWh'}), older than the "
+        "back-fill horizon or with implausible energy (see Control) wait here."
     )
 else:
     st.caption(f"{total:,} readings wait in review (newest {len(queue)} shown).")
@@ -39,6 +40,7 @@ else:
                 "kWh": ui.kwh(row.kwh_micro),
                 "reading time (UTC)": ui.when(row.reading_timestamp),
                 "received (UTC)": ui.when(row.submitted_at),
+                "why": row.review_reason or "",
             }
             for row in queue
         ],

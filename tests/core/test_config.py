@@ -42,7 +42,8 @@ def test_defaults_match_the_contract(make_settings) -> None:
     assert (t.kwh_to_token_ratio, t.decimals, t.auto_mint_enabled) == (Decimal("1.0"), 9, True)
     assert (t.polling_interval_secs, t.batch_size, t.max_reading_kwh) == (60, 50, Decimal(100))
     assert (t.reading_max_age_days, t.duplicate_window_secs, t.max_clock_skew_secs) == (7, 900, 60)
-    assert (t.max_retries, t.retry_base_secs, t.review_threshold_kwh) == (3, 30, None)
+    assert (t.max_retries, t.retry_base_secs, t.review_threshold_kwh) == (3, 30, Decimal(50))
+    assert (t.max_kw_per_meter, t.max_backfill_hours) == (Decimal(50), 48)
     app = settings.app
     assert app.effective_rpc_url == "http://127.0.0.1:8899"
     assert app.uses_embedded_localnet

@@ -85,11 +85,13 @@ def test_setting_ranges_are_the_model_constraints() -> None:
 def test_parse_changes_types_the_inputs_and_keeps_only_changes() -> None:
     current = TokenizationConfig()
     changes = parse_changes(
-        {"kwh_to_token_ratio": "2.5", "batch_size": 50, "review_threshold_kwh": "",
+        {"kwh_to_token_ratio": "2.5", "batch_size": 50, "review_threshold_kwh": "50",
          "auto_mint_enabled": False},
         current,
     )  # fmt: skip
     assert changes == {"kwh_to_token_ratio": Decimal("2.5"), "auto_mint_enabled": False}
+    cleared = parse_changes({"review_threshold_kwh": ""}, current)
+    assert cleared == {"review_threshold_kwh": None}  # the default is 50 kWh now
     with pytest.raises(InvalidSetting) as caught:
         parse_changes({"max_reading_kwh": "lots"}, current)
     assert caught.value.field == "max_reading_kwh"

@@ -74,9 +74,9 @@ def test_out_of_range_or_unparsable_values_are_refused(dashboard: Dashboard) -> 
 
 def test_review_threshold_can_be_set_and_cleared(dashboard: Dashboard) -> None:
     at = dashboard.open("root", "control")
-    at.text_input(key="control.review_threshold_kwh").input("50").run()
+    at.text_input(key="control.review_threshold_kwh").input("75").run()
     at.button(key="control.save").click().run()
-    assert dashboard.app.config().review_threshold_kwh == Decimal("50")
+    assert dashboard.app.config().review_threshold_kwh == Decimal("75")
     at.text_input(key="control.review_threshold_kwh").input("").run()
     at.button(key="control.save").click().run()
     assert dashboard.app.config().review_threshold_kwh is None
