@@ -43,9 +43,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def free_ports() -> dict[str, int]:
+    """Distinct free ports; the node also binds LOCALNET_PORT + 1 (pubsub), so keep it apart."""
+    while True:
+        ports = {name: free_port() for name in ("API_PORT", "DASHBOARD_PORT", "LOCALNET_PORT")}
+        taken = {ports["API_PORT"], ports["DASHBOARD_PORT"]}
+        pubsub = ports["LOCALNET_PORT"] + 1
+        if len(taken) == 2 and ports["LOCALNET_PORT"] not in taken and pubsub not in taken:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", pubsub))
+                except OSError:
+                    continue
+            return ports
+
+
 @pytest.fixture
 def system(tmp_path: Path, database_url: str):
-    ports = {name: free_port() for name in ("API_PORT", "DASHBOARD_PORT", "LOCALNET_PORT")}
+    ports = free_ports()
     env = {
         key: value
         for key, value in os.environ.items()
