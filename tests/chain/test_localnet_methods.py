@@ -11,7 +11,9 @@ from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.core import RPCException
 from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.rpc.errors import UnsupportedTransactionVersionMessage
@@ -23,6 +25,7 @@ from solders.system_program import (
 )
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionErrorFieldless
+from spl.memo.constants import MEMO_PROGRAM_ID
 
 from core.chain.localnet.errors import INTERNAL_ERROR, RpcError
 from core.chain.localnet.node import Node
@@ -104,6 +107,36 @@ def test_cheap_extras(localnet: Localnet, client: Client) -> None:
     missing, funded = Keypair().pubkey(), funded_keypair(client, SOL).pubkey()
     accounts = client.get_multiple_accounts([missing, funded]).value
     assert accounts[0] is None and accounts[1] is not None and accounts[1].lamports == SOL
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["landed", "failed-on-chain"])
+def test_fees_are_charged_and_reported_as_a_validator_charges_them(
+    client: Client, fails: bool
+) -> None:
+    """5,000 lamports per signature plus ceil(limit x price / 10^6), success or failure."""
+    payer, cosigner = funded_keypair(client), Keypair()
+    limit, price = 30_001, 2_500  # compute units, micro-lamports per unit
+    text = b"\xff" if fails else b"priced"  # the memo program refuses invalid UTF-8
+    memo = Instruction(MEMO_PROGRAM_ID, text, [])
+    tx = build_tx(
+        client,
+        payer,
+        [
+            set_compute_unit_limit(limit),
+            set_compute_unit_price(price),
+            memo,
+            memo_ix("2nd", cosigner.pubkey()),
+        ],
+        cosigner,
+    )
+    before = client.get_balance(payer.pubkey(), Confirmed).value
+    status = confirm(client, send(client, tx, skip_preflight=fails))
+    assert (status.err is not None) is fails
+    expected = 2 * 5000 + 76  # 30,001 x 2,500 = 75,002,500 micro-lamports, rounded up
+    meta = client.get_transaction(tx.signatures[0], commitment=Confirmed).value.transaction.meta
+    assert meta.fee == expected
+    assert meta.pre_balances[0] - meta.post_balances[0] == expected
+    assert client.get_balance(payer.pubkey(), Confirmed).value == before - expected
 
 
 def test_versioned_transaction_with_a_lookup_table(localnet: Localnet, client: Client) -> None:

@@ -87,6 +87,37 @@ def fee_for(message: Message | MessageV0) -> int:
     return fee + -(-micro_lamports_per_unit * unit_limit // 1_000_000)
 
 
+def signature_fee(message: Message | MessageV0) -> int:
+    return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures
+
+
+def bill_priority_fee(
+    message: Message | MessageV0, payer: Pubkey, writes: AccountWrites
+) -> AccountWrites | None:
+    """The writes with the prioritization fee taken from the fee payer, as a validator does.
+
+    LiteSVM charges only the signature fee; `fee_for` is what a cluster charges.
+    None when the payer cannot pay the rest: a leader would not include the transaction.
+    """
+    unbilled = fee_for(message) - signature_fee(message)
+    if unbilled <= 0:
+        return writes
+    billed: AccountWrites = []
+    for key, account in writes:
+        if key == payer:
+            if account.lamports < unbilled:
+                return None
+            account = Account(
+                account.lamports - unbilled,
+                account.data,
+                account.owner,
+                account.executable,
+                account.rent_epoch,
+            )
+        billed.append((key, account))
+    return billed
+
+
 def _inner_instructions(groups: list[list[InnerInstruction]]) -> list[UiInnerInstructions]:
     result = []
     for index, group in enumerate(groups):

@@ -53,6 +53,7 @@ from core.chain.localnet.errors import (
 from core.chain.localnet.execution import (
     AccountWrites,
     ResolvedKeys,
+    bill_priority_fee,
     fee_for,
     resolve_keys,
     status_meta_json,
@@ -215,9 +216,15 @@ class Node:
             self.observer.received(bytes(signature), self.clock.slot)
         outcome = _guarded(self.svm.simulate_transaction, tx)
         if isinstance(outcome, SimulatedTransactionInfo):
+            payer = tx.message.account_keys[0]
+            writes = bill_priority_fee(tx.message, payer, list(outcome.post_accounts()))
+            if writes is None:
+                if skip_preflight:
+                    return signature
+                raise preflight_failure(TransactionErrorFieldless.InsufficientFundsForFee)
             violation = rent_violation(self.svm, tx, outcome)
             if violation is None:
-                self._land(raw, tx, outcome)
+                self._land(raw, tx, outcome, writes)
             elif skip_preflight:
                 self._land_fee_only(raw, tx, outcome, violation)
             else:
@@ -249,9 +256,12 @@ class Node:
         return _guarded(self.svm.simulate_transaction, tx)
 
     def _land(
-        self, raw: bytes, tx: VersionedTransaction, outcome: SimulatedTransactionInfo
+        self,
+        raw: bytes,
+        tx: VersionedTransaction,
+        outcome: SimulatedTransactionInfo,
+        writes: AccountWrites,
     ) -> None:
-        writes: AccountWrites = list(outcome.post_accounts())
         written = dict(writes)
         keys = resolve_keys(self.svm, tx.message)
         pre = [self.svm.get_account(key) for key in keys.keys]
@@ -286,6 +296,11 @@ class Node:
         pre = [self.svm.get_account(key) for key in keys.keys]
         result = _guarded(self.svm.send_transaction, tx)
         post = [self.svm.get_account(key) for key in keys.keys]
+        if post[0] is not None and post[0] != pre[0]:  # the signature fee was taken
+            billed = bill_priority_fee(tx.message, keys.keys[0], [(keys.keys[0], post[0])])
+            if billed is not None:
+                post[0] = billed[0][1]
+                self.svm.set_account(keys.keys[0], post[0])
         writes = [
             (key, after)
             for key, before, after in zip(keys.keys, pre, post, strict=True)
