@@ -17,12 +17,14 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.api import Client
 from solana.rpc.core import RPCException, RPCNoResultException
 from solana.rpc.types import DataSliceOpts, TxOpts
+from solders.address_lookup_table_account import ID as LOOKUP_TABLE_PROGRAM_ID
 from solders.errors import SerdeJSONError
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.rpc.errors import NodeUnhealthyMessage, SendTransactionPreflightFailureMessage
 from solders.signature import Signature
 from solders.token.state import Mint
+from solders.transaction import VersionedTransaction
 
 from core.chain.errors import (
     AlreadyProcessed,
@@ -36,12 +38,15 @@ from core.chain.errors import (
     TransactionFailed,
 )
 from core.chain.instructions import MINT_SIZE, token_program_name
+from core.chain.lookup_tables import LookupTable
 from core.chain.status import (
     AccountData,
+    BalanceChange,
     Confirmation,
     ConfirmationState,
     MintInfo,
     SignatureStatus,
+    TransactionCost,
     transaction_error,
 )
 
@@ -141,6 +146,10 @@ class ChainClient:
     def block_height(self) -> int:
         return int(self._value(self._rpc.get_block_height, self.commitment))
 
+    def slot(self) -> int:
+        """The newest slot at the client's commitment."""
+        return int(self._value(self._rpc.get_slot, self.commitment))
+
     def minimum_balance_for_rent_exemption(self, size: int) -> int:
         return int(self._value(self._rpc.get_minimum_balance_for_rent_exemption, size))
 
@@ -184,6 +193,37 @@ class ChainClient:
             )
             for (_, last_valid), status in zip(pending, statuses, strict=True)
         ]
+
+    def transaction_cost(self, signature: Signature) -> TransactionCost | None:
+        """Fee, compute units and lamport movements of a landed transaction; None if unknown.
+
+        Asked at `confirmed` (getTransaction serves nothing below it), any version.
+        """
+        value = self._value(self._rpc.get_transaction, signature, "base64", "confirmed", 0)
+        if value is None or value.transaction.meta is None:
+            return None
+        meta = value.transaction.meta
+        tx = value.transaction.transaction
+        if not isinstance(tx, VersionedTransaction):
+            raise RpcError(f"{self.url} answered getTransaction without the transaction bytes")
+        keys = list(tx.message.account_keys)
+        loaded = meta.loaded_addresses
+        if loaded is not None:
+            keys += list(loaded.writable) + list(loaded.readonly)
+        changes = tuple(
+            BalanceChange(key, before, after)
+            for key, before, after in zip(keys, meta.pre_balances, meta.post_balances, strict=True)
+            if before != after
+        )
+        return TransactionCost(
+            signature=str(signature),
+            slot=int(value.slot),
+            fee=int(meta.fee),
+            compute_units=meta.compute_units_consumed,
+            failed=meta.err is not None,
+            fee_payer=keys[0],
+            changes=changes,
+        )
 
     def wait_for_confirmations(
         self,
@@ -249,6 +289,20 @@ class ChainClient:
         if value is None:
             return None
         return AccountData(owner=value.owner, lamports=value.lamports, data=bytes(value.data))
+
+    def lookup_tables(self, addresses: Sequence[Pubkey]) -> list[LookupTable | None]:
+        """Each address lookup table as the chain holds it (None: no such table)."""
+        tables: list[LookupTable | None] = []
+        for start in range(0, len(addresses), _ACCOUNTS_BATCH):
+            chunk = list(addresses[start : start + _ACCOUNTS_BATCH])
+            values = self._value(self._rpc.get_multiple_accounts, chunk, self.commitment, "base64")
+            for address, value in zip(chunk, values, strict=True):
+                tables.append(
+                    None
+                    if value is None or value.owner != LOOKUP_TABLE_PROGRAM_ID
+                    else LookupTable.from_account_data(address, bytes(value.data))
+                )
+        return tables
 
     def sol_balance(self, pubkey: Pubkey) -> int:
         """Lamports."""

@@ -1,5 +1,7 @@
 """Packing many mints (and ATA creations) into as few legacy transactions as fit.
 
+(Versioned transactions through lookup tables: core.chain.versioned.)
+
 Capacities are measured by serializing real transactions, never estimated:
 the limit is 1232 bytes per transaction. ATA creations are also capped at 12
 per transaction because each one uses 5 of the 64 entries of the runtime's
@@ -10,12 +12,14 @@ MaxInstructionTraceLengthExceeded although it would still fit in the packet.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from solders.hash import Hash
+from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
+from core.chain.compute_budget import ComputeBudget
 from core.chain.errors import TransactionTooLarge
 from core.chain.factories import MintInstructionFactory
 from core.chain.instructions import (
@@ -36,23 +40,21 @@ _PROBE_LIMIT = 64  # more than any legacy transaction can hold
 _PROBE_BLOCKHASH = Hash.default()
 
 
-def _probe_keys(count: int) -> list[Pubkey]:
+def probe_keys(count: int) -> list[Pubkey]:
     # Distinct, deterministic and unlike any real account: the size does not depend on values.
     return [Pubkey.from_bytes(index.to_bytes(4, "big") + b"\xa5" * 28) for index in range(count)]
 
 
-def build_mint_transaction(
+def mint_instructions(
     factory: MintInstructionFactory,
     mints: Sequence[MintTo],
     *,
     memo_text: str,
-    blockhash: Hash,
-    payer: Pubkey | None = None,
-) -> Transaction:
-    """One unsigned transaction: the memo plus one mint per distinct token account.
+    compute_budget: ComputeBudget | None = None,
+) -> list[Instruction]:
+    """The memo plus one mint per distinct token account (after the budget, when given).
 
-    The payer defaults to the authority, so one key signs once. A destination
-    may appear only once: the planner merges a wallet's readings into one amount.
+    A destination may appear only once: the planner merges a wallet's readings.
     """
     if not mints:
         raise ValueError("a mint transaction needs at least one mint")
@@ -63,22 +65,32 @@ def build_mint_transaction(
         if amount <= 0:
             raise ValueError(f"amount for {destination} must be positive, not {amount}")
     instructions = [memo(memo_text)] + [factory(dest, amount) for dest, amount in mints]
+    return compute_budget.with_budget(instructions) if compute_budget else instructions
+
+
+def build_mint_transaction(
+    factory: MintInstructionFactory,
+    mints: Sequence[MintTo],
+    *,
+    memo_text: str,
+    blockhash: Hash,
+    payer: Pubkey | None = None,
+    compute_budget: ComputeBudget | None = None,
+) -> Transaction:
+    """One unsigned legacy transaction: the memo plus one mint per distinct token account.
+
+    The payer defaults to the authority, so one key signs once. With a compute
+    budget the transaction asks for the units its instructions cost, at its price.
+    """
+    instructions = mint_instructions(
+        factory, mints, memo_text=memo_text, compute_budget=compute_budget
+    )
     return build_transaction(instructions, payer or factory.authority, blockhash)
 
 
-@functools.lru_cache(maxsize=64)
-def _mint_capacity(factory: MintInstructionFactory, payer: Pubkey | None, memo_text: str) -> int:
-    def fits(count: int) -> bool:
-        mints = [(key, U64_MAX) for key in _probe_keys(count)]
-        try:
-            build_mint_transaction(
-                factory, mints, memo_text=memo_text, blockhash=_PROBE_BLOCKHASH, payer=payer
-            )
-        except TransactionTooLarge:
-            return False
-        return True
-
-    low, high = 0, _PROBE_LIMIT  # fits(low) holds; find the largest count that fits
+def largest_fitting(fits: Callable[[int], bool], limit: int = _PROBE_LIMIT) -> int:
+    """The largest count in 1..limit for which `fits` holds (fits is monotonic)."""
+    low, high = 0, limit  # fits(low) holds; find the largest count that fits
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle):
@@ -90,11 +102,41 @@ def _mint_capacity(factory: MintInstructionFactory, payer: Pubkey | None, memo_t
     return low
 
 
+@functools.lru_cache(maxsize=64)
+def _mint_capacity(
+    factory: MintInstructionFactory,
+    payer: Pubkey | None,
+    memo_text: str,
+    compute_budget: ComputeBudget | None,
+) -> int:
+    def fits(count: int) -> bool:
+        mints = [(key, U64_MAX) for key in probe_keys(count)]
+        try:
+            build_mint_transaction(
+                factory,
+                mints,
+                memo_text=memo_text,
+                blockhash=_PROBE_BLOCKHASH,
+                payer=payer,
+                compute_budget=compute_budget,
+            )
+        except TransactionTooLarge:
+            return False
+        return True
+
+    return largest_fitting(fits)
+
+
 def max_mints_per_transaction(
-    factory: MintInstructionFactory, *, payer: Pubkey | None = None, memo_text: str | None = None
+    factory: MintInstructionFactory,
+    *,
+    payer: Pubkey | None = None,
+    memo_text: str | None = None,
+    compute_budget: ComputeBudget | None = None,
 ) -> int:
     """How many mints to distinct accounts fit in one transaction with the batch memo."""
-    return _mint_capacity(factory, payer, WORST_CASE_MEMO if memo_text is None else memo_text)
+    memo_text = WORST_CASE_MEMO if memo_text is None else memo_text
+    return _mint_capacity(factory, payer, memo_text, compute_budget)
 
 
 def chunk_mints(mints: Sequence[MintTo], per_transaction: int) -> list[list[MintTo]]:
@@ -111,7 +153,12 @@ def chunk_mints(mints: Sequence[MintTo], per_transaction: int) -> list[list[Mint
 
 
 def build_ata_transaction(
-    payer: Pubkey, owners: Sequence[Pubkey], mint: Pubkey, token_program: Pubkey, blockhash: Hash
+    payer: Pubkey,
+    owners: Sequence[Pubkey],
+    mint: Pubkey,
+    token_program: Pubkey,
+    blockhash: Hash,
+    compute_budget: ComputeBudget | None = None,
 ) -> Transaction:
     """One unsigned transaction creating the owners' ATAs (idempotent, safe to resend)."""
     if not owners or len(owners) > MAX_ATA_CREATIONS_PER_TX:
@@ -124,6 +171,8 @@ def build_ata_transaction(
         )
         for owner in owners
     ]
+    if compute_budget is not None:
+        instructions = compute_budget.with_budget(instructions)
     return build_transaction(instructions, payer, blockhash)
 
 

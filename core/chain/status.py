@@ -132,3 +132,32 @@ class MintInfo:
     supply: int
     freeze_authority: Pubkey | None
     token_program: Pubkey  # the account's owner
+
+
+@dataclass(frozen=True)
+class BalanceChange:
+    account: Pubkey
+    before: int  # lamports
+    after: int
+
+
+@dataclass(frozen=True)
+class TransactionCost:
+    """What a landed transaction cost, from its status meta (getTransaction)."""
+
+    signature: str
+    slot: int
+    fee: int  # lamports the fee payer paid: signatures and priority fee
+    compute_units: int | None
+    failed: bool
+    fee_payer: Pubkey
+    changes: tuple[BalanceChange, ...]  # every account whose lamports moved, payer first
+
+    @property
+    def rent(self) -> tuple[BalanceChange, ...]:
+        """Accounts other than the payer that gained lamports: rent deposited into them."""
+        return tuple(
+            change
+            for change in self.changes
+            if change.account != self.fee_payer and change.after > change.before
+        )
