@@ -57,6 +57,11 @@ class TokenizationConfig(BaseSettings):
     # that carries none, and how far back readings may mint without an admin.
     max_kw_per_meter: Decimal = Field(Decimal("50"), gt=0, le=100_000, decimal_places=6)
     max_backfill_hours: int = Field(48, ge=1, le=87_600)
+    # Fill or wait: a transaction goes when full or when its oldest reading waited this long.
+    max_mint_wait_secs: int = Field(60, ge=0, le=3600)
+    priority_fee_microlamports: int = Field(0, ge=0, le=100_000_000)  # per compute unit
+    fee_payer_min_sol: Decimal = Field(Decimal("1"), ge=0, le=1_000_000, decimal_places=9)
+    create_token_accounts: bool = True
 
     @field_validator("review_threshold_kwh", mode="before")
     @classmethod

@@ -32,6 +32,10 @@ LABELS: dict[str, str] = {
     "review_threshold_kwh": "Review readings above (kWh; empty = no review)",
     "max_kw_per_meter": "Rated power of a meter without its own (kW)",
     "max_backfill_hours": "Back-filled readings older than this wait in review (h)",
+    "max_mint_wait_secs": "Longest wait to fill a transaction (s; 0 = send at once)",
+    "priority_fee_microlamports": "Priority fee (micro-lamports per compute unit)",
+    "fee_payer_min_sol": "Alert when the fee payer holds less than (SOL)",
+    "create_token_accounts": "Create missing token accounts",
 }
 PREVIEW_KWH = Decimal("10.5")
 

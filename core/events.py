@@ -43,6 +43,7 @@ class EventType(StrEnum):
     SCHEDULER_JOB_MISSED = "scheduler_job_missed"
     USER_CHANGED = "user_changed"
     METER_CHANGED = "meter_changed"
+    FEE_PAYER_LOW = "fee_payer_low"
 
 
 @dataclass(frozen=True)

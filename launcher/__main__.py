@@ -28,6 +28,8 @@ HEALTH_RPC = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).enco
 # The demo meters report every few seconds; the default 15-minute duplicate window
 # would let each of them report only four times an hour.
 DEMO_DUPLICATE_WINDOW_SECS = "4"
+# Four demo meters never fill a transaction; the default 60 s wait would hide the minting.
+DEMO_MAX_MINT_WAIT_SECS = "3"
 
 
 def demo_environment(environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -40,6 +42,13 @@ def demo_environment(environ: dict[str, str]) -> tuple[dict[str, str], list[str]
         notes.append(
             f"demo: TOKENIZATION_DUPLICATE_WINDOW_SECS={DEMO_DUPLICATE_WINDOW_SECS} so the "
             "demo meters can report every 5 s (set it yourself to keep the default 900)"
+        )
+    if demo and "TOKENIZATION_MAX_MINT_WAIT_SECS" not in env:
+        env["TOKENIZATION_MAX_MINT_WAIT_SECS"] = DEMO_MAX_MINT_WAIT_SECS
+        notes.append(
+            f"demo: TOKENIZATION_MAX_MINT_WAIT_SECS={DEMO_MAX_MINT_WAIT_SECS} so tokens appear "
+            "within seconds although four meters never fill a transaction (set it yourself to "
+            "keep the default 60, which packs a real fleet's readings into full transactions)"
         )
     return env, notes
 

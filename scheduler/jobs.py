@@ -5,6 +5,8 @@ doubles a job), coalesce (a backlog of missed runs is one run), max_instances=1
 (cycles never overlap in one process) and misfire_grace_time of one interval (a
 late cycle still runs; a later one is due anyway). Readings arriving while a cycle
 runs set `wake`, and the running cycle goes round again instead of being skipped.
+Readings left waiting to fill a transaction (TOKENIZATION_MAX_MINT_WAIT_SECS) bring
+the next cycle forward to the moment the oldest of them becomes due.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MINT_JOB = "mint-cycle"
 RECONCILE_JOB = "reconcile"
 RECONCILE_SECS = 30
 GATHER_SECS = 0.3  # after the first new reading, wait this long so a batch can fill
+DUE_MARGIN = timedelta(milliseconds=50)  # wake just after a waiting reading is due
 WAKING_EVENTS = {
     EventType.METER_READING_RECEIVED.value,
     EventType.MINT_REQUESTED.value,
@@ -108,6 +111,8 @@ class MintScheduler:
                 self._run_mint_job_at(datetime.now(UTC) + timedelta(seconds=delay))
                 raise
             self.failures = 0
+            if report.next_due_at is not None:
+                self._run_mint_job_at(max(report.next_due_at, datetime.now(UTC)) + DUE_MARGIN)
             if report.claimed_readings or report.batches_sent or report.unresolved:
                 log.info(
                     "cycle: %d readings claimed, %d batches sent, %d confirmed, %d failed, "

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from solders.pubkey import Pubkey
 
@@ -49,7 +50,7 @@ def wait_for_chain(chain: ChainClient, stop: threading.Event, timeout: float = 1
             stop.wait(1.0)
 
 
-def build_minter(app: App, stop: threading.Event, **pipeline_options: float) -> Minter:
+def build_minter(app: App, stop: threading.Event, **pipeline_options: Any) -> Minter:
     settings = app.settings.app
     signers = load_signers(settings)
     authority = signers.authority

@@ -73,6 +73,25 @@ class BatchStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class OperationKind(StrEnum):
+    """What a mint_batches row's transaction does: every chain write goes through the outbox."""
+
+    MINT = "mint"
+    TOKEN_ACCOUNTS = "token_accounts"  # create wallets' associated token accounts
+    LOOKUP_TABLE = "lookup_table"  # create and/or extend an address lookup table
+
+
+class CostKind(StrEnum):
+    FEE = "fee"  # paid: signatures and priority fee
+    RENT = "rent"  # deposited into an account (token account, lookup table), locked
+
+
+class LookupTableStatus(StrEnum):
+    CREATING = "creating"  # its creating transaction is not settled yet
+    READY = "ready"
+    ABANDONED = "abandoned"  # the creating transaction never landed
+
+
 def _one_of(column: str, enum: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(member.value) for member in enum)})"
 
@@ -123,6 +142,11 @@ class MintBatch(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default=BatchStatus.PLANNED.value)
+    # mint, or another chain operation of the same outbox (payload says what it does).
+    kind: Mapped[str] = mapped_column(
+        String(24), default=OperationKind.MINT.value, server_default=OperationKind.MINT.value
+    )
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     signature: Mapped[str | None] = mapped_column(String(88), unique=True)
     raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
     blockhash: Mapped[str | None] = mapped_column(String(44))
@@ -136,6 +160,12 @@ class MintBatch(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    version: Mapped[str | None] = mapped_column(String(8))  # legacy | v0
+    mint_count: Mapped[int | None] = mapped_column(Integer)  # MintTo instructions carried
+    # From the landed transaction's meta (NULL until recorded; an expired one never pays).
+    fee_lamports: Mapped[int | None] = mapped_column(BigInteger)
+    rent_lamports: Mapped[int | None] = mapped_column(BigInteger)
+    compute_units: Mapped[int | None] = mapped_column(Integer)
 
 
 class MeterReading(Base):
@@ -247,3 +277,75 @@ class TokenMint(Base):
     decimals: Mapped[int] = mapped_column(Integer)
     bootstrap_supply: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ChainCost(Base):
+    """The cost ledger: every lamport an operation's landed transaction took, from its meta."""
+
+    __tablename__ = "chain_costs"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", CostKind), name="kind"),
+        UniqueConstraint("operation_id", "kind", "account"),
+        Index("ix_chain_costs_recorded_at", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("mint_batches.id"))
+    operation_kind: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(String(8))
+    account: Mapped[str] = mapped_column(String(44))  # the fee payer, or the rent's account
+    lamports: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(88))
+    slot: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LookupTable(Base):
+    """An address lookup table the scheduler created for the token accounts it mints to."""
+
+    __tablename__ = "lookup_tables"
+    __table_args__ = (CheckConstraint(_one_of("status", LookupTableStatus), name="status"),)
+
+    address: Mapped[str] = mapped_column(String(44), primary_key=True)
+    authority: Mapped[str] = mapped_column(String(44))
+    mint: Mapped[str] = mapped_column(String(44))  # always its first entry
+    status: Mapped[str] = mapped_column(String(16), default=LookupTableStatus.CREATING.value)
+    entries: Mapped[int] = mapped_column(Integer, default=0)  # planned, including in flight
+    operation_id: Mapped[int] = mapped_column(ForeignKey("mint_batches.id"))  # its creation
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LookupTableEntry(Base):
+    """A token account in a lookup table; usable once its extension is past warm-up."""
+
+    __tablename__ = "lookup_table_entries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    table_address: Mapped[str] = mapped_column(ForeignKey("lookup_tables.address"), index=True)
+    account: Mapped[str] = mapped_column(String(44), unique=True)
+    wallet: Mapped[str] = mapped_column(String(44), index=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("mint_batches.id"))
+    confirmed_slot: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+    __table_args__ = (
+        # Entries not yet usable: few, and looked at every cycle.
+        Index(
+            "ix_lookup_table_entries_inactive",
+            "table_address",
+            sqlite_where=text("active = false"),
+            postgresql_where=text("active = false"),
+        ),
+    )
+
+
+class FeePayer(Base):
+    """The fee payer's SOL balance as last read, and whether it is below the minimum."""
+
+    __tablename__ = "fee_payers"
+
+    address: Mapped[str] = mapped_column(String(44), primary_key=True)
+    lamports: Mapped[int] = mapped_column(BigInteger)
+    min_lamports: Mapped[int] = mapped_column(BigInteger)
+    low: Mapped[bool] = mapped_column(Boolean, default=False)  # an alert fired, not yet cleared
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

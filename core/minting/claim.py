@@ -1,16 +1,22 @@
-"""Step 1 of DESIGN "Minting exactly once": claim pending readings and plan their batches.
+"""Step 1 of DESIGN "Minting exactly once": claim due readings and plan their batches.
 
-One database transaction picks readings that are due (PostgreSQL: FOR UPDATE SKIP
-LOCKED, so several schedulers never take the same reading; SQLite: the write lock
-taken by BEGIN IMMEDIATE), records each reading's base units and the ratio
-applied, inserts one `planned` mint_batches row per transaction and moves the
-readings to `minting`. Readings without a valid wallet fail alone, with their reason.
+One database transaction looks at the oldest pending readings, groups them by
+wallet (one MintTo per wallet, all its waiting readings), decides with
+core.minting.fill which transactions go out now (full, or carrying a reading that
+waited TOKENIZATION_MAX_MINT_WAIT_SECS, or asked for by an admin), locks those
+readings (PostgreSQL: FOR UPDATE SKIP LOCKED, so several schedulers never take the
+same reading; SQLite: the write lock taken by BEGIN IMMEDIATE), records each
+reading's base units and the ratio applied, inserts one `planned` mint_batches
+row per transaction and moves the readings to `minting`. Readings without a valid
+wallet fail alone, with their reason. What waits is left untouched; the claim
+says when the oldest of it becomes due.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.orm import Session
@@ -18,7 +24,15 @@ from sqlalchemy.orm import Session
 from core.config import TokenizationConfig
 from core.db.models import BatchStatus, MeterReading, MintBatch, MintRequest, ReadingStatus
 from core.events import EventType, publish
-from core.minting.plan import ClaimedReading, Plan, plan_claim
+from core.minting.fill import Capacity, PlannedTransaction, WaitingWallet, choose_transactions
+from core.minting.plan import ClaimedReading, WalletMint, plan_claim
+
+# How many of the oldest pending readings one claim looks at: enough to fill
+# transactions for a large fleet, bounded so a backlog costs a claim no more.
+PENDING_SCAN_LIMIT = 5000
+_LOCK_ROUNDS = 3  # on PostgreSQL, choose again when another scheduler took our choice
+
+TablesOf = Callable[[Session, Sequence[str]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,13 @@ class ClaimedBatch:
     mints: list[tuple[str, int]]  # (wallet address, base units), one per wallet
     reading_ids: list[int]
     total_base_units: int
+    tables: tuple[str, ...] = ()  # lookup tables of a v0 transaction; () for legacy
+
+
+@dataclass(frozen=True)
+class Claim:
+    batches: list[ClaimedBatch]
+    next_due_at: datetime | None  # when readings left waiting become due (None: none wait)
 
 
 def due_readings_query(config: TokenizationConfig, now: datetime, mint_now_upto: int | None):
@@ -45,6 +66,8 @@ def due_readings_query(config: TokenizationConfig, now: datetime, mint_now_upto:
             MeterReading.user_id,
             MeterReading.wallet_address,
             MeterReading.kwh_micro,
+            MeterReading.submitted_at,
+            MeterReading.mint_requested_at,
         )
         .where(
             MeterReading.status == ReadingStatus.PENDING.value,
@@ -63,32 +86,154 @@ def claim_pending(
     wallets_per_transaction: int,
     requested_by: int | None = None,
 ) -> list[ClaimedBatch]:
-    """Claim up to `config.batch_size` due readings and plan them; commits. [] when none."""
+    """`claim_due` for legacy transactions of `wallets_per_transaction` mints. Commits."""
+    capacity = Capacity(legacy=wallets_per_transaction)
+    return claim_due(session, config, now=now, capacity=capacity, requested_by=requested_by).batches
+
+
+def claim_due(
+    session: Session,
+    config: TokenizationConfig,
+    *,
+    now: datetime,
+    capacity: Capacity,
+    tables_of: TablesOf | None = None,
+    requested_by: int | None = None,
+) -> Claim:
+    """Claim the transactions due now, about `config.batch_size` readings; commits.
+
+    A claim takes whole transactions, oldest first, until it holds at least
+    batch_size readings (so at least one transaction when any is due).
+    """
     mint_now_upto = session.scalar(select(func.max(MintRequest.upto_reading_id)))
-    query = due_readings_query(config, now, mint_now_upto).limit(config.batch_size)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=MeterReading)
-    rows = [ClaimedReading(*row) for row in session.execute(query)]
+    limit = max(config.batch_size, PENDING_SCAN_LIMIT)
+    rows = session.execute(due_readings_query(config, now, mint_now_upto).limit(limit)).all()
     if not rows:
         session.rollback()
-        return []
+        return Claim([], None)
+    readings = [
+        ClaimedReading(row.id, row.user_id, row.wallet_address, row.kwh_micro) for row in rows
+    ]
     plan = plan_claim(
-        rows,
+        readings,
         ratio=config.kwh_to_token_ratio,
         decimals=config.decimals,
-        wallets_per_transaction=wallets_per_transaction,
+        wallets_per_transaction=len(readings),
     )
-    claimed = _insert_batches(session, plan, now, requested_by)
-    _record_readings(session, plan, config, claimed, now)
+    forced = {
+        row.id
+        for row in rows
+        if row.mint_requested_at is not None or row.id <= (mint_now_upto or 0)
+    }
+    accepted = {row.id: row.submitted_at for row in rows}
+    groups = {mint.wallet_address: mint for batch in plan.batches for mint in batch}
+    tables = tables_of(session, list(groups)) if tables_of and capacity.by_tables else {}
+    waiting = [
+        WaitingWallet(
+            wallet=wallet,
+            table=tables.get(wallet),
+            oldest=min(accepted[rid] for rid in mint.reading_ids),
+            forced=any(rid in forced for rid in mint.reading_ids),
+            readings=len(mint.reading_ids),
+        )
+        for wallet, mint in groups.items()
+    ]
+    fill = choose_transactions(
+        waiting, capacity, now=now, max_wait=timedelta(seconds=config.max_mint_wait_secs)
+    )
+    chosen = _take(fill.transactions, config.batch_size)
+    settle_alone = plan.invalid_wallet + plan.nothing_to_mint
+    excluded: set[int] = set()
+    for _ in range(_LOCK_ROUNDS):
+        wanted = [rid for tx in chosen for w in tx.wallets for rid in groups[w.wallet].reading_ids]
+        locked = _lock(session, wanted + settle_alone)
+        transactions = _locked_transactions(chosen, groups, plan.base_units, locked)
+        if transactions or not chosen:
+            break
+        excluded |= set(wanted)  # another scheduler holds them: choose among the rest
+        remaining = [w for w in waiting if not set(groups[w.wallet].reading_ids) & excluded]
+        chosen = _take(
+            choose_transactions(
+                remaining,
+                capacity,
+                now=now,
+                max_wait=timedelta(seconds=config.max_mint_wait_secs),
+            ).transactions,
+            config.batch_size,
+        )
+    claimed = _insert_batches(session, transactions, now, requested_by)
+    _record_readings(
+        session,
+        config,
+        claimed,
+        plan.base_units,
+        invalid=[rid for rid in plan.invalid_wallet if rid in locked],
+        nothing=[rid for rid in plan.nothing_to_mint if rid in locked],
+        now=now,
+    )
     session.commit()
-    return claimed
+    return Claim(claimed, fill.next_due_at)
+
+
+def _take(transactions: list[PlannedTransaction], batch_size: int) -> list[PlannedTransaction]:
+    taken, readings = [], 0
+    for tx in transactions:
+        if readings >= batch_size:
+            break
+        taken.append(tx)
+        readings += sum(wallet.readings for wallet in tx.wallets)
+    return taken
+
+
+def _lock(session: Session, reading_ids: list[int]) -> set[int]:
+    """The readings that are ours to claim: on PostgreSQL, those nobody else has locked."""
+    if not reading_ids:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return set(reading_ids)  # BEGIN IMMEDIATE: this transaction is the only writer
+    locked: set[int] = set()
+    for start in range(0, len(reading_ids), 1000):
+        chunk = reading_ids[start : start + 1000]
+        locked |= set(
+            session.scalars(
+                select(MeterReading.id)
+                .where(
+                    MeterReading.id.in_(chunk),
+                    MeterReading.status == ReadingStatus.PENDING.value,
+                )
+                .with_for_update(skip_locked=True)
+            )
+        )
+    return locked
+
+
+def _locked_transactions(
+    chosen: list[PlannedTransaction],
+    groups: dict[str, WalletMint],
+    base_units: dict[int, int],
+    locked: set[int],
+) -> list[tuple[list[WalletMint], list[str]]]:
+    """The chosen transactions restricted to the readings we hold: (mints, tables) each."""
+    transactions = []
+    for tx in chosen:
+        mints = []
+        for wallet in tx.wallets:
+            ids = [rid for rid in groups[wallet.wallet].reading_ids if rid in locked]
+            if ids:
+                mints.append(WalletMint(wallet.wallet, sum(base_units[r] for r in ids), ids))
+        if mints:
+            transactions.append((mints, tx.tables))
+    return transactions
 
 
 def _insert_batches(
-    session: Session, plan: Plan, now: datetime, requested_by: int | None
+    session: Session,
+    transactions: list[tuple[list[WalletMint], list[str]]],
+    now: datetime,
+    requested_by: int | None,
 ) -> list[ClaimedBatch]:
     claimed = []
-    for group in plan.batches:
+    for group, tables in transactions:
         reading_ids = [rid for mint in group for rid in mint.reading_ids]
         total = sum(mint.base_units for mint in group)
         batch_id = session.scalar(
@@ -100,20 +245,25 @@ def _insert_batches(
                 total_base_units=total,
                 requested_by=requested_by,
                 created_at=now,
+                version="v0" if tables else "legacy",
+                mint_count=len(group),
             )
             .returning(MintBatch.id)
         )
         assert batch_id is not None
         mints = [(mint.wallet_address, mint.base_units) for mint in group]
-        claimed.append(ClaimedBatch(batch_id, mints, reading_ids, total))
+        claimed.append(ClaimedBatch(batch_id, mints, reading_ids, total, tuple(tables)))
     return claimed
 
 
 def _record_readings(
     session: Session,
-    plan: Plan,
     config: TokenizationConfig,
     claimed: list[ClaimedBatch],
+    base_units: dict[int, int],
+    *,
+    invalid: list[int],
+    nothing: list[int],
     now: datetime,
 ) -> None:
     ratio = config.kwh_to_token_ratio
@@ -122,7 +272,7 @@ def _record_readings(
             "id": rid,
             "status": ReadingStatus.MINTING.value,
             "mint_batch_id": batch.id,
-            "token_base_units": plan.base_units[rid],
+            "token_base_units": base_units[rid],
             "ratio_applied": ratio,
         }
         for batch in claimed
@@ -138,15 +288,15 @@ def _record_readings(
             "ratio_applied": ratio,
             "minted_at": now,
         }
-        for rid in plan.nothing_to_mint
+        for rid in nothing
     ]
     if updates:
         session.execute(update(MeterReading), _uniform(updates))
-    if plan.invalid_wallet:
+    if invalid:
         reason = "the reading has no valid Solana wallet address (base58 of 32 bytes)"
         session.execute(
             update(MeterReading)
-            .where(MeterReading.id.in_(plan.invalid_wallet))
+            .where(MeterReading.id.in_(invalid))
             .values(status=ReadingStatus.FAILED.value, last_error=reason, ratio_applied=ratio)
         )
         publish(
@@ -154,7 +304,7 @@ def _record_readings(
             EventType.MINT_FAILED,
             {
                 "batch_id": None,
-                "reading_ids": plan.invalid_wallet,
+                "reading_ids": invalid,
                 "error": reason,
                 "will_retry": False,
             },

@@ -1,10 +1,13 @@
 """The mint cycle: claim -> plan -> sign and persist -> send -> confirm -> finalize.
 
-Steps 2-5 of DESIGN "Minting exactly once". The signed bytes are committed
-before they are sent; only the same bytes are ever rebroadcast, so a batch has
-one signature and can land at most once. A batch's outcome is decided from the
-chain (confirmed, failed, or expired: never seen and past its last valid block
-height), and recorded by the guarded transitions of core.minting.states.
+Steps 2-5 of DESIGN "Minting exactly once", through the outbox (core.minting.outbox):
+the signed bytes are committed before they are sent, whatever the transaction
+version, and only the same bytes are ever rebroadcast, so a batch has one
+signature and can land at most once. Wallets whose token account sits in an
+active lookup table go in v0 transactions, the others in legacy ones; every
+transaction asks for the compute units its instructions cost (and pays the
+configured priority fee). What each landed transaction cost is recorded from the
+chain (core.minting.costs), and the fee payer's balance is read every cycle.
 
 Any exception (RPC down, database gone) aborts the cycle: what was persisted
 stays, and the next cycle's recovery picks it up where it stopped.
@@ -16,54 +19,37 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.transaction import Transaction, VersionedTransaction
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.chain.client import ChainClient
-from core.chain.errors import ChainError
+from core.chain.compute_budget import ComputeBudget
 from core.chain.factories import MintInstructionFactory
-from core.chain.instructions import batch_memo
-from core.chain.packing import build_mint_transaction, max_mints_per_transaction
-from core.chain.signature_watch import SignatureWatch
-from core.chain.signer import Signer, as_signer, sign_transactions
-from core.chain.status import Confirmation, ConfirmationState
-from core.chain.transactions import transaction_signature
+from core.chain.signer import Signer, as_signer
 from core.config import TokenizationConfig
-from core.db.models import BatchStatus
+from core.db.models import BatchStatus, OperationKind
 from core.db.types import utcnow
-from core.minting import states
-from core.minting.accounts import TokenAccounts
-from core.minting.claim import ClaimedBatch, claim_pending
+from core.minting import costs, states
+from core.minting.accounts import TokenAccounts, hold_without_accounts
+from core.minting.batch_transactions import build_batch_transaction, mint_capacity
+from core.minting.claim import Claim, ClaimedBatch, claim_due
+from core.minting.fill import Capacity
+from core.minting.lookup_tables import LookupTables, LookupTableUnavailable
+from core.minting.outbox import CycleReport, InFlight, Outbox
 
 log = logging.getLogger(__name__)
 
 # A planned batch older than this belongs to a scheduler that stopped before signing.
 STALE_PLANNED = timedelta(seconds=30)
+PAYER_READ_SECS = 2.0  # the fee payer's balance is read at most this often
 
-
-@dataclass
-class InFlight:
-    batch_id: int
-    signature: Signature
-    raw_tx: bytes
-    last_valid_block_height: int
-
-
-@dataclass
-class CycleReport:
-    claimed_readings: int = 0
-    batches_sent: int = 0
-    confirmed: int = 0
-    failed: int = 0
-    expired: int = 0
-    released: int = 0
-    unresolved: int = 0
-    errors: list[str] = field(default_factory=list)
+__all__ = ["CycleReport", "InFlight", "MintPipeline", "MintTarget"]
 
 
 @dataclass(frozen=True)
@@ -80,8 +66,6 @@ class MintTarget:
     factory: MintInstructionFactory
     airdrop: bool = False  # the embedded localnet's faucet tops up the fee payer
     payer: Signer | None = None
-    # Confirmations heard over pubsub end a wait early; the poll still settles every batch.
-    watch: SignatureWatch | None = None
 
     def __post_init__(self) -> None:
         # A bare Keypair is accepted where a signer is expected (tests, tools).
@@ -112,6 +96,8 @@ class MintPipeline:
         rebroadcast_interval: float = 2.0,
         settle_timeout: float = 90.0,
         max_cycle_secs: float = 30.0,
+        lookup_tables: bool = True,
+        payer_read_interval: float = PAYER_READ_SECS,
     ) -> None:
         self.sessions = sessions
         self.config = config
@@ -123,14 +109,62 @@ class MintPipeline:
         self.rebroadcast_interval = rebroadcast_interval
         self.settle_timeout = settle_timeout
         self.max_cycle_secs = max_cycle_secs
-        self.accounts = TokenAccounts(
-            target.chain, target.fee_payer, target.factory, airdrop=target.airdrop
+        self.outbox = Outbox(
+            sessions,
+            target.chain,
+            target.signers,
+            config,
+            stop=self.stop,
+            clock=clock,
+            poll_interval=poll_interval,
+            rebroadcast_interval=rebroadcast_interval,
+            settle_timeout=settle_timeout,
         )
-        self.wallets_per_transaction = max_mints_per_transaction(
-            target.factory, payer=target.fee_payer.pubkey
+        self.accounts = TokenAccounts(
+            target.chain,
+            target.factory,
+            self.outbox,
+            self.fee_payer,
+            compute_budget=self._budget,
+            airdrop=target.airdrop,
+        )
+        self.lookup = (
+            LookupTables(
+                self.outbox,
+                target.chain,
+                authority=target.fee_payer.pubkey,
+                mint=target.factory.mint,
+                compute_budget=self._budget,
+            )
+            if lookup_tables
+            else None
         )
         # Planned batches this process gave up on while the database was unreachable.
         self.unreleased: set[int] = set()
+        self._uncosted: list[int] = []  # landed operations whose cost is not yet recorded
+        self.payer_read_interval = payer_read_interval
+        self._payer_read_at: float | None = None
+        self._backfilled = False
+
+    @property
+    def fee_payer(self) -> Pubkey:
+        """Who pays every fee and rent, and owns the lookup tables (what the alarm watches)."""
+        return self.target.fee_payer.pubkey
+
+    @property
+    def wallets_per_transaction(self) -> int:
+        """Mints per legacy transaction at the current settings."""
+        return self.capacity(self.config()).legacy
+
+    def _budget(self) -> ComputeBudget:
+        return ComputeBudget(self.config().priority_fee_microlamports)
+
+    def capacity(self, config: TokenizationConfig) -> Capacity:
+        """MintTo per transaction, measured for the factory, the payer and the budget."""
+        budget = ComputeBudget(config.priority_fee_microlamports)
+        return mint_capacity(
+            self.target.factory, budget, payer=self.fee_payer, versioned=self.lookup is not None
+        )
 
     # --- the cycle ---------------------------------------------------------------------
 
@@ -142,9 +176,11 @@ class MintPipeline:
         chain has decided. The cycle ends when nothing is due and nothing is in
         flight, when asked to stop, or after `max_cycle_secs` of continuous work
         (the scheduler then starts the next cycle with a fresh configuration).
+        `report.next_due_at` says when readings left waiting become due.
         """
         report = CycleReport()
         self.recover(report, release_all_planned=False)
+        self._read_fee_payer()
         in_flight: list[InFlight] = []
         started = last_broadcast = time.monotonic()
         while True:
@@ -152,12 +188,17 @@ class MintPipeline:
             busy = len(in_flight) >= self.max_in_flight
             working_too_long = time.monotonic() - started > self.max_cycle_secs
             if not (self.stop.is_set() or busy or working_too_long):
-                claimed = self._claim(requested_by)
+                claim, config = self._claim(requested_by)
+                report.next_due_at = claim.next_due_at
+                claimed = claim.batches
                 report.claimed_readings += sum(len(batch.reading_ids) for batch in claimed)
                 if claimed:
-                    in_flight += self._sign_and_send(claimed, report)
+                    in_flight += self._sign_and_send(claimed, report, config)
+                if self.lookup is not None:
+                    in_flight += self.lookup.upkeep(report)
             if in_flight:
                 in_flight = self._poll(in_flight, report)
+            self._record_costs()
             if not claimed and not in_flight:
                 break
             if self.stop.is_set() or (working_too_long and not claimed):
@@ -165,27 +206,32 @@ class MintPipeline:
                 break
             if not claimed:
                 if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
-                    self._broadcast(in_flight)
+                    self.outbox.broadcast(in_flight)
                     last_broadcast = time.monotonic()
-                self._pause()
+                self.stop.wait(self.poll_interval)
         return report
 
-    def _claim(self, requested_by: int | None) -> list[ClaimedBatch]:
+    def _claim(self, requested_by: int | None) -> tuple[Claim, TokenizationConfig]:
         config = self.config()  # re-read for every claim: admins' changes apply at once
         with self.sessions() as session:
-            return claim_pending(
+            claim = claim_due(
                 session,
                 config,
                 now=self.clock(),
-                wallets_per_transaction=self.wallets_per_transaction,
+                capacity=self.capacity(config),
+                tables_of=self.lookup.tables_of if self.lookup else None,
                 requested_by=requested_by,
             )
+        return claim, config
 
     def recover(self, report: CycleReport, *, release_all_planned: bool) -> None:
         """Release planned batches nobody will sign; settle signed ones (DESIGN step 5)."""
         now = self.clock()
         with self.sessions() as session:
             open_batches = states.open_batches(session)
+            if not self._backfilled:
+                self._uncosted += costs.uncosted_operations(session, now=now)
+                self._backfilled = True
         signed = []
         for batch in open_batches:
             if batch.status == BatchStatus.PLANNED:
@@ -204,140 +250,132 @@ class MintPipeline:
                         Signature.from_string(batch.signature),
                         bytes(batch.raw_tx),
                         batch.last_valid_block_height,
+                        batch.kind,
                     )
                 )
         if signed:
             log.info("recovering %d signed batch(es)", len(signed))
-            self._watch(signed)
-            self._broadcast(signed)
+            self.outbox.broadcast(signed)
             self.settle(signed, report)
+        self._record_costs()
 
     # --- steps -------------------------------------------------------------------------
 
     def _sign_and_send(
-        self, claimed: Sequence[ClaimedBatch], report: CycleReport
+        self,
+        claimed: Sequence[ClaimedBatch],
+        report: CycleReport,
+        config: TokenizationConfig | None = None,
     ) -> list[InFlight]:
-        try:
-            destinations = self.accounts.ensure([w for b in claimed for w, _ in b.mints])
-            blockhash, last_valid = self.target.chain.latest_blockhash()
-            prepared = self._sign(claimed, destinations, blockhash, last_valid)
-        except Exception:
-            # Nothing of these batches was signed: give their readings back at once.
-            self._release(claimed, report, reason="released: could not sign")
-            raise
-        with self.sessions() as session:
-            kept = states.mark_signed_many(
-                session,
-                [
-                    states.SignedBatch(
-                        item.batch_id,
-                        str(item.signature),
-                        item.raw_tx,
-                        str(blockhash),
-                        item.last_valid_block_height,
-                    )
-                    for item in prepared
-                ],
-                now=self.clock(),
-            )
-        in_flight = [item for item in prepared if item.batch_id in kept]
-        self._watch(in_flight)
-        self._broadcast(in_flight)
+        in_flight = self.outbox.persist(*self._sign(claimed, report, config or self.config()))
+        self.outbox.broadcast(in_flight)
         report.batches_sent += len(in_flight)
         return in_flight
 
     def _sign(
+        self, claimed: Sequence[ClaimedBatch], report: CycleReport, config: TokenizationConfig
+    ) -> tuple[list[InFlight], Hash]:
+        """Every batch built and signed (not yet persisted); holds wallets without accounts."""
+        try:
+            wallets = [w for b in claimed for w, _ in b.mints]
+            destinations, missing = self.accounts.resolve(
+                wallets, create=config.create_token_accounts, report=report
+            )
+            if missing:
+                claimed = self._hold(claimed, missing, config)
+            blockhash, last_valid = self.target.chain.latest_blockhash()
+            budget = ComputeBudget(config.priority_fee_microlamports)
+            unsigned = [self._unsigned(b, destinations, blockhash, budget) for b in claimed]
+            # One call per signer for the whole claim: a remote signer signs them at once.
+            prepared = self.outbox.sign_all(
+                [
+                    (batch.id, tx, last_valid, OperationKind.MINT.value)
+                    for batch, tx in zip(claimed, unsigned, strict=True)
+                ]
+            )
+        except Exception:
+            # Nothing of these batches was signed: give their readings back at once.
+            self._release(claimed, report, reason="released: could not sign")
+            raise
+        return prepared, blockhash
+
+    def _unsigned(
         self,
-        claimed: Sequence[ClaimedBatch],
+        batch: ClaimedBatch,
         destinations: dict[str, Pubkey],
         blockhash: Hash,
-        last_valid: int,
-    ) -> list[InFlight]:
-        unsigned = [
-            build_mint_transaction(
+        budget: ComputeBudget,
+    ) -> Transaction | VersionedTransaction:
+        try:
+            tx = build_batch_transaction(
                 self.target.factory,
-                [(destinations[wallet], amount) for wallet, amount in batch.mints],
-                memo_text=batch_memo(batch.id),
+                batch,
+                destinations,
                 blockhash=blockhash,
-                payer=self.target.fee_payer.pubkey,
+                budget=budget,
+                payer=self.fee_payer,
+                lookup=self.lookup,
             )
-            for batch in claimed
-        ]
-        # One call per signer for the whole claim: a remote signer signs them in one request.
-        signed = sign_transactions(unsigned, self.target.signers)
-        return [
-            InFlight(batch.id, transaction_signature(tx), bytes(tx), last_valid)
-            for batch, tx in zip(claimed, signed, strict=True)
-        ]
+        except LookupTableUnavailable:
+            assert self.lookup is not None  # only v0 batches use tables
+            for address in batch.tables:
+                self.lookup.forget(address)
+            raise
+        if not batch.tables and self.lookup is not None:
+            self.lookup.note_legacy({wallet: destinations[wallet] for wallet, _ in batch.mints})
+        return tx
 
     def _signed(
         self, batch: ClaimedBatch, destinations: dict[str, Pubkey], blockhash: Hash, last_valid: int
     ) -> InFlight:
-        return self._sign([batch], destinations, blockhash, last_valid)[0]
+        tx = self._unsigned(batch, destinations, blockhash, self._budget())
+        [item] = self.outbox.sign_all([(batch.id, tx, last_valid, OperationKind.MINT.value)])
+        return item
 
-    def _watch(self, batches: Sequence[InFlight]) -> None:
-        if self.target.watch is not None:
-            self.target.watch.watch(item.signature for item in batches)
-
-    def _pause(self) -> None:
-        """Wait for the next poll; a confirmation heard over pubsub ends the wait early."""
-        watch = self.target.watch
-        if watch is not None and watch.connected:
-            watch.wait(self.poll_interval, self.stop)
-        else:
-            self.stop.wait(self.poll_interval)
-
-    def _broadcast(self, batches: Sequence[InFlight]) -> None:
-        """Send (or resend) stored bytes; a lost send is repaired by the next rebroadcast."""
-        for item in batches:
-            try:
-                self.target.chain.send_raw(item.raw_tx, skip_preflight=True)
-            except ChainError as exc:
-                log.warning("send of batch %d failed (%s); will rebroadcast", item.batch_id, exc)
+    def _hold(
+        self, claimed: Sequence[ClaimedBatch], missing: list[str], config: TokenizationConfig
+    ) -> list[ClaimedBatch]:
+        now = self.clock()
+        until = now + timedelta(seconds=config.polling_interval_secs)
+        return hold_without_accounts(
+            self.sessions, claimed, missing, mint=self.target.factory.mint, until=until, now=now
+        )
 
     def settle(self, in_flight: list[InFlight], report: CycleReport) -> None:
         """Poll until every batch is confirmed, failed or expired (or we stop or time out)."""
-        waiting = list(in_flight)
-        started = last_broadcast = time.monotonic()
-        while waiting:
-            waiting = self._poll(waiting, report)
-            if not waiting:
-                return
-            if self.stop.is_set() or time.monotonic() - started > self.settle_timeout:
-                report.unresolved += len(waiting)  # recovery settles them later
-                return
-            if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
-                self._broadcast(waiting)
-                last_broadcast = time.monotonic()
-            self._pause()
+        self.outbox.settle(in_flight, report)
+        self._after_settling()
 
     def _poll(self, in_flight: list[InFlight], report: CycleReport) -> list[InFlight]:
-        """One look at the chain; finalize what it decided, return what is still pending."""
-        results = self.target.chain.confirmations(
-            [(item.signature, item.last_valid_block_height) for item in in_flight]
-        )
-        pending = []
-        for item, result in zip(in_flight, results, strict=True):
-            if result.state is ConfirmationState.PENDING:
-                pending.append(item)
-            else:
-                self._finalize(item, result, report)
+        pending = self.outbox.poll(in_flight, report)
+        self._after_settling()
         return pending
 
-    def _finalize(self, item: InFlight, result: Confirmation, report: CycleReport) -> None:
-        now = self.clock()
-        with self.sessions() as session:
-            if result.state is ConfirmationState.CONFIRMED:
-                slot = result.status.slot if result.status else None
-                if states.mark_confirmed(session, item.batch_id, slot=slot, now=now):
-                    report.confirmed += 1
-            elif result.state is ConfirmationState.FAILED:
-                error = (result.status.error if result.status else None) or "failed on chain"
-                config = self.config()
-                if states.mark_failed(session, item.batch_id, error=error, config=config, now=now):
-                    report.failed += 1
-            elif states.mark_expired(session, item.batch_id, now=now):
-                report.expired += 1
+    def _after_settling(self) -> None:
+        settled = self.outbox.take_settled()
+        if settled and self.lookup is not None:
+            self.lookup.operation_settled()
+        self._uncosted += settled
+
+    def _record_costs(self) -> None:
+        if not self._uncosted:
+            return
+        self._uncosted = costs.record_costs(
+            self.sessions, self.target.chain, self._uncosted, now=self.clock()
+        )
+
+    def _read_fee_payer(self) -> None:
+        last = self._payer_read_at
+        if last is not None and time.monotonic() - last < self.payer_read_interval:
+            return
+        self._payer_read_at = time.monotonic()
+        costs.read_fee_payer(
+            self.sessions,
+            self.target.chain,
+            self.fee_payer,
+            min_sol=self.config().fee_payer_min_sol,
+            now=self.clock(),
+        )
 
     def _release(self, claimed: Sequence[ClaimedBatch], report: CycleReport, reason: str) -> None:
         for batch in claimed:

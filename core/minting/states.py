@@ -3,9 +3,15 @@
     batch                           readings
     planned --sign-->    signed     minting
     planned --release--> expired    minting -> pending   (never signed, nothing was sent)
+    planned --hold-->    planned    some wallets' readings -> pending later (no token account)
     signed  --confirm--> confirmed  minting -> minted    (+ tokens_minted, batch_minting_completed)
     signed  --fail-->    failed     minting -> pending after a backoff, failed after max retries
     signed  --expire-->  expired    minting -> pending   (the blockhash passed, it never landed)
+
+Operations other than mints (token accounts, lookup tables: `kind`) share the same
+rows and moves but carry no readings: `mark_operation_settled` records their
+confirmed or failed outcome without mint events; planned ones release and signed
+ones expire as above.
 
 Each transition is one database transaction guarded by the batch's current status
 (`UPDATE ... WHERE status = <from>`): when two schedulers race, exactly one wins and
@@ -102,6 +108,58 @@ def release_planned(session: Session, batch_id: int, *, reason: str, now: dateti
     return True
 
 
+def hold_wallets(
+    session: Session,
+    batch_id: int,
+    wallets: Sequence[str],
+    *,
+    reason: str,
+    until: datetime,
+    now: datetime,
+) -> list[int]:
+    """Take these wallets' readings out of a planned batch: pending again, after `until`.
+
+    Not an attempt (nothing was sent); the reason is kept on the readings and told
+    once in a mint_failed event (will_retry: true). A batch left with nothing is
+    released. Returns the readings held; [] when the batch is no longer planned. Commits.
+    """
+    batch = session.get(MintBatch, batch_id, with_for_update=True)
+    if batch is None or batch.status != BatchStatus.PLANNED.value:
+        session.rollback()
+        return []
+    held = list(
+        session.scalars(
+            select(MeterReading)
+            .where(
+                MeterReading.mint_batch_id == batch_id,
+                MeterReading.status == ReadingStatus.MINTING.value,
+                MeterReading.wallet_address.in_(list(wallets)),
+            )
+            .order_by(MeterReading.id)
+        )
+    )
+    newly = [reading.id for reading in held if reading.last_error != reason]
+    for reading in held:
+        reading.status = ReadingStatus.PENDING.value
+        reading.mint_batch_id = None
+        reading.next_attempt_at = until
+        reading.last_error = reason
+    batch.total_readings -= len(held)
+    batch.total_base_units -= sum(reading.token_base_units or 0 for reading in held)
+    batch.mint_count = (batch.mint_count or 0) - len({reading.wallet_address for reading in held})
+    if batch.total_readings <= 0:
+        batch.status, batch.error, batch.finished_at = BatchStatus.EXPIRED.value, reason, now
+    if newly:
+        publish(
+            session,
+            EventType.MINT_FAILED,
+            {"batch_id": batch_id, "reading_ids": newly, "error": reason, "will_retry": True},
+            at=now,
+        )
+    session.commit()
+    return [reading.id for reading in held]
+
+
 def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: datetime) -> bool:
     """The transaction landed without error: readings minted, events written. Commits."""
     batch = _settle(session, batch_id, BatchStatus.CONFIRMED, slot=slot, finished_at=now)
@@ -195,6 +253,28 @@ def mark_expired(session: Session, batch_id: int, *, now: datetime) -> bool:
     if _settle(session, batch_id, BatchStatus.EXPIRED, error=reason, finished_at=now) is None:
         return False
     _readings_back_to_pending(session, batch_id)
+    session.commit()
+    return True
+
+
+def mark_operation_settled(
+    session: Session,
+    batch_id: int,
+    outcome: str,
+    *,
+    slot: int | None,
+    error: str | None,
+    now: datetime,
+) -> bool:
+    """A non-mint operation landed (confirmed) or landed with an error (failed). Commits."""
+    target = BatchStatus(outcome)
+    if target not in (BatchStatus.CONFIRMED, BatchStatus.FAILED):
+        raise ValueError(f"an operation settles as confirmed or failed, not {outcome}")
+    values: dict[str, object] = {"slot": slot, "finished_at": now}
+    if target is BatchStatus.FAILED:
+        values["error"] = error or "failed on chain"
+    if _settle(session, batch_id, target, **values) is None:
+        return False
     session.commit()
     return True
 

@@ -24,7 +24,8 @@ from core.settings_store import read_overrides, reset_settings, update_settings
 from pages.common import session, ui
 
 MINTING = ("auto_mint_enabled", "kwh_to_token_ratio", "batch_size", "polling_interval_secs",
-           "max_retries", "retry_base_secs")  # fmt: skip
+           "max_retries", "retry_base_secs", "max_mint_wait_secs", "priority_fee_microlamports",
+           "fee_payer_min_sol", "create_token_accounts")  # fmt: skip
 KEY = "control.{}".format
 
 app = ui.get_app()

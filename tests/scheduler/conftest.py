@@ -12,7 +12,7 @@ from core.bootstrap import App, bootstrap
 from core.db.models import MeterReading
 from scheduler.service import Minter, build_minter
 
-FAST = {"poll_interval": 0.05, "rebroadcast_interval": 0.5}
+FAST = {"poll_interval": 0.05, "rebroadcast_interval": 0.5, "payer_read_interval": 0.0}
 
 
 @pytest.fixture

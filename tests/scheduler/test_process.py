@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from core.bootstrap import bootstrap
 from core.db.models import MeterReading
+from core.db.types import utcnow
 from core.events import EventType, publish
 from tests.scheduler.conftest import count_by_status
 from tests.support.localnet import wait_for
@@ -80,3 +82,46 @@ def test_an_unmigrated_database_is_refused_with_the_fix(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "alembic upgrade head" in result.stderr
+
+
+def test_a_waiting_reading_is_minted_when_it_becomes_due(
+    tmp_path, make_settings, database_url, localnet
+) -> None:
+    # Nothing fills a transaction and the interval is an hour: only the wake-up at the
+    # oldest reading's deadline can mint these within the test.
+    env = scheduler_env(
+        tmp_path,
+        database_url,
+        localnet.port,
+        TOKENIZATION_POLLING_INTERVAL_SECS="3600",
+        TOKENIZATION_MAX_MINT_WAIT_SECS="3",
+    )
+    app = bootstrap(make_settings(**env))
+    service = Service("scheduler", env, tmp_path / "scheduler.log").start()
+    try:
+        wait_for(
+            lambda: "scheduler started" in service.log() or not service.running,
+            timeout=60,
+            what="scheduler start",
+        )
+        with app.sessions() as session:
+            producers = seed_producers(session, 2)
+            seed_readings(session, producers, 1, start=utcnow() - timedelta(seconds=3))
+            publish(session, EventType.METER_READING_RECEIVED, {"reading_id": 1})
+            session.commit()
+        wait_for(
+            lambda: count_by_status(app) == {"minted": 2},
+            timeout=30,
+            what=f"minting at the deadline; log:\n{service.log()}",
+        )
+        with app.sessions() as session:
+            waited = [
+                (r.minted_at - r.submitted_at).total_seconds()
+                for r in session.scalars(select(MeterReading))
+            ]
+        assert all(3 <= seconds < 15 for seconds in waited), waited
+        assert service.terminate(timeout=30) == 0, service.log()
+    finally:
+        if service.running:
+            service.kill()
+        app.close()

@@ -14,7 +14,8 @@ from core.config import TokenizationConfig
 from core.db.engine import create_db_engine, session_factory
 from core.db.models import Event, MeterReading, MintBatch, MintRequest, User
 from core.minting import states
-from core.minting.claim import claim_pending
+from core.minting.claim import claim_due, claim_pending
+from core.minting.fill import Capacity
 from tests.support.seed import T0, seed_producers, seed_readings
 
 NOW = T0 + timedelta(days=2)
@@ -211,3 +212,94 @@ def test_concurrent_claims_on_postgres_never_share_a_reading(pg_url: str) -> Non
     assert len(everything) == 400 and len(set(everything)) == 400
     assert sum(1 for ids in claimed if ids) >= 2  # they really ran side by side
     engine.dispose()
+
+
+# --- fill or wait -------------------------------------------------------------------------
+
+
+def seed_recent(session: Session, producers: int, per_producer: int = 1, *, age: int = 10):
+    """Readings accepted `age` seconds before NOW (seed adds 3 s to the start)."""
+    found = seed_producers(session, producers, namespace=f"recent{age}")
+    seed_readings(session, found, per_producer, start=NOW - timedelta(seconds=age + 3))
+    return found
+
+
+def test_readings_wait_to_fill_a_transaction_until_the_oldest_is_due(sessions) -> None:
+    with sessions() as session:
+        seed_recent(session, 2)
+        waiting = claim_due(session, config(), now=NOW, capacity=Capacity(legacy=3))
+        assert waiting.batches == [] and statuses(session) == {"pending": 2}
+        assert waiting.next_due_at == NOW + timedelta(seconds=50)  # accepted 10 s ago, 60 s wait
+        due = claim_due(session, config(), now=waiting.next_due_at, capacity=Capacity(legacy=3))
+        assert [len(b.mints) for b in due.batches] == [2] and due.next_due_at is None
+        assert statuses(session) == {"minting": 2}
+
+
+def test_a_full_transaction_goes_at_once_and_the_rest_waits(sessions) -> None:
+    with sessions() as session:
+        producers = seed_recent(session, 3)
+        claim = claim_due(session, config(), now=NOW, capacity=Capacity(legacy=2))
+        assert [[w for w, _ in b.mints] for b in claim.batches] == [
+            [producers[0].wallet, producers[1].wallet]
+        ]
+        assert claim.next_due_at == NOW + timedelta(seconds=50)
+        assert statuses(session) == {"minting": 2, "pending": 1}
+        assert claim_pending(
+            session, config(max_mint_wait_secs=0), now=NOW, wallets_per_transaction=2
+        )
+
+
+def test_all_of_a_wallets_due_readings_share_one_mint(sessions) -> None:
+    with sessions() as session:
+        seed_readings(session, seed_producers(session, 1), 5, kwh_micro=1_250_001)
+        [batch] = claim(session, config(batch_size=2))  # whole wallets: all five together
+        assert batch.mints == [(batch.mints[0][0], 5 * 1_250_001_000)]
+        assert len(batch.reading_ids) == 5
+
+
+def test_mint_now_sends_waiting_readings_at_once(sessions) -> None:
+    with sessions() as session:
+        seed_recent(session, 1)
+        assert claim(session, config()) == []
+        admin = User(username="root", role="admin", password_hash="-")
+        session.add(admin)
+        session.flush()
+        upto = session.scalar(select(func.max(MeterReading.id)))
+        session.add(MintRequest(requested_by=admin.id, upto_reading_id=upto, created_at=NOW))
+        session.commit()
+        assert [len(b.reading_ids) for b in claim(session, config())] == [1]
+
+
+def test_holding_a_wallet_without_an_account_keeps_its_readings_with_the_reason(sessions) -> None:
+    with sessions() as session:
+        producers = seed_producers(session, 2)
+        seed_readings(session, producers, 2, kwh_micro=1_000_000)
+        [batch] = claim(session, config())
+        until = NOW + timedelta(seconds=60)
+        held = states.hold_wallets(
+            session, batch.id, [producers[0].wallet], reason="no account", until=until, now=NOW
+        )
+        assert len(held) == 2
+        row = session.get(MintBatch, batch.id)
+        assert (row.status, row.total_readings, row.total_base_units, row.mint_count) == (
+            "planned",
+            2,
+            2_000_000_000,
+            1,
+        )
+        readings = session.scalars(select(MeterReading).where(MeterReading.id.in_(held))).all()
+        assert {(r.status, r.next_attempt_at, r.last_error, r.attempts) for r in readings} == {
+            ("pending", until, "no account", 0)
+        }
+        assert claim_pending(session, config(), now=until, wallets_per_transaction=18)
+        [again] = session.scalars(
+            select(MintBatch).where(MintBatch.status == "planned").order_by(MintBatch.id.desc())
+        ).all()[:1]
+        states.hold_wallets(
+            session, again.id, [producers[0].wallet], reason="no account", until=until, now=until
+        )
+        assert session.get(MintBatch, again.id).status == "expired"  # nothing left in it
+        told = session.scalars(select(Event).where(Event.type == "mint_failed")).all()
+        assert [(e.payload["reading_ids"], e.payload["will_retry"]) for e in told] == [
+            (sorted(held), True)
+        ]  # told once, not at every retry

@@ -1,0 +1,180 @@
+"""Lookup tables on the real node: recurring wallets move to v0 transactions, exactly once.
+
+Expected balances come from the seed's own integer arithmetic (micro-kWh x 1,000
+base units at ratio 1 and 9 decimals), never from the code under test; costs
+are checked against the chain's accounts and the fee rule.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from solana.rpc.api import Client
+from solana.rpc.commitment import Confirmed
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from sqlalchemy import func, select
+
+from core.chain.errors import AlreadyProcessed
+from core.db.models import ChainCost, LookupTableEntry, MintBatch
+from core.minting.lookup_tables import RECURRING_MINTS
+from core.minting.outbox import CycleReport
+from tests.scheduler.conftest import count_by_status
+from tests.support.seed import T0, seed_producers, seed_readings
+
+WALLETS = 30
+ATA_RENT = 2_039_280  # a 165-byte token account: (128 + 165) x 3,480 x 2 lamports
+
+
+def seed_round(app, producers, round_: int) -> int:
+    """One reading per wallet, a day apart per round; returns the base units of the round."""
+    with app.sessions() as session:
+        seed_readings(session, producers, 1, start=T0 + timedelta(days=round_))
+    return sum(1 + (index * 7_919) % 25_000_000 for index in range(len(producers))) * 1_000
+
+
+def run_until(pipeline, predicate, *, timeout: float = 30.0, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pipeline.run_cycle()
+        pipeline.stop.wait(0.05)
+
+
+def active_entries(app) -> int:
+    with app.sessions() as session:
+        return session.scalar(select(func.count()).where(LookupTableEntry.active.is_(True)))
+
+
+def mint_batches(app, **where) -> list[MintBatch]:
+    with app.sessions() as session:
+        statement = select(MintBatch).where(MintBatch.kind == "mint").order_by(MintBatch.id)
+        for column, value in where.items():
+            statement = statement.where(getattr(MintBatch, column) == value)
+        return list(session.scalars(statement))
+
+
+@pytest.fixture
+def tabled(mint_app, make_minter):
+    """WALLETS wallets minted to RECURRING_MINTS times in legacy, then all in one active table."""
+    minter = make_minter()
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, WALLETS)
+    expected = 0
+    for round_ in range(RECURRING_MINTS):
+        expected += seed_round(mint_app, producers, round_)
+        minter.pipeline.run_cycle()
+    run_until(
+        minter.pipeline,
+        lambda: active_entries(mint_app) == WALLETS,
+        what="every wallet's account active in a lookup table",
+    )
+    assert {b.version for b in mint_batches(mint_app)} == {"legacy"}
+    return minter, producers, expected
+
+
+def test_a_lookup_table_mint_lands_and_credits_exactly(mint_app, tabled) -> None:
+    minter, producers, expected = tabled
+    expected += seed_round(mint_app, producers, RECURRING_MINTS)
+    report = minter.pipeline.run_cycle()
+    assert report.claimed_readings == WALLETS and report.confirmed == 1
+    [v0] = mint_batches(mint_app, version="v0")
+    assert v0.status == "confirmed" and v0.mint_count == WALLETS
+    tx = VersionedTransaction.from_bytes(v0.raw_tx)
+    assert len(v0.raw_tx) <= 1232 and len(tx.message.address_table_lookups) == 1
+    assert len(tx.message.address_table_lookups[0].writable_indexes) == WALLETS + 1  # + mint
+    assert count_by_status(mint_app) == {"minted": WALLETS * (RECURRING_MINTS + 1)}
+    # Each wallet: its three readings, from the seed formula (same amount each round).
+    for index, producer in enumerate(producers):
+        account = minter.pipeline.accounts.address(producer.wallet)
+        units = (1 + (index * 7_919) % 25_000_000) * 1_000
+        assert minter.chain.token_balance(account) == units * (RECURRING_MINTS + 1)
+    supply = minter.chain.token_supply(minter.grx.address)
+    assert supply == minter.grx.bootstrap_supply + expected
+    assert v0.fee_lamports == 5_000  # one signature, no priority fee
+
+
+def test_every_lamport_of_accounts_and_tables_is_recorded(mint_app, tabled) -> None:
+    minter, _, _ = tabled
+    with mint_app.sessions() as session:
+        operations = session.scalars(select(MintBatch).where(MintBatch.signature.is_not(None)))
+        landed = [op for op in operations if op.status in ("confirmed", "failed")]
+        ledger = session.scalars(select(ChainCost)).all()
+    assert all(op.fee_lamports == 5_000 for op in landed)  # every one signed once, no price
+    rent = {(c.operation_kind, c.account): c.lamports for c in ledger if c.kind == "rent"}
+    accounts = [a for kind, a in rent if kind == "token_accounts"]
+    assert len(accounts) == WALLETS and all(
+        rent[("token_accounts", a)] == ATA_RENT for a in accounts
+    )
+    tables = {a for kind, a in rent if kind == "lookup_table"}
+    for table in tables:  # the table's lamports are the rent its steps deposited
+        deposited = sum(c.lamports for c in ledger if c.kind == "rent" and c.account == table)
+        held = minter.chain.account(Pubkey.from_string(table)).lamports
+        entries = 1 + WALLETS  # the mint and the accounts
+        assert deposited == held == (128 + 56 + 32 * entries) * 6_960
+    fees = sum(c.lamports for c in ledger if c.kind == "fee")
+    assert fees == 5_000 * len(landed)
+
+
+def test_a_table_not_yet_active_is_not_used(mint_app, make_minter) -> None:
+    minter = make_minter()
+    pipeline = minter.pipeline
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, 5)
+    report = CycleReport()
+    for round_ in range(RECURRING_MINTS):  # minted by hand: no table upkeep in between
+        seed_round(mint_app, producers, round_)
+        claim, config = pipeline._claim(None)
+        pipeline.settle(pipeline._sign_and_send(claim.batches, report, config), report)
+    assert report.confirmed == RECURRING_MINTS
+    sent = pipeline.lookup.upkeep(report)  # the table's creation, signed and sent
+    assert [item.kind for item in sent] == ["lookup_table"]
+    seed_round(mint_app, producers, RECURRING_MINTS)
+    claim, _ = pipeline._claim(None)  # the creation is not even confirmed: legacy
+    assert [b.tables for b in claim.batches] == [()]
+    pipeline._release(claim.batches, report, reason="test")
+    pipeline.settle(sent, report)  # confirmed now, its warm-up not yet checked
+    pipeline.lookup._apply_settled()
+    with mint_app.sessions() as session:
+        entries = session.scalars(select(LookupTableEntry)).all()
+    assert {(e.confirmed_slot is not None, e.active) for e in entries} == {(True, False)}
+    claim, _ = pipeline._claim(None)
+    assert [b.tables for b in claim.batches] == [()]  # confirmed is not active
+    pipeline._release(claim.batches, report, reason="test")
+    run_until(pipeline, lambda: active_entries(mint_app) == 5, what="activation")
+    assert {b.version for b in mint_batches(mint_app)} == {"legacy"}
+    seed_round(mint_app, producers, RECURRING_MINTS + 1)
+    pipeline.run_cycle()
+    assert [b.version for b in mint_batches(mint_app)][-1] == "v0"
+    assert count_by_status(mint_app) == {"minted": 5 * (RECURRING_MINTS + 2)}
+
+
+def test_a_crash_between_persisting_and_sending_v0_resends_the_same_bytes_once(
+    mint_app, tabled, make_minter
+) -> None:
+    crashed, producers, expected = tabled
+    expected += seed_round(mint_app, producers, RECURRING_MINTS)
+    claim, config = crashed.pipeline._claim(None)
+    prepared, blockhash = crashed.pipeline._sign(claim.batches, CycleReport(), config)
+    [stored] = crashed.pipeline.outbox.persist(prepared, blockhash)  # committed, never sent
+    assert VersionedTransaction.from_bytes(stored.raw_tx).message.address_table_lookups
+    assert crashed.chain.signature_statuses([stored.signature]) == [None]
+
+    restarted = make_minter()
+    report = CycleReport()
+    restarted.pipeline.recover(report, release_all_planned=True)
+    assert report.confirmed == 1
+    [v0] = mint_batches(mint_app, version="v0")
+    assert (v0.signature, v0.raw_tx) == (str(stored.signature), stored.raw_tx)
+    landed = Client(restarted.chain.url).get_transaction(
+        stored.signature, "base64", Confirmed, max_supported_transaction_version=0
+    )
+    assert bytes(landed.value.transaction.transaction) == stored.raw_tx  # the very same bytes
+    with pytest.raises(AlreadyProcessed):
+        restarted.chain.send_raw(stored.raw_tx)  # and they can never land twice
+    assert count_by_status(mint_app) == {"minted": WALLETS * (RECURRING_MINTS + 1)}
+    supply = restarted.chain.token_supply(restarted.grx.address)
+    assert supply == restarted.grx.bootstrap_supply + expected
