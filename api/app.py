@@ -22,7 +22,7 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.metrics import LatencyMiddleware, Metrics
 from api.openapi import install_openapi
-from api.routes import admin, auth, ingest, ops, readings
+from api.routes import admin, auth, costs, ingest, ops, readings
 from api.schemas import BatchIn, ReadingIn
 from api.state import build_state, system_now
 from core.bootstrap import App, bootstrap
@@ -101,6 +101,7 @@ def create_app(
         ingest.router,
         readings.router,
         admin.router,
+        costs.router,
         ops.router,
         *_optional_routers(),
     ):

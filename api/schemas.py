@@ -276,3 +276,85 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     database: str
     chain: str
+
+
+class CostPeriodOut(BaseModel):
+    fees_lamports: int = Field(description="paid by landed transactions: signatures and priority")
+    rent_lamports: int = Field(description="deposited into new token accounts and lookup tables")
+    spent_sol: str = Field(description="fees + rent, in SOL (exact decimal)")
+    transactions: int = Field(description="landed transactions whose cost is recorded")
+    readings_minted: int
+    lamports_per_reading: str | None = Field(description="fees / readings minted; null if none")
+
+
+class CostPointOut(CostPeriodOut):
+    bucket_start: str
+
+
+class FeePayerOut(BaseModel):
+    address: str
+    balance_lamports: int
+    balance_sol: str
+    min_lamports: int = Field(description="TOKENIZATION_FEE_PAYER_MIN_SOL in lamports")
+    min_sol: str
+    low: bool = Field(description="below the minimum (a fee_payer_low event was sent)")
+    read_at: str
+
+
+class RentLockedOut(BaseModel):
+    token_accounts_lamports: int
+    lookup_tables_lamports: int
+    total_lamports: int
+    total_sol: str
+
+
+class CostsOut(BaseModel):
+    model_config = _example(
+        {
+            "fee_payer": {
+                "address": ex.EXAMPLE_WALLET,
+                "balance_lamports": 99_412_280_000,
+                "balance_sol": "99.41228",
+                "min_lamports": 1_000_000_000,
+                "min_sol": "1",
+                "low": False,
+                "read_at": "2026-12-01T10:00:02Z",
+            },
+            "today": {
+                "fees_lamports": 3_100_000,
+                "rent_lamports": 0,
+                "spent_sol": "0.0031",
+                "transactions": 620,
+                "readings_minted": 36_050,
+                "lamports_per_reading": "85.99",
+            },
+            "last_30_days": {
+                "fees_lamports": 80_500_000,
+                "rent_lamports": 5_681_226_240,
+                "spent_sol": "5.76172624",
+                "transactions": 16_100,
+                "readings_minted": 911_000,
+                "lamports_per_reading": "88.36",
+            },
+            "rent_locked": {
+                "token_accounts_lamports": 5_098_200_000,
+                "lookup_tables_lamports": 583_026_240,
+                "total_lamports": 5_681_226_240,
+                "total_sol": "5.68122624",
+            },
+            "spent_last_24h_lamports": 3_850_000,
+            "runway_days": "25821.37",
+            "mints_per_transaction": "52.80",
+            "hourly": [],
+            "daily": [],
+        }
+    )
+    fee_payer: FeePayerOut | None = Field(description="as read by the scheduler's last cycle")
+    today: CostPeriodOut = Field(description="since 00:00 UTC")
+    last_30_days: CostPeriodOut
+    rent_locked: RentLockedOut = Field(description="all rent ever deposited (never refunded)")
+    spent_last_24h_lamports: int = Field(description="fees + rent recorded in the last 24 h")
+    runway_days: str | None = Field(description="balance / spent_last_24h; null if nothing spent")
+    mints_per_transaction: str | None = Field(description="MintTo per mint transaction, 30 days")
+    hourly: list[CostPointOut] = Field(description="24 hourly buckets, oldest first")
+    daily: list[CostPointOut] = Field(description="30 daily buckets (UTC days), oldest first")

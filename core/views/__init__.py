@@ -28,6 +28,7 @@ from core.views.admin import (
     user_for_email,
     users,
 )
+from core.views.costs import CostPoint, Costs, PeriodCost, costs
 from core.views.events import EVENT_TYPES, EventRow, event_log
 from core.views.minting import (
     BatchRow,
@@ -75,6 +76,8 @@ def read_session(engine: Engine) -> Iterator[Session]:
 __all__ = [
     "EVENT_TYPES",
     "BatchRow",
+    "CostPoint",
+    "Costs",
     "DayPoint",
     "EventRow",
     "ExpectedSupply",
@@ -82,6 +85,7 @@ __all__ = [
     "MeterRow",
     "MintRow",
     "Overview",
+    "PeriodCost",
     "QueuePoint",
     "RatePoint",
     "ReadingRow",
@@ -91,6 +95,7 @@ __all__ = [
     "WalletTotals",
     "Window",
     "any_user",
+    "costs",
     "count_by_status",
     "current_token_mint",
     "daily_production",

@@ -12,7 +12,7 @@ from itertools import groupby
 import plotly.graph_objects as go
 
 from core.units import micro_to_kwh
-from core.views import DayPoint, QueuePoint, RatePoint, SeriesPoint
+from core.views import CostPoint, DayPoint, QueuePoint, RatePoint, SeriesPoint
 
 _LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 70, "b": 50},
@@ -86,6 +86,29 @@ def daily_chart(points: Sequence[DayPoint], decimals: int) -> go.Figure:
             y=[p.minted_base_units / 10**decimals for p in points],
             name="minted (GRX)",
             mode="lines+markers",
+        )
+    )
+    return figure
+
+
+def cost_chart(points: Sequence[CostPoint], bucket_label: str) -> go.Figure:
+    figure = _figure(
+        f"Fees per minted reading (lamports), per {bucket_label}", "Time (UTC)", "Lamports"
+    )
+    x = [p.bucket_start for p in points]
+    per_reading = [p.cost.lamports_per_reading for p in points]
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=[None if value is None else float(value) for value in per_reading],
+            customdata=[
+                f"{value} lamports/reading, {p.cost.readings_minted} readings, "
+                f"{p.cost.transactions} transactions"
+                for value, p in zip(per_reading, points, strict=True)
+            ],
+            hovertemplate="%{customdata}<extra>per reading</extra>",
+            mode="lines+markers",
+            name="lamports per reading",
         )
     )
     return figure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import streamlit as st
 
@@ -86,6 +87,60 @@ def queue_and_batches() -> None:
 
 
 queue_and_batches()
+
+
+def sol(lamports: int) -> str:
+    return format((Decimal(lamports).scaleb(-9)).quantize(Decimal("0.000001")), "f")
+
+
+@st.fragment(run_every=REFRESH_SECS)
+def costs_panel() -> None:
+    """What minting costs, from the recorded ledger (GET /api/admin/costs has the same)."""
+    st.subheader("Costs")
+    with ui.reading(app) as session:
+        spent = views.costs(session, viewer, ui.now())
+    payer = spent.fee_payer
+    balance, runway, today, month, locked = st.columns(5)
+    balance.metric(
+        "Fee payer (SOL)",
+        "—" if payer is None else sol(payer.balance_lamports),
+        help=None if payer is None else f"{payer.address}, read {ui.when(payer.read_at)}",
+    )
+    runway.metric(
+        "Runway at this rate",
+        "—" if spent.runway_days is None else f"{spent.runway_days} days",
+        help="The payer's balance over the fees and rent of the last 24 hours.",
+    )
+    today.metric(
+        "Spent today (SOL)",
+        sol(spent.today.fees_lamports + spent.today.rent_lamports),
+        help=f"Fees {spent.today.fees_lamports:,} + rent {spent.today.rent_lamports:,} lamports",
+    )
+    month.metric(
+        "Spent, 30 days (SOL)",
+        sol(spent.last_30_days.fees_lamports + spent.last_30_days.rent_lamports),
+    )
+    locked.metric(
+        "Rent locked (SOL)",
+        sol(sum(spent.rent_locked_lamports.values())),
+        help="Deposited into token accounts and lookup tables; never spent, never refunded.",
+    )
+    per_reading = spent.today.lamports_per_reading
+    st.caption(
+        f"Today: {'—' if per_reading is None else per_reading} lamports of fees per minted "
+        f"reading, {spent.today.transactions:,} transactions, "
+        f"{'—' if spent.mints_per_transaction is None else spent.mints_per_transaction} "
+        "MintTo per mint transaction (30 days)."
+        + (" The fee payer is below its minimum: fund it." if payer and payer.low else "")
+    )
+    hourly, daily = st.tabs(["Last 24 hours", "Last 30 days"])
+    with hourly:
+        st.plotly_chart(charts.cost_chart(spent.hourly, "hour"), key="minting.cost_hourly")
+    with daily:
+        st.plotly_chart(charts.cost_chart(spent.daily, "day"), key="minting.cost_daily")
+
+
+costs_panel()
 
 st.subheader("Failed readings")
 with ui.reading(app) as session:
