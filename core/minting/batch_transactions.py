@@ -68,7 +68,8 @@ def build_batch_transaction(
             blockhash=blockhash,
             tables=tables,
             compute_budget=budget,
+            payer=payer,
         )
     return build_mint_transaction(
-        factory, mints, memo_text=memo, blockhash=blockhash, compute_budget=budget
+        factory, mints, memo_text=memo, blockhash=blockhash, compute_budget=budget, payer=payer
     )

@@ -1,7 +1,7 @@
 """Lookup tables for the token accounts the scheduler mints to again and again.
 
 A wallet whose account was minted to through a legacy transaction for the second
-time (RECURRING_MINTS) is added to a table: the authority creates the tables
+time (RECURRING_MINTS) is added to a table: the fee payer creates the tables
 (the GRX mint first, then up to 255 token accounts each), owns them and pays
 their rent. Creating and extending are `lookup_table` operations of the same
 outbox as the mints, so they are persisted before they are sent and their fees

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from core.chain.errors import AlreadyProcessed
 from core.db.models import ChainCost, LookupTableEntry, MintBatch
 from core.minting.lookup_tables import RECURRING_MINTS
 from core.minting.outbox import CycleReport
+from core.minting.pipeline import MintPipeline, MintTarget
 from tests.scheduler.conftest import count_by_status
 from tests.support.seed import T0, seed_producers, seed_readings
 
@@ -178,3 +180,48 @@ def test_a_crash_between_persisting_and_sending_v0_resends_the_same_bytes_once(
     assert count_by_status(mint_app) == {"minted": WALLETS * (RECURRING_MINTS + 1)}
     supply = restarted.chain.token_supply(restarted.grx.address)
     assert supply == restarted.grx.bootstrap_supply + expected
+
+
+def test_a_separate_fee_payer_pays_everything_and_owns_the_tables(mint_app, make_minter) -> None:
+    minter = make_minter()
+    payer = Keypair()
+    minter.chain.request_airdrop(payer.pubkey(), 20 * 10**9)
+    target = minter.pipeline.target
+    pipeline = MintPipeline(
+        mint_app.sessions,
+        mint_app.config,
+        MintTarget(minter.chain, target.authority, target.factory, payer=payer),
+        poll_interval=0.05,
+        payer_read_interval=0.0,
+    )
+    authority_before = minter.chain.sol_balance(target.authority.pubkey)
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, 4, namespace="payer")
+    for round_ in range(RECURRING_MINTS):
+        seed_round(mint_app, producers, round_)
+        pipeline.run_cycle()
+    run_until(pipeline, lambda: active_entries(mint_app) == 4, what="activation")
+    seed_round(mint_app, producers, RECURRING_MINTS)
+    pipeline.run_cycle()
+    assert [b.version for b in mint_batches(mint_app)][-1] == "v0"
+    with mint_app.sessions() as session:
+        landed = session.scalars(select(MintBatch).where(MintBatch.fee_lamports.is_not(None))).all()
+        fee_accounts = set(
+            session.scalars(select(ChainCost.account).where(ChainCost.kind == "fee"))
+        )
+    # 5,000 per signature: mints need the payer and the mint authority, the rest the payer.
+    assert {(op.kind, op.fee_lamports) for op in landed} == {
+        ("mint", 10_000),
+        ("token_accounts", 5_000),
+        ("lookup_table", 5_000),
+    }
+    assert fee_accounts == {str(payer.pubkey())}
+    [table] = {entry.table_address for entry in _entries(mint_app)}
+    [on_chain] = minter.chain.lookup_tables([Pubkey.from_string(table)])
+    assert on_chain.authority == payer.pubkey()
+    assert minter.chain.sol_balance(target.authority.pubkey) == authority_before  # paid nothing
+
+
+def _entries(app) -> list[LookupTableEntry]:
+    with app.sessions() as session:
+        return list(session.scalars(select(LookupTableEntry)))
