@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.chain.client import ChainClient
 from core.chain.errors import ChainError
+from core.chain.signature_watch import SignatureWatch
 from core.chain.signer import Signer, sign_transactions
 from core.chain.status import Confirmation, ConfirmationState
 from core.chain.transactions import transaction_signature
@@ -77,6 +78,7 @@ class Outbox:
         poll_interval: float,
         rebroadcast_interval: float,
         settle_timeout: float,
+        watch: SignatureWatch | None = None,
     ) -> None:
         self.sessions = sessions
         self.chain = chain
@@ -87,6 +89,7 @@ class Outbox:
         self.poll_interval = poll_interval
         self.rebroadcast_interval = rebroadcast_interval
         self.settle_timeout = settle_timeout
+        self._watch = watch
         self.settled: list[int] = []  # confirmed or failed since last asked: costs to record
 
     # --- operations other than mints ------------------------------------------------------
@@ -144,7 +147,21 @@ class Outbox:
                 ],
                 now=self.clock(),
             )
-        return [item for item in prepared if item.batch_id in kept]
+        in_flight = [item for item in prepared if item.batch_id in kept]
+        self.watch(in_flight)
+        return in_flight
+
+    def watch(self, items: Sequence[InFlight]) -> None:
+        """Subscribe to their signatures (pubsub), so a confirmation ends a wait early."""
+        if self._watch is not None:
+            self._watch.watch(item.signature for item in items)
+
+    def pause(self) -> None:
+        """Wait for the next poll; a confirmation heard over pubsub ends the wait early."""
+        if self._watch is not None and self._watch.connected:
+            self._watch.wait(self.poll_interval, self.stop)
+        else:
+            self.stop.wait(self.poll_interval)
 
     def broadcast(self, items: Sequence[InFlight]) -> None:
         """Send (or resend) stored bytes; a lost send is repaired by the next rebroadcast."""
@@ -183,7 +200,7 @@ class Outbox:
             if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
                 self.broadcast(waiting)
                 last_broadcast = time.monotonic()
-            self.stop.wait(self.poll_interval)
+            self.pause()
         return waiting
 
     def finalize(self, item: InFlight, result: Confirmation, report: CycleReport) -> None:

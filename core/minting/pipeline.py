@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.chain.client import ChainClient
 from core.chain.compute_budget import ComputeBudget
 from core.chain.factories import MintInstructionFactory
+from core.chain.signature_watch import SignatureWatch
 from core.chain.signer import Signer, as_signer
 from core.config import TokenizationConfig
 from core.db.models import BatchStatus, OperationKind
@@ -66,6 +67,8 @@ class MintTarget:
     factory: MintInstructionFactory
     airdrop: bool = False  # the embedded localnet's faucet tops up the fee payer
     payer: Signer | None = None
+    # Confirmations heard over pubsub end a wait early; the poll still settles every batch.
+    watch: SignatureWatch | None = None
 
     def __post_init__(self) -> None:
         # A bare Keypair is accepted where a signer is expected (tests, tools).
@@ -119,6 +122,7 @@ class MintPipeline:
             poll_interval=poll_interval,
             rebroadcast_interval=rebroadcast_interval,
             settle_timeout=settle_timeout,
+            watch=target.watch,
         )
         self.accounts = TokenAccounts(
             target.chain,
@@ -208,7 +212,7 @@ class MintPipeline:
                 if time.monotonic() - last_broadcast >= self.rebroadcast_interval:
                     self.outbox.broadcast(in_flight)
                     last_broadcast = time.monotonic()
-                self.stop.wait(self.poll_interval)
+                self.outbox.pause()
         return report
 
     def _claim(self, requested_by: int | None) -> tuple[Claim, TokenizationConfig]:
@@ -255,6 +259,7 @@ class MintPipeline:
                 )
         if signed:
             log.info("recovering %d signed batch(es)", len(signed))
+            self.outbox.watch(signed)
             self.outbox.broadcast(signed)
             self.settle(signed, report)
         self._record_costs()
