@@ -58,7 +58,9 @@ def test_a_plausible_back_fill_within_the_horizon_mints(
     response = client.post(BATCH, json={"readings": readings}, headers=keys.headers)
     assert response.json()["accepted"] == 24
     assert {status for status, _ in _statuses(session)} == {"pending"}
-    claimed = claim_pending(session, app.config(), now=NOW, wallets_per_transaction=20)
+    # Just accepted: they mint once the oldest has waited TOKENIZATION_MAX_MINT_WAIT_SECS.
+    due = NOW + timedelta(seconds=app.config().max_mint_wait_secs)
+    claimed = claim_pending(session, app.config(), now=due, wallets_per_transaction=20)
     assert sum(len(batch.reading_ids) for batch in claimed) == 24
 
 
