@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.db.models import Role
 from pages.common import session, ui
 from pages.common.registry import PAGES, default_page
+from pages.common.server import dashboard_middleware
+
+# The ASGI application `streamlit run app.py` and `python -m pages` serve: this script
+# with the dashboard's limits around it (pages/common/server.py). Streamlit finds it by
+# its name; each session then runs this file as the page script, below.
+app = st.App(__file__, middleware=dashboard_middleware())
 
 
 def main() -> None:
@@ -49,4 +56,5 @@ def main() -> None:
     page.run()
 
 
-main()
+if get_script_run_ctx() is not None:  # a session's run, not the server importing `app`
+    main()

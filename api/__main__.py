@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-
-import uvicorn
+from dataclasses import replace
 
 from core.bootstrap import bootstrap
 from core.config import ConfigError, load_settings
 from core.db.migrate import DatabaseNotMigrated
 from core.users import ensure_first_admin
+from serving.protocol import connection_limits, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout-keep-alive",
         type=int,
-        default=5,
-        help="seconds an idle keep-alive connection stays open (uvicorn's default: 5)",
+        default=None,
+        help="seconds an idle keep-alive connection stays open (default HTTP_KEEP_ALIVE_SECS)",
     )
     args = parser.parse_args(argv)
     try:
@@ -60,22 +60,25 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif first is not None:
         print(f"api: created the first admin {first.user.username!r} (ADMIN_PASSWORD)", flush=True)
-    uvicorn.run(
+    limits = connection_limits(settings.app)
+    if args.timeout_keep_alive is not None:
+        limits = replace(limits, keep_alive_secs=args.timeout_keep_alive)
+    started = serve(
         "api.app:create_app",
+        limits,
         factory=True,
         host=settings.app.api_host,
         port=settings.app.api_port,
         workers=args.workers,
         log_level=settings.app.log_level.lower(),
         access_log=args.access_log,
-        timeout_keep_alive=args.timeout_keep_alive,
         # Events are small JSON; compressing each one once per client cost more CPU
         # than fanning out to 500 clients (docs/EVENTS.md, bench/ws_latency.py).
         ws_per_message_deflate=False,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
     )
-    return 0
+    return 0 if started else 3  # uvicorn's exit status for a failed startup
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,13 +21,17 @@ import httpx
 from fastapi import APIRouter, FastAPI
 
 from api import errors
+from api.body import MAX_BATCH_BODY_BYTES, MAX_READING_BODY_BYTES
 from api.metrics import LatencyMiddleware, Metrics
 from api.openapi import install_openapi
 from api.routes import admin, auth, costs, ingest, ops, readings
 from api.schemas import BatchIn, ReadingIn
 from api.state import build_state, system_now
 from core.bootstrap import App, bootstrap
+from core.config import Settings, load_settings
 from core.users import ensure_first_admin
+from serving.body_limit import BodyLimit
+from serving.in_flight import InFlightLimit
 
 log = logging.getLogger("api")
 
@@ -38,6 +43,40 @@ and sign each reading with ed25519 over
 Users log in at `/api/auth/login` and send `Authorization: Bearer <token>`.
 Every error is `{"error": {"code", "message", "field"?}}`. See docs/API.md.
 """
+
+
+# Bodies of every other route (logins, users, meters, mint requests) are small JSON.
+DEFAULT_BODY_LIMIT = 64 * 1024
+BODY_LIMITS: dict[str, int] = {
+    "/api/meters/submit-reading": MAX_READING_BODY_BYTES,
+    "/api/meters/submit-batch": MAX_BATCH_BODY_BYTES,
+}
+ALWAYS_SERVED = ("/health",)
+
+
+def _json(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def install_limits(app: FastAPI, settings: Settings) -> None:
+    """Byte limits on every body and a cap on work in progress, outermost of all."""
+    app.add_middleware(
+        InFlightLimit,
+        max_requests=settings.app.http_max_in_flight,
+        max_websockets=settings.app.http_max_websockets,
+        busy=lambda: _json(
+            errors.error_body("server_busy", "too many requests in progress; retry shortly")
+        ),
+        exempt=ALWAYS_SERVED,
+    )
+    app.add_middleware(
+        BodyLimit,
+        default_limit=DEFAULT_BODY_LIMIT,
+        limits=BODY_LIMITS,
+        too_large=lambda limit: _json(
+            errors.error_body("payload_too_large", f"the body exceeds {limit} bytes", "body")
+        ),
+    )
 
 
 def _optional_routers() -> list[APIRouter]:
@@ -56,12 +95,13 @@ def create_app(
     create_first_admin: bool = True,
 ) -> FastAPI:
     """The API over `core` (tests) or over a core bootstrapped at startup (processes)."""
+    settings = core.settings if core is not None else load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # bootstrap() refuses an un-migrated database with the migration command.
         # No ping per checkout: a dead connection is answered 503 once (api/errors.py).
-        built = core or bootstrap(pre_ping=False)
+        built = core or bootstrap(settings, pre_ping=False)
         try:
             if create_first_admin:
                 _first_admin(built)
@@ -96,6 +136,7 @@ def create_app(
     # Built before startup: the middleware holds it.
     metrics = Metrics()
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    install_limits(app, settings)
     for router in (
         auth.router,
         ingest.router,

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from core.errors import DomainError
 from core.ratelimit import RateLimited
@@ -45,6 +46,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_setting": 422,
     "method_not_allowed": 405,
     "rate_limited": 429,
+    "server_busy": 503,
     "database_not_migrated": 503,
 }
 _HTTP_CODES = {
@@ -148,6 +150,9 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ClientDisconnect):
+        # The client left mid-body (or serving.body_limit refused it): nobody to answer.
+        return JSONResponse(error_body("client_disconnected", "the client went away"), 400)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("internal_error", "internal error; see the server log"), 500)
 

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 import anyio
 import httpx
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from api.metrics import Metrics
 from core.bootstrap import App
 from core.config import TokenizationConfig
 from core.db.engine import read_only
 from core.ratelimit import TokenBuckets
+from serving.client_address import TrustedProxies, client_address
 
 LOGIN_ATTEMPTS_PER_MINUTE = 30
 
@@ -44,12 +46,19 @@ class ApiState:
     # Ingest units of work running at once; sized to the connection pool.
     db_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(10))
     http: httpx.AsyncClient | None = None
+    # Whose X-Forwarded-For is believed (FORWARDED_ALLOW_IPS; default nobody's).
+    proxies: TrustedProxies = field(default_factory=TrustedProxies)
     _config: TokenizationConfig | None = field(default=None, repr=False)
     _config_read_at: float = field(default=float("-inf"), repr=False)
     _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def now(self) -> datetime:
         return self.clock()
+
+    def client_of(self, connection: HTTPConnection) -> str:
+        """The client's address: the peer, or who a trusted proxy says it forwards."""
+        peer = connection.client.host if connection.client else None
+        return client_address(peer, connection.headers.getlist("x-forwarded-for"), self.proxies)
 
     def config(self) -> TokenizationConfig:
         """The effective tokenization rules, read from the database at most once per TTL."""
@@ -88,6 +97,7 @@ def build_state(
         monotonic=monotonic,
         config_ttl_secs=config_ttl_secs,
         db_limiter=anyio.CapacityLimiter(_pool_size(core)),
+        proxies=TrustedProxies.parse(core.settings.app.forwarded_allow_ips),
     )
 
 

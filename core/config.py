@@ -10,6 +10,7 @@ and exits 2 on an invalid value, naming the variable, the value and what is allo
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
@@ -105,6 +106,14 @@ class AppSettings(BaseSettings):
     demo: bool = False
     meter_rate_limit_per_minute: int = Field(120, ge=1, le=100_000)
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # Serving limits of the API and the dashboard (serving/, docs/OPERATIONS.md).
+    http_header_timeout_secs: float = Field(10.0, gt=0, le=600)
+    http_keep_alive_secs: int = Field(5, ge=1, le=3600)
+    http_max_connections: int = Field(0, ge=0, le=1_000_000)  # 0: from the open-file limit
+    http_max_in_flight: int = Field(1024, ge=1, le=100_000)
+    http_max_websockets: int = Field(2000, ge=1, le=100_000)
+    # Proxies whose X-Forwarded-For is believed: addresses or networks, "*" for any.
+    forwarded_allow_ips: str = ""
 
     @field_validator("solana_commitment")
     @classmethod
@@ -129,6 +138,20 @@ class AppSettings(BaseSettings):
             raise ValueError("must name sqlite or postgresql (postgresql+psycopg://...)")
         if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
             raise ValueError("PostgreSQL is reached through psycopg 3: postgresql+psycopg://...")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for entry in (entry.strip() for entry in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"{entry!r} is not an IP address or network; "
+                        "give addresses or networks, comma-separated, or *"
+                    ) from exc
         return value
 
     @field_validator("solana_rpc_url")

@@ -23,7 +23,6 @@ from core.errors import DomainError
 from launcher.setup import prepare_admin, prepare_mint
 from launcher.supervisor import Service, Supervisor, say
 
-REPO = Path(__file__).resolve().parents[1]
 HEALTH_RPC = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode()
 # The demo meters report every few seconds; the default 15-minute duplicate window
 # would let each of them report only four times an hour.
@@ -65,16 +64,12 @@ def services(settings: Settings) -> list[Service]:
         Service("scheduler", [python, "-m", "scheduler"]),
         Service(
             "dashboard",
-            [
-                python, "-m", "streamlit", "run", str(REPO / "app.py"),
-                "--server.address", app.dashboard_host,
-                "--server.port", str(app.dashboard_port),
-                "--server.headless", "true",
-                "--browser.gatherUsageStats", "false",
-            ],
+            # app.py's st.App under the serving limits (pages/__main__.py); the same
+            # application `streamlit run app.py` serves.
+            [python, "-m", "pages"],
             f"http://{app.dashboard_host}:{app.dashboard_port}/_stcore/health",
         ),
-    ]  # fmt: skip
+    ]
     if app.demo:
         planned.append(Service("simulator", [python, "-m", "simulator"]))
     return planned

@@ -20,7 +20,7 @@ router = APIRouter(tags=["auth"])
     responses=error_responses("unauthenticated", "invalid_format", "rate_limited"),
 )
 def login(body: LoginIn, request: Request, session: SessionDep, state: StateDep) -> TokenOut:
-    client = request.client.host if request.client else "unknown"
+    client = state.client_of(request)  # X-Forwarded-For only from FORWARDED_ALLOW_IPS
     state.login_limiter.acquire(("login", client), "login attempts")
     user = authenticate(session, body.username, body.password)
     token = issue_token(user, state.secret, now=state.now())

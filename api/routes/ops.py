@@ -77,7 +77,8 @@ async def health(state: StateDep) -> JSONResponse:
     },
 )
 def metrics(request: Request, state: StateDep) -> Response:
-    host = request.client.host if request.client else ""
+    # Behind a trusted proxy the peer is the proxy: judge the client it names.
+    host = state.client_of(request)
     if host not in _LOOPBACK and not host.startswith("127."):
         raise Forbidden("metrics are served to loopback clients only")
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
