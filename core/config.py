@@ -37,6 +37,11 @@ class MintMode(StrEnum):
     ANCHOR = "anchor"
 
 
+class AuthoritySigner(StrEnum):
+    FILE = "file"
+    VAULT_TRANSIT = "vault-transit"
+
+
 class TokenizationConfig(BaseSettings):
     """The tokenization rules. Admins may override every field but `decimals` at run time."""
 
@@ -98,6 +103,17 @@ class AppSettings(BaseSettings):
     admin_username: str = Field("admin", min_length=1, max_length=64)
     admin_password: str = ""
     authority_keypair_path: Path | None = None
+    # Signing (docs/OPERATIONS.md "Signing through OpenBao / Vault transit").
+    authority_signer: AuthoritySigner = AuthoritySigner.FILE
+    fee_payer_keypair_path: Path | None = None
+    vault_addr: str = Field("", validate_default=True)
+    vault_token: str = ""
+    vault_role_id: str = ""
+    vault_secret_id: str = Field("", validate_default=True)
+    vault_transit_mount: str = Field("transit", min_length=1, pattern=r"^[A-Za-z0-9_./-]+$")
+    vault_transit_key: str = Field("", validate_default=True, pattern=r"^[A-Za-z0-9_.-]*$")
+    vault_transit_key_version: int | None = Field(None, ge=1)
+    vault_cacert: Path | None = None
     energy_token_mint: str = ""
     token_program: TokenProgram = TokenProgram.SPL_TOKEN
     mint_mode: MintMode = MintMode.SPL
@@ -166,6 +182,41 @@ class AppSettings(BaseSettings):
     def _ws_url(cls, value: str) -> str:
         if value and value != "off" and not value.startswith(("ws://", "wss://")):
             raise ValueError("must be a ws:// or wss:// pubsub endpoint, or off")
+        return value
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _transit_needs_addr(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("authority_signer") is AuthoritySigner.VAULT_TRANSIT and not value:
+            raise ValueError(
+                "AUTHORITY_SIGNER=vault-transit requires VAULT_ADDR (https://host:8200)"
+            )
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// address of OpenBao / Vault")
+        return value
+
+    @field_validator("vault_secret_id")
+    @classmethod
+    def _transit_needs_credentials(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("authority_signer") is not AuthoritySigner.VAULT_TRANSIT:
+            return value
+        role_id = info.data.get("vault_role_id")
+        if bool(role_id) != bool(value):
+            raise ValueError("AppRole login needs both VAULT_ROLE_ID and VAULT_SECRET_ID")
+        if not role_id and not info.data.get("vault_token"):
+            raise ValueError(
+                "AUTHORITY_SIGNER=vault-transit requires VAULT_TOKEN, or VAULT_ROLE_ID and "
+                "VAULT_SECRET_ID for an AppRole login"
+            )
+        return value
+
+    @field_validator("vault_transit_key")
+    @classmethod
+    def _transit_needs_key(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("authority_signer") is AuthoritySigner.VAULT_TRANSIT and not value:
+            raise ValueError(
+                "AUTHORITY_SIGNER=vault-transit requires VAULT_TRANSIT_KEY (an ed25519 transit key)"
+            )
         return value
 
     @field_validator("gridtokenx_program_id")
@@ -281,6 +332,7 @@ def load_settings() -> Settings:
 
 
 SECRET_FIELDS = ("api_secret_key", "admin_password")
+SUPPLIED_SECRETS = ("vault_token", "vault_secret_id")  # never generated: shown only as set/unset
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
@@ -288,6 +340,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
     app = settings.app.model_dump(mode="json")
     for name in SECRET_FIELDS:
         app[name] = "<redacted>" if app[name] else "<generated into DATA_DIR>"
+    for name in SUPPLIED_SECRETS:
+        app[name] = "<redacted>" if app[name] else ""
     app["database_url"] = make_url(settings.app.effective_database_url).render_as_string(
         hide_password=True
     )

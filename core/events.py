@@ -44,6 +44,8 @@ class EventType(StrEnum):
     USER_CHANGED = "user_changed"
     METER_CHANGED = "meter_changed"
     FEE_PAYER_LOW = "fee_payer_low"
+    SIGNER_UNAVAILABLE = "signer_unavailable"
+    MINT_AUTHORITY_CHANGED = "mint_authority_changed"
 
 
 @dataclass(frozen=True)

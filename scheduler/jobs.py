@@ -76,6 +76,8 @@ class MintScheduler:
             next_run_time=datetime.now(UTC) + timedelta(seconds=5),
         )
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
+            return
         watcher = EventWatcher(self.minter.app.engine, stop=self.stop)
         threading.Thread(
             target=watcher.watch, args=(self._on_events,), name="event-watch", daemon=True

@@ -12,11 +12,12 @@ from solders.pubkey import Pubkey
 
 from core.bootstrap import App
 from core.chain.client import ChainClient
-from core.chain.errors import RpcUnavailable
+from core.chain.errors import RpcUnavailable, SignerUnavailable
 from core.chain.factories import mint_instruction_factory
 from core.chain.mint_setup import GrxMint, ensure_grx_mint
 from core.chain.signature_watch import SignatureWatch
-from core.chain.signer_setup import ChainSigners, load_signers
+from core.chain.signer_setup import ChainSigners, configured_signer_name, load_signers
+from core.events import EventType, publish
 from core.minting.pipeline import MintPipeline, MintTarget
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,37 @@ def wait_for_chain(chain: ChainClient, stop: threading.Event, timeout: float = 1
             stop.wait(1.0)
 
 
+def wait_for_signers(app: App, stop: threading.Event, timeout: float = 120.0) -> ChainSigners:
+    """The signing service may be starting, sealed or unreachable: wait, saying so once."""
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            return load_signers(app.settings.app)
+        except SignerUnavailable as exc:
+            if not said:
+                with app.sessions() as session:
+                    publish(
+                        session,
+                        EventType.SIGNER_UNAVAILABLE,
+                        {
+                            "signer": configured_signer_name(app.settings.app),
+                            "error": str(exc),
+                            "error_code": exc.code,
+                            "batches_released": 0,
+                        },
+                    )
+                    session.commit()
+                said = True
+            if time.monotonic() > deadline or stop.is_set():
+                raise
+            log.info("waiting for the signer: %s", exc)
+            stop.wait(1.0)
+
+
 def build_minter(app: App, stop: threading.Event, **pipeline_options: Any) -> Minter:
     settings = app.settings.app
-    signers = load_signers(settings)
+    signers = wait_for_signers(app, stop)
     authority = signers.authority
     chain = ChainClient(settings.effective_rpc_url, commitment=settings.solana_commitment)
     wait_for_chain(chain, stop)

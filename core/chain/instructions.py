@@ -225,3 +225,43 @@ def create_mint(params: CreateMintParams) -> list[Instruction]:
         )
     )
     return [allocate, initialize_mint2(params)]
+
+
+# --- SetAuthority ----------------------------------------------------------------------
+
+_SET_AUTHORITY = 6
+AUTHORITY_TYPE_MINT_TOKENS = 0
+
+
+class SetAuthorityParams(NamedTuple):
+    token_program: Pubkey
+    mint: Pubkey
+    current_authority: Pubkey
+    new_authority: Pubkey | None  # None removes the authority for good (fixed supply)
+    authority_type: int = AUTHORITY_TYPE_MINT_TOKENS
+
+
+def set_authority(params: SetAuthorityParams) -> Instruction:
+    """SetAuthority on a mint, signed by its current authority (same layout in Token-2022)."""
+    new = params.new_authority
+    data = bytes([_SET_AUTHORITY, params.authority_type]) + (
+        b"\x00" if new is None else b"\x01" + bytes(new)
+    )
+    return Instruction(
+        params.token_program,
+        data,
+        [
+            AccountMeta(params.mint, is_signer=False, is_writable=True),
+            AccountMeta(params.current_authority, is_signer=True, is_writable=False),
+        ],
+    )
+
+
+def decode_set_authority(instruction: Instruction) -> SetAuthorityParams:
+    data = bytes(instruction.data)
+    _expect(instruction, tuple(TOKEN_PROGRAM_IDS.values()), _SET_AUTHORITY, len(data))
+    if len(data) not in (3, 35) or (data[2] == 1) != (len(data) == 35):
+        raise ValueError("malformed SetAuthority data")
+    new = Pubkey.from_bytes(data[3:35]) if data[2] == 1 else None
+    mint, current = (meta.pubkey for meta in instruction.accounts[:2])
+    return SetAuthorityParams(instruction.program_id, mint, current, new, data[1])

@@ -25,13 +25,16 @@ log = logging.getLogger(__name__)
 KEYPAIR_LENGTH = 64
 
 
-def _check_permissions(path: Path) -> None:
+_VARIABLE = {"authority": "AUTHORITY_KEYPAIR_PATH", "fee payer": "FEE_PAYER_KEYPAIR_PATH"}
+
+
+def _check_permissions(path: Path, role: str) -> None:
     if os.name != "posix":  # no POSIX modes to check (Windows ACLs are out of scope)
         return
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise KeypairError(
-            f"the authority keypair {path} has mode {mode:04o}, so other users can read it; "
+            f"the {role} keypair {path} has mode {mode:04o}, so other users can read it; "
             f"run `chmod 600 {path}` (or move the file to a private directory)"
         )
 
@@ -59,19 +62,20 @@ def parse_keypair(text: str, *, source: str = "keypair") -> Keypair:
         ) from exc
 
 
-def load_keypair(path: Path) -> Keypair:
+def load_keypair(path: Path, *, role: str = "authority") -> Keypair:
     """Read an existing keypair file, refusing loose permissions and malformed content."""
+    variable = _VARIABLE.get(role, "the keypair path")
     try:
-        _check_permissions(path)
+        _check_permissions(path, role)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise KeypairError(
-            f"the authority keypair {path} does not exist; set AUTHORITY_KEYPAIR_PATH "
+            f"the {role} keypair {path} does not exist; set {variable} "
             "to an existing Solana CLI keypair, or unset it to generate one under DATA_DIR"
         ) from exc
     except OSError as exc:
-        raise KeypairError(f"the authority keypair {path} cannot be read: {exc.strerror}") from exc
-    return parse_keypair(text, source=f"the authority keypair {path}")
+        raise KeypairError(f"the {role} keypair {path} cannot be read: {exc.strerror}") from exc
+    return parse_keypair(text, source=f"the {role} keypair {path}")
 
 
 def keypair_json(keypair: Keypair) -> str:
@@ -79,7 +83,7 @@ def keypair_json(keypair: Keypair) -> str:
     return json.dumps(list(bytes(keypair)))
 
 
-def load_or_create_keypair(path: Path) -> Keypair:
+def load_or_create_keypair(path: Path, *, role: str = "authority") -> Keypair:
     """The keypair at `path`, generated (0600, in a 0700 directory) when it does not exist."""
     if not path.exists():
         keypair = Keypair()
@@ -88,6 +92,6 @@ def load_or_create_keypair(path: Path) -> Keypair:
         except FileExistsError:
             pass  # another process created it first: use theirs, below
         else:
-            log.info("generated the mint authority keypair %s (pubkey %s)", path, keypair.pubkey())
+            log.info("generated the %s keypair %s (pubkey %s)", role, path, keypair.pubkey())
             return keypair
-    return load_keypair(path)
+    return load_keypair(path, role=role)

@@ -71,9 +71,9 @@ class KeypairSigner:
         return f"KeypairSigner({self.name}, {self._pubkey})"
 
 
-def file_signer(path: Path, *, name: str = "file") -> KeypairSigner:
+def file_signer(path: Path, *, name: str = "file", role: str = "authority") -> KeypairSigner:
     """The Solana CLI keypair at `path` (generated 0600 on first use), as a signer."""
-    return KeypairSigner(load_or_create_keypair(path), name=name)
+    return KeypairSigner(load_or_create_keypair(path, role=role), name=name)
 
 
 def as_signer(key: Signer | Keypair) -> Signer:

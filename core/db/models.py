@@ -79,6 +79,7 @@ class OperationKind(StrEnum):
     MINT = "mint"
     TOKEN_ACCOUNTS = "token_accounts"  # create wallets' associated token accounts
     LOOKUP_TABLE = "lookup_table"  # create and/or extend an address lookup table
+    SET_AUTHORITY = "set_authority"  # move the GRX mint authority (core.minting.authority)
 
 
 class CostKind(StrEnum):
@@ -166,6 +167,9 @@ class MintBatch(Base):
     fee_lamports: Mapped[int | None] = mapped_column(BigInteger)
     rent_lamports: Mapped[int | None] = mapped_column(BigInteger)
     compute_units: Mapped[int | None] = mapped_column(Integer)
+    # Who signed as the authority ("file", "vault-transit:<mount>/<key>") and its key version.
+    signer: Mapped[str | None] = mapped_column(String(200))
+    signer_key_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class MeterReading(Base):

@@ -27,16 +27,20 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.chain.client import ChainClient
-from core.chain.errors import ChainError
+from core.chain.errors import ChainError, SignerError
 from core.chain.signature_watch import SignatureWatch
 from core.chain.signer import Signer, sign_transactions
 from core.chain.status import Confirmation, ConfirmationState
 from core.chain.transactions import transaction_signature
 from core.config import TokenizationConfig
 from core.db.models import BatchStatus, MintBatch, OperationKind
+from core.events import EventType, publish
 from core.minting import states
 
 log = logging.getLogger(__name__)
+
+# Operations the mint authority signs (the others only the fee payer): the rows record it.
+AUTHORITY_KINDS = {OperationKind.MINT.value, OperationKind.SET_AUTHORITY.value}
 
 
 @dataclass
@@ -90,6 +94,9 @@ class Outbox:
         self.rebroadcast_interval = rebroadcast_interval
         self.settle_timeout = settle_timeout
         self._watch = watch
+        # The authority signs last (fee payer first): it is what each row records.
+        self.authority = self.signers[-1]
+        self.signer_down = False  # signer_unavailable published and not yet cleared
         self.settled: list[int] = []  # confirmed or failed since last asked: costs to record
 
     # --- operations other than mints ------------------------------------------------------
@@ -124,7 +131,14 @@ class Outbox:
         """
         if not unsigned:
             return []
-        signed = sign_transactions([tx for _, tx, _, _ in unsigned], self.signers)
+        try:
+            signed = sign_transactions([tx for _, tx, _, _ in unsigned], self.signers)
+        except SignerError as exc:
+            self._signer_unavailable(exc, len(unsigned))
+            raise
+        if self.signer_down:
+            log.info("signer %s is signing again", self.authority.name)
+            self.signer_down = False
         return [
             InFlight(batch_id, transaction_signature(tx), bytes(tx), last_valid, kind)
             for (batch_id, _, last_valid, kind), tx in zip(unsigned, signed, strict=True)
@@ -142,6 +156,10 @@ class Outbox:
                         item.raw_tx,
                         str(blockhash),
                         item.last_valid_block_height,
+                        signer=self.authority.name if item.kind in AUTHORITY_KINDS else None,
+                        signer_key_version=(
+                            self.authority.key_version if item.kind in AUTHORITY_KINDS else None
+                        ),
                     )
                     for item in prepared
                 ],
@@ -150,6 +168,30 @@ class Outbox:
         in_flight = [item for item in prepared if item.batch_id in kept]
         self.watch(in_flight)
         return in_flight
+
+    def _signer_unavailable(self, exc: SignerError, batches: int) -> None:
+        """Nothing was signed; say so once per outage (the caller releases and aborts)."""
+        log.warning("signer %s unavailable: %s", self.authority.name, exc)
+        if self.signer_down:
+            return
+        try:
+            with self.sessions() as session:
+                publish(
+                    session,
+                    EventType.SIGNER_UNAVAILABLE,
+                    {
+                        "signer": self.authority.name,
+                        "key_version": self.authority.key_version,
+                        "public_key": str(self.authority.pubkey),
+                        "error_code": exc.code,
+                        "error": str(exc),
+                        "batches_released": batches,
+                    },
+                )
+                session.commit()
+            self.signer_down = True
+        except Exception:  # the database may be down too; say it next time
+            log.exception("could not record signer_unavailable")
 
     def watch(self, items: Sequence[InFlight]) -> None:
         """Subscribe to their signatures (pubsub), so a confirmation ends a wait early."""

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.chain.client import ChainClient
 from core.chain.compute_budget import ComputeBudget
 from core.chain.factories import MintInstructionFactory
+from core.chain.mint_setup import ensure_sol_balance
 from core.chain.signature_watch import SignatureWatch
 from core.chain.signer import Signer, as_signer
 from core.config import TokenizationConfig
@@ -45,6 +46,8 @@ from core.minting.lookup_tables import LookupTables, LookupTableUnavailable
 from core.minting.outbox import CycleReport, InFlight, Outbox
 
 log = logging.getLogger(__name__)
+
+SIGNATURE_FEE = 5_000  # lamports per signature, the cluster's base fee
 
 # A planned batch older than this belongs to a scheduler that stopped before signing.
 STALE_PLANNED = timedelta(seconds=30)
@@ -288,6 +291,13 @@ class MintPipeline:
             )
             if missing:
                 claimed = self._hold(claimed, missing, config)
+            # A dry fee payer stops minting here, loudly, instead of sending what cannot land.
+            ensure_sol_balance(
+                self.target.chain,
+                self.fee_payer,
+                len(claimed) * SIGNATURE_FEE * 2,
+                airdrop=self.target.airdrop,
+            )
             blockhash, last_valid = self.target.chain.latest_blockhash()
             budget = ComputeBudget(config.priority_fee_microlamports)
             unsigned = [self._unsigned(b, destinations, blockhash, budget) for b in claimed]

@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.config import TokenizationConfig
-from core.db.models import BatchStatus, MeterReading, MintBatch, ReadingStatus
+from core.db.models import BatchStatus, MeterReading, MintBatch, OperationKind, ReadingStatus
 from core.events import EventType, publish
 from core.minting.plan import backoff_seconds
 from core.units import format_kwh
@@ -51,6 +51,8 @@ class SignedBatch:
     raw_tx: bytes
     blockhash: str
     last_valid_block_height: int
+    signer: str | None = None  # the authority's signer, e.g. "file" or "vault-transit:transit/grx"
+    signer_key_version: int | None = None
 
 
 def _settle(
@@ -83,6 +85,8 @@ def mark_signed_many(session: Session, signed: Sequence[SignedBatch], *, now: da
             raw_tx=item.raw_tx,
             blockhash=item.blockhash,
             last_valid_block_height=item.last_valid_block_height,
+            signer=item.signer,
+            signer_key_version=item.signer_key_version,
             attempt=MintBatch.attempt + 1,
             signed_at=now,
         )
@@ -273,10 +277,29 @@ def mark_operation_settled(
     values: dict[str, object] = {"slot": slot, "finished_at": now}
     if target is BatchStatus.FAILED:
         values["error"] = error or "failed on chain"
-    if _settle(session, batch_id, target, **values) is None:
+    batch = _settle(session, batch_id, target, **values)
+    if batch is None:
         return False
+    if batch.kind == OperationKind.SET_AUTHORITY.value and target is BatchStatus.CONFIRMED:
+        _authority_moved(session, batch, now)
     session.commit()
     return True
+
+
+def _authority_moved(session: Session, batch: MintBatch, now: datetime) -> None:
+    """SetAuthority landed: the payload names the old and the new mint authority."""
+    publish(
+        session,
+        EventType.MINT_AUTHORITY_CHANGED,
+        {
+            "batch_id": batch.id,
+            **(batch.payload or {}),
+            "signer": batch.signer,
+            "signer_key_version": batch.signer_key_version,
+            "transaction_signature": batch.signature,
+        },
+        at=now,
+    )
 
 
 def _batch_completed(
