@@ -25,7 +25,7 @@ from core.config import Settings, load_settings
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
 
-pytest_plugins = ["tests.support.localnet"]
+pytest_plugins = ["tests.support.localnet", "tests.support.openbao"]
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -175,6 +175,16 @@ _APP_VARIABLES = {
     "HTTP_MAX_IN_FLIGHT",
     "HTTP_MAX_WEBSOCKETS",
     "FORWARDED_ALLOW_IPS",
+    "AUTHORITY_SIGNER",
+    "FEE_PAYER_KEYPAIR_PATH",
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "VAULT_ROLE_ID",
+    "VAULT_SECRET_ID",
+    "VAULT_TRANSIT_MOUNT",
+    "VAULT_TRANSIT_KEY",
+    "VAULT_TRANSIT_KEY_VERSION",
+    "VAULT_CACERT",
 }
 
 

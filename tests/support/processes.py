@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_CLEAN = ("TOKENIZATION_", "DATABASE_URL", "SOLANA_", "LOCALNET_", "DATA_DIR", "DEMO", "API_")
+_CLEAN = (
+    *("TOKENIZATION_", "DATABASE_URL", "SOLANA_", "LOCALNET_", "DATA_DIR", "DEMO", "API_"),
+    *("AUTHORITY_", "FEE_PAYER_", "VAULT_"),
+)
 
 
 class Service:
