@@ -43,6 +43,7 @@ BENCHES = (
             "claim query < 5 ms at 1,000,000 readings, using the partial index",
             "acceptance -> minted p95 <= 3 s at 50 readings/s, default settings",
             "acceptance -> minted p50/p95 with pubsub confirmations no worse than polling only",
+            "drain signed through OpenBao transit within 80% of the file signer",
         ),
     ),
     Bench(
