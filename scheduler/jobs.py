@@ -78,6 +78,16 @@ class MintScheduler:
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
             return
+        # A SIGTERM that lands between the check above and start() finds the scheduler not
+        # yet running; this job ends it from inside once it runs.
+        self.scheduler.add_job(
+            self._stop_when_asked,
+            IntervalTrigger(seconds=0.5),
+            id="stop-watch",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
         watcher = EventWatcher(self.minter.app.engine, stop=self.stop)
         threading.Thread(
             target=watcher.watch, args=(self._on_events,), name="event-watch", daemon=True
@@ -92,6 +102,10 @@ class MintScheduler:
             self.scheduler.shutdown(wait=True)
 
     # --- jobs --------------------------------------------------------------------------
+
+    def _stop_when_asked(self) -> None:
+        if self.stop.is_set() and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     def mint_job(self) -> None:
         """Cycles until nothing woke us meanwhile; an aborted cycle is retried soon.
