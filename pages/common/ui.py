@@ -17,8 +17,8 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from core.bootstrap import App, bootstrap
+from core.chain.reader import ChainRead, ChainReader
 from core.config import ConfigError, Settings, load_settings
-from core.dashboard_chain import ChainRead, ChainReader
 from core.db.migrate import DatabaseNotMigrated
 from core.errors import DomainError, Forbidden
 from core.units import micro_to_kwh

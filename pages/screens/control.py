@@ -1,6 +1,6 @@
 """Control (admins): the runtime tokenization rules and "Mint now".
 
-Inputs take their ranges from TokenizationConfig (core.dashboard_settings); saving
+Inputs take their ranges from TokenizationConfig (core.setting_fields); saving
 goes through core.settings_store.update_settings, which validates again and writes
 one settings_changed event per change (who, old, new).
 """
@@ -11,15 +11,15 @@ from typing import Any
 
 import streamlit as st
 
-from core.dashboard_settings import (
+from core.errors import DomainError
+from core.minting.requests import request_mint_now
+from core.setting_fields import (
     SETTING_FIELDS,
     SettingField,
     as_text,
     parse_changes,
     ratio_preview,
 )
-from core.errors import DomainError
-from core.minting.requests import request_mint_now
 from core.settings_store import read_overrides, reset_settings, update_settings
 from pages.common import session, ui
 

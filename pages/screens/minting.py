@@ -8,7 +8,7 @@ from decimal import Decimal
 import streamlit as st
 
 from core import views
-from core.dashboard_chain import explorer_url
+from core.chain.explorer import explorer_url
 from core.db.models import Role
 from core.minting.requests import retry_failed_readings
 from core.views import Window

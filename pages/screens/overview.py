@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core import views
-from core.dashboard_chain import ChainRead, ReconcileState, reconcile
-from core.dashboard_settings import as_text
+from core.chain.reader import ChainRead
+from core.setting_fields import as_text
+from core.views.supply_status import ReconcileState, reconcile
 from pages.common import session, ui
 
 REFRESH_SECS = 10

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import views
-from core.dashboard_actions import force_mint_reading
+from core.minting.force_mint import force_mint_reading
 from core.review import approve_reading, reject_reading
 from pages.common import session, ui
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core import views
-from core.dashboard_chain import ChainRead, explorer_url
+from core.chain.explorer import explorer_url
+from core.chain.reader import ChainRead
 from core.views import Window
 from pages.common import charts, session, ui
 

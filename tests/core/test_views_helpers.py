@@ -1,4 +1,4 @@
-"""The dashboard's core helpers: chain reads that fail soft, reconcile, settings ranges,
+"""Helpers the pages use: chain reads that fail soft, reconcile, settings ranges,
 force-mint that never queues twice."""
 
 from __future__ import annotations
@@ -9,14 +9,16 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import views
+from core.chain.explorer import explorer_url
+from core.chain.reader import ChainRead, ChainReader
 from core.config import TokenizationConfig
-from core.dashboard_actions import AlreadyQueued, force_mint_reading
-from core.dashboard_chain import ChainRead, ChainReader, ReconcileState, explorer_url, reconcile
-from core.dashboard_settings import SETTING_FIELDS, field_by_name, parse_changes, ratio_preview
 from core.db.models import MeterReading, ReadingStatus
+from core.minting.force_mint import AlreadyQueued, force_mint_reading
 from core.minting.requests import AlreadyMinted
+from core.setting_fields import SETTING_FIELDS, field_by_name, parse_changes, ratio_preview
 from core.settings_store import InvalidSetting
 from core.views import ExpectedSupply
+from core.views.supply_status import ReconcileState, reconcile
 from tests.factories import make_user
 from tests.pages.seed import seed_dashboard
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.dashboard_chain import ChainRead, ChainReader
+from core.chain.reader import ChainRead, ChainReader
 from core.db.models import Meter, User
 from core.views import Split
 from tests.factories import keypair_for, wallet_for

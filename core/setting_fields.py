@@ -1,6 +1,6 @@
-"""What the Control page needs to edit the runtime settings, read from the model itself.
+"""The editable runtime settings as fields (label, kind, range), read from the model itself.
 
-The allowed ranges are the TokenizationConfig Field constraints: the page shows and
+The allowed ranges are the TokenizationConfig Field constraints: a form shows and
 enforces exactly what `update_settings` validates, with no number written twice.
 Amounts are Decimal text inputs (a float input would round 0.1); integers are ints.
 """

@@ -1,4 +1,4 @@
-"""Dashboard actions that need one rule more than the shared use cases give.
+"""Force-mint: queue one reading now, and say so when it was already queued.
 
 Force-mint is core.minting.requests.request_reading_mint, which refuses a reading
 that is minting or minted. A reading an admin already queued is still pending, and

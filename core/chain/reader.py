@@ -1,28 +1,21 @@
-"""The dashboard's one way to the chain: short timeouts, and failure is a value.
+"""Read-only chain access with short timeouts, where failure is a value.
 
 A page must render when the cluster is down, so every read returns a `ChainRead`
-carrying either the value or why it is unavailable; nothing here raises. The
-reconcile status compares the on-chain supply with what the database says was
-minted, and says "unknown" (never "ok") when the chain cannot be read.
+carrying either the value or why it is unavailable; nothing here raises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlparse
 
 from core.config import AppSettings
-from core.views.overview import ExpectedSupply
 
 T = TypeVar("T")
 # Long enough for a healthy remote RPC, short enough that a page stays under a second
 # or two when the node is down.
 READ_TIMEOUT_SECS = 2.0
-# Host name fragment -> Explorer's cluster parameter (mainnet needs none).
-_EXPLORER_CLUSTERS = (("devnet", "devnet"), ("testnet", "testnet"), ("mainnet", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,29 +28,8 @@ class ChainRead(Generic[T]):
         return self.error is None
 
 
-class ReconcileState(StrEnum):
-    MATCH = "match"
-    MISMATCH = "mismatch"
-    UNKNOWN = "unknown"  # the chain could not be read
-    NO_MINT = "no_mint"  # no GRX mint recorded yet
-
-
-@dataclass(frozen=True, slots=True)
-class Reconcile:
-    state: ReconcileState
-    expected: int | None
-    onchain: int | None
-    detail: str
-
-    @property
-    def difference(self) -> int | None:
-        if self.expected is None or self.onchain is None:
-            return None
-        return self.onchain - self.expected
-
-
 class ChainReader:
-    """Read-only chain access for the dashboard (health, supply, a wallet's GRX)."""
+    """Read-only chain access for pages (health, supply, a wallet's GRX)."""
 
     def __init__(
         self,
@@ -128,31 +100,3 @@ class ChainReader:
         if self._client is not None and hasattr(self._client, "close"):
             self._client.close()
         self._client = None
-
-
-def reconcile(expected: ExpectedSupply | None, onchain: ChainRead[int]) -> Reconcile:
-    """Compare the mint's supply with the database; a mismatch is shown, never hidden."""
-    if expected is None:
-        return Reconcile(ReconcileState.NO_MINT, None, None, "no GRX mint recorded yet")
-    if not onchain.ok or onchain.value is None:
-        return Reconcile(
-            ReconcileState.UNKNOWN, expected.expected, None, onchain.error or "not read"
-        )
-    if onchain.value == expected.expected:
-        return Reconcile(ReconcileState.MATCH, expected.expected, onchain.value, "supply matches")
-    return Reconcile(
-        ReconcileState.MISMATCH,
-        expected.expected,
-        onchain.value,
-        "on-chain supply differs from bootstrap supply + minted readings",
-    )
-
-
-def explorer_url(signature: str, rpc_url: str) -> str | None:
-    """A Solana Explorer link when the cluster is a public one; None for local nodes."""
-    host = urlparse(rpc_url).hostname or ""
-    for name, cluster in _EXPLORER_CLUSTERS:
-        if name in host:
-            suffix = f"?cluster={cluster}" if cluster else ""
-            return f"https://explorer.solana.com/tx/{signature}{suffix}"
-    return None
