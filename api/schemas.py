@@ -106,7 +106,37 @@ class UserListItem(UserOut):
     disabled: bool
 
 
-class MeterCreate(BaseModel):
+DecimalText = Annotated[
+    str | int,
+    Field(description='an exact decimal as a string ("5.5") or an integer; never a float'),
+]
+
+
+class DeviceFields(BaseModel):
+    """The registry fields of a meter (core.device_attributes checks them)."""
+
+    technology: str | None = Field(
+        None,
+        description="solar_pv, wind, hydro, battery, biomass, geothermal, marine or other",
+        max_length=16,
+    )
+    capacity_kw: DecimalText | None = Field(None, description="rated capacity in kW, to the W")
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2, e.g. TH", max_length=8)
+    grid_region: str | None = Field(
+        None, description="bidding zone code, e.g. TH-PEA, DE-LU, SE3", max_length=64
+    )
+    latitude: DecimalText | None = Field(None, description="-90..90, up to 6 decimals")
+    longitude: DecimalText | None = Field(None, description="-180..180, up to 6 decimals")
+    commissioning_date: str | None = Field(None, description="YYYY-MM-DD", max_length=32)
+
+
+class DeviceUpdate(DeviceFields):
+    """Only the fields present change; a null or empty value clears one."""
+
+    model_config = _example({"technology": "solar_pv", "capacity_kw": "5.5", "country": "TH"})
+
+
+class MeterCreate(DeviceFields):
     model_config = _example(
         {
             "serial": ex.EXAMPLE_SERIAL,
@@ -144,6 +174,16 @@ class MeterOut(BaseModel):
     status: Literal["active", "suspended"]
     created_at: str
     last_seen_at: str | None
+    technology: str | None = None
+    capacity_kw: str | None = None
+    country: str | None = None
+    grid_region: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+    commissioning_date: str | None = None
+    certificates_blocked: str | None = Field(
+        None, description='"cannot issue certificates: missing ..." or null when complete'
+    )
 
 
 class ReadingIn(BaseModel):

@@ -2,15 +2,20 @@
 
 Public API (same rules for the API and the dashboard):
 
-- `register_meter(session, serial, owner_username, public_key, *, by="system")
-  -> RegisteredMeter(meter, api_key)`: the plaintext API key is returned this
-  once; only its SHA-256 is stored. The owner must be an enabled prosumer with
-  a wallet (their readings mint to it). Commits. Raises `InvalidMeter`
+- `register_meter(session, serial, owner_username, public_key, *, by="system",
+  device=None) -> RegisteredMeter(meter, api_key)`: the plaintext API key is
+  returned this once; only its SHA-256 is stored. `device` holds the registry
+  fields of core.device_attributes (technology, capacity_kw, ...), checked there.
+  The owner must be an enabled prosumer with a wallet (their readings mint to
+  it). Commits. Raises `InvalidMeter`
   (`invalid_format`), `NotFound` (`not_found`, unknown owner), `InvalidOwner`
   (`invalid_owner`) or `SerialTaken` (`serial_taken`).
 - `set_meter_status(session, serial, status, *, by="system") -> Meter` with
   status "active" or "suspended" (`suspend_meter` / `resume_meter` are
   shorthands). A suspended meter's submissions are refused (`meter_suspended`).
+- `update_device_attributes(session, serial, values, *, by="system") -> Meter`:
+  an admin sets or clears (blank) registry fields; the old and new values go
+  into a `meter_changed` event (`device_updated`), the audit trail.
 - `rotate_meter_key(session, serial, *, by="system") -> RegisteredMeter`: a new
   key, the old one stops working at once.
 - `authenticate_meter(session, api_key) -> Meter`: the meter holding this key
@@ -26,6 +31,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import base58
 from sqlalchemy import select
@@ -33,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterStatus, Role, User
+from core.device_attributes import parse_device_attributes, shown
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
 from core.text import is_clean_text
@@ -112,10 +119,17 @@ def get_meter(session: Session, serial: str) -> Meter:
 
 
 def register_meter(
-    session: Session, serial: str, owner_username: str, public_key: str, *, by: str = "system"
+    session: Session,
+    serial: str,
+    owner_username: str,
+    public_key: str,
+    *,
+    by: str = "system",
+    device: dict[str, Any] | None = None,
 ) -> RegisteredMeter:
     """Store a meter and return its API key, shown this once. Commits."""
     serial, public_key = parse_serial(serial), parse_public_key(public_key)
+    attributes = parse_device_attributes(device or {})
     owner = None
     if is_clean_text(owner_username, max_length=64):
         owner = session.scalar(select(User).where(User.username == owner_username.strip()))
@@ -136,6 +150,7 @@ def register_meter(
         api_key_hash=hash_api_key(api_key),
         status=MeterStatus.ACTIVE.value,
     )
+    _apply(meter, attributes)
     session.add(meter)
     try:
         session.flush()
@@ -172,6 +187,29 @@ def resume_meter(session: Session, serial: str, *, by: str = "system") -> Meter:
     return set_meter_status(session, serial, MeterStatus.ACTIVE, by=by)
 
 
+def update_device_attributes(
+    session: Session, serial: str, values: dict[str, Any], *, by: str = "system"
+) -> Meter:
+    """Set (or, given a blank, clear) registry fields; audited with old and new. Commits."""
+    attributes = parse_device_attributes(values)
+    meter = get_meter(session, serial)
+    changes = {
+        name: {"old": shown(getattr(meter, name)), "new": shown(value)}
+        for name, value in attributes.items()
+        if shown(getattr(meter, name)) != shown(value)
+    }
+    if changes:
+        _apply(meter, attributes)
+        _changed(session, meter, "device_updated", by, changes=changes)
+    session.commit()
+    return meter
+
+
+def _apply(meter: Meter, attributes: dict[str, Any]) -> None:
+    for name, value in attributes.items():
+        setattr(meter, name, value.value if name == "technology" and value else value)
+
+
 def rotate_meter_key(session: Session, serial: str, *, by: str = "system") -> RegisteredMeter:
     """Replace a meter's API key; the old key stops working at once. Commits."""
     meter = get_meter(session, serial)
@@ -192,7 +230,7 @@ def authenticate_meter(session: Session, api_key: str) -> Meter:
     return meter
 
 
-def _changed(session: Session, meter: Meter, change: str, by: str, **extra: str) -> None:
+def _changed(session: Session, meter: Meter, change: str, by: str, **extra: Any) -> None:
     # The owner sees changes to their own meter.
     publish(
         session,

@@ -12,6 +12,8 @@ from api.deps import AdminUser, ReadSessionDep, SessionDep, StaffUser, StateDep
 from api.openapi import error_responses
 from api.schemas import (
     SERIAL_REGEX,
+    DeviceFields,
+    DeviceUpdate,
     MeterCreate,
     MeterCreated,
     MeterOut,
@@ -21,7 +23,13 @@ from api.schemas import (
 )
 from api.serialize import rfc3339
 from core.db.models import Meter, User
-from core.meters import register_meter, rotate_meter_key, set_meter_status
+from core.device_attributes import FIELD_NAMES, certificate_blocker, shown
+from core.meters import (
+    register_meter,
+    rotate_meter_key,
+    set_meter_status,
+    update_device_attributes,
+)
 from core.text import text_problem
 from core.users import create_user, set_user_disabled
 
@@ -62,7 +70,14 @@ def _meter_out(meter: Meter, owner_username: str) -> MeterOut:
         status=meter.status,  # type: ignore[arg-type]
         created_at=rfc3339(meter.created_at) or "",
         last_seen_at=rfc3339(meter.last_seen_at),
+        certificates_blocked=certificate_blocker(meter),
+        **{name: shown(getattr(meter, name)) for name in FIELD_NAMES},
     )
+
+
+def _device_values(body: DeviceFields, *, only_given: bool) -> dict[str, Any]:
+    given = body.model_fields_set if only_given else set(FIELD_NAMES)
+    return {name: getattr(body, name) for name in FIELD_NAMES if name in given}
 
 
 @router.get(
@@ -132,7 +147,12 @@ def enable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -
 )
 def create_meter(body: MeterCreate, admin: AdminUser, session: SessionDep) -> MeterCreated:
     registered = register_meter(
-        session, body.serial, body.owner_username, body.public_key, by=admin.username
+        session,
+        body.serial,
+        body.owner_username,
+        body.public_key,
+        by=admin.username,
+        device=_device_values(body, only_given=False),
     )
     meter = registered.meter
     return MeterCreated(
@@ -179,6 +199,22 @@ def suspend(serial: SerialPath, admin: AdminUser, session: SessionDep) -> MeterO
 )
 def resume(serial: SerialPath, admin: AdminUser, session: SessionDep) -> MeterOut:
     meter = set_meter_status(session, serial, "active", by=admin.username)
+    return _meter_out(meter, _owner_name(session, meter))
+
+
+@router.patch(
+    "/api/admin/meters/{serial}/device",
+    response_model=MeterOut,
+    summary="Set or clear registry fields, audited as meter_changed (beyond the contract)",
+    description="Only the fields in the body change; null or empty clears one.",
+    responses=error_responses(*_AUTH, "not_found", "invalid_format"),
+)
+def update_device(
+    serial: SerialPath, body: DeviceUpdate, admin: AdminUser, session: SessionDep
+) -> MeterOut:
+    meter = update_device_attributes(
+        session, serial, _device_values(body, only_given=True), by=admin.username
+    )
     return _meter_out(meter, _owner_name(session, meter))
 
 

@@ -7,7 +7,7 @@ gives the exact Decimal back.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.db.types import BigIntPK, DecimalText, UtcDateTime, utcnow
+from core.device_attributes import Technology
 from core.units import KWH_SCALE
 
 NAMING = {
@@ -112,7 +114,12 @@ class User(Base):
 
 class Meter(Base):
     __tablename__ = "meters"
-    __table_args__ = (CheckConstraint(_one_of("status", MeterStatus), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", MeterStatus), name="status"),
+        CheckConstraint(
+            "technology IS NULL OR " + _one_of("technology", Technology), name="technology"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial: Mapped[str] = mapped_column(String(64), unique=True)
@@ -124,6 +131,15 @@ class Meter(Base):
     status: Mapped[str] = mapped_column(String(16), default=MeterStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The device as a certificate registry knows it (core.device_attributes checks them);
+    # NULL until an admin sets them, and a meter lacking one cannot issue certificates.
+    technology: Mapped[str | None] = mapped_column(String(16))
+    capacity_kw: Mapped[Decimal | None] = mapped_column(DecimalText)
+    country: Mapped[str | None] = mapped_column(String(2))
+    grid_region: Mapped[str | None] = mapped_column(String(32))
+    latitude: Mapped[Decimal | None] = mapped_column(DecimalText)
+    longitude: Mapped[Decimal | None] = mapped_column(DecimalText)
+    commissioning_date: Mapped[date | None] = mapped_column(Date)
 
 
 class MintBatch(Base):

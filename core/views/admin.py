@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Meter, ReadingStatus, Role, User
+from core.device_attributes import certificate_blocker
 from core.views._sql import require_admin, require_staff
 from core.views.readings import ReadingRow, count_by_status, latest_readings
 
@@ -21,6 +23,18 @@ class MeterRow:
     status: str
     created_at: datetime
     last_seen_at: datetime | None
+    technology: str | None = None
+    capacity_kw: Decimal | None = None
+    country: str | None = None
+    grid_region: str | None = None
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+    commissioning_date: date | None = None
+
+    @property
+    def certificates_blocked(self) -> str | None:
+        """Why this meter cannot issue certificates yet (None: it can)."""
+        return certificate_blocker(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,8 @@ def meters(session: Session, viewer: User) -> list[MeterRow]:
     rows = session.execute(
         select(
             Meter.id, Meter.serial, owner.username, Meter.status, Meter.created_at,
-            Meter.last_seen_at,
+            Meter.last_seen_at, Meter.technology, Meter.capacity_kw, Meter.country,
+            Meter.grid_region, Meter.latitude, Meter.longitude, Meter.commissioning_date,
         )
         .join(owner, owner.id == Meter.owner_id)
         .order_by(Meter.serial)

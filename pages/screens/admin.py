@@ -1,5 +1,6 @@
-"""Meters and users (admins): register meters (API key shown once), suspend and
-resume them, create users with validated wallets, disable logins."""
+"""Meters and users (admins): register meters (API key shown once) with their
+registry fields, edit those, suspend and resume meters, create users with
+validated wallets, disable logins."""
 
 from __future__ import annotations
 
@@ -7,11 +8,49 @@ import streamlit as st
 
 from core import views
 from core.db.models import MeterStatus, Role
-from core.meters import register_meter, set_meter_status
+from core.device_attributes import Technology, shown
+from core.meters import register_meter, set_meter_status, update_device_attributes
 from core.users import create_user, set_user_disabled
 from pages.common import session, ui
 
 NEW_KEY = "admin.new_api_key"
+TECHNOLOGIES = [t.value for t in Technology]
+
+
+def device_inputs(prefix: str, current: object = None) -> dict[str, object]:
+    """The registry fields as widgets; blank text means "not set"."""
+
+    def now(name: str) -> str:
+        return shown(getattr(current, name, None)) or ""
+
+    technology = now("technology")
+    left, right = st.columns(2)
+    values: dict[str, object] = {
+        "technology": left.selectbox(
+            "Technology",
+            TECHNOLOGIES,
+            index=TECHNOLOGIES.index(technology) if technology else None,
+            key=f"{prefix}.technology",
+        ),
+        "capacity_kw": right.text_input(
+            "Rated capacity (kW)", now("capacity_kw"), key=f"{prefix}.capacity_kw"
+        ),
+        "country": left.text_input(
+            "Country (ISO 3166-1 alpha-2)", now("country"), key=f"{prefix}.country"
+        ),
+        "grid_region": right.text_input(
+            "Grid region (bidding zone, e.g. TH-PEA)", now("grid_region"), key=f"{prefix}.region"
+        ),
+        "latitude": left.text_input("Latitude", now("latitude"), key=f"{prefix}.latitude"),
+        "longitude": right.text_input("Longitude", now("longitude"), key=f"{prefix}.longitude"),
+        "commissioning_date": left.text_input(
+            "Commissioning date (YYYY-MM-DD)",
+            now("commissioning_date"),
+            key=f"{prefix}.commissioned",
+        ),
+    }
+    return values
+
 
 app = ui.get_app()
 viewer = session.viewer_for(app, "admin")
@@ -38,6 +77,13 @@ with meters_tab:
                     "serial": m.serial,
                     "owner": m.owner,
                     "status": m.status,
+                    "technology": m.technology or "",
+                    "capacity (kW)": shown(m.capacity_kw) or "",
+                    "country": m.country or "",
+                    "grid region": m.grid_region or "",
+                    "location": f"{m.latitude}, {m.longitude}" if m.latitude is not None else "",
+                    "commissioned": shown(m.commissioning_date) or "",
+                    "certificates": m.certificates_blocked or "can issue",
                     "registered (UTC)": ui.when(m.created_at),
                     "last seen (UTC)": ui.when(m.last_seen_at),
                 }
@@ -54,16 +100,34 @@ with meters_tab:
         serial = st.text_input("Serial", key="admin.meter_serial")
         owner = st.selectbox("Owner (prosumer)", prosumers, key="admin.meter_owner", index=None)
         public_key = st.text_input("Public key (base58 ed25519)", key="admin.meter_public_key")
+        st.caption("Registry fields (needed before the meter can issue certificates)")
+        device = device_inputs("admin.meter_new")
         register = st.form_submit_button("Register", type="primary", key="admin.meter_register")
     if register:
         registered = ui.act(
-            app, lambda s: register_meter(s, serial, owner or "", public_key, by=viewer.username)
+            app,
+            lambda s: register_meter(
+                s, serial, owner or "", public_key, by=viewer.username, device=device
+            ),
         )
         if registered is not None:
             st.session_state[NEW_KEY] = (registered.meter.serial, registered.api_key)
             st.rerun()
 
     if meters:
+        st.subheader("Registry fields")
+        edited = st.selectbox("Meter", [m.serial for m in meters], key="admin.device_serial")
+        chosen_row = next(m for m in meters if m.serial == edited)
+        with st.form(f"admin.device_form.{edited}"):
+            changes = device_inputs(f"admin.device.{edited}", chosen_row)
+            save = st.form_submit_button("Save registry fields", key="admin.device_save")
+        if save:
+            ui.act(
+                app,
+                lambda s: update_device_attributes(s, edited, changes, by=viewer.username),
+                f"Registry fields of {edited} saved.",
+            )
+
         st.subheader("Suspend or resume")
         chosen = st.selectbox("Meter", [m.serial for m in meters], key="admin.meter_status_serial")
         current = next(m.status for m in meters if m.serial == chosen)

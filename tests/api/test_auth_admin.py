@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import issue_token
 from core.bootstrap import App
-from core.db.models import Meter, Role, User
+from core.db.models import Event, Meter, Role, User
 from core.meters import hash_api_key
 from tests.api.conftest import TestClient, WallClock, auth_headers, error_of
 from tests.factories import DEFAULT_PASSWORD, NOW, keypair_for, make_meter, make_user, wallet_for
@@ -175,3 +175,64 @@ def test_a_suspended_meter_over_http(
         ).status_code
         == 201
     )
+
+
+def test_registry_fields_at_registration_and_an_audited_edit(
+    client: TestClient, app: App, session: Session, admin: User
+) -> None:
+    make_user(session, "alice")
+    session.commit()
+    headers = auth_headers(app, admin)
+    key = str(keypair_for("meter:M-1").pubkey())
+    body = {
+        "serial": "M-1",
+        "owner_username": "alice",
+        "public_key": key,
+        "technology": "wind",
+        "capacity_kw": "3000.5",
+        "country": "de",
+        "grid_region": "de-lu",
+        "commissioning_date": "2019-06-30",
+    }
+    assert client.post("/api/admin/meters", json=body, headers=headers).status_code == 201
+    [listed] = client.get("/api/admin/meters", headers=headers).json()
+    assert {k: listed[k] for k in ("technology", "capacity_kw", "country", "grid_region")} == {
+        "technology": "wind",
+        "capacity_kw": "3000.5",
+        "country": "DE",
+        "grid_region": "DE-LU",
+    }
+    assert (listed["commissioning_date"], listed["latitude"]) == ("2019-06-30", None)
+    assert listed["certificates_blocked"] is None
+
+    path = "/api/admin/meters/M-1/device"
+    cleared = client.patch(path, json={"grid_region": None}, headers=headers)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["certificates_blocked"] == "cannot issue certificates: missing grid_region"
+    assert cleared.json()["capacity_kw"] == "3000.5"  # fields not given are left alone
+    for bad, field in (
+        ({"capacity_kw": 5.5}, "capacity_kw"),  # a float is refused: exact decimals only
+        ({"latitude": "91", "longitude": "0"}, "latitude"),
+        ({"technology": "coal"}, "technology"),
+    ):
+        refused = client.patch(path, json=bad, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert field in (error_of(refused).get("field") or "")
+    other = make_user(session, "op", role=Role.OPERATOR)
+    session.commit()
+    assert client.patch(path, json={}, headers=auth_headers(app, other)).status_code == 403
+    assert client.patch("/api/admin/meters/M-9/device", json={}, headers=headers).status_code == 404
+    session.rollback()
+    edits = [
+        e.payload
+        for e in session.scalars(select(Event).order_by(Event.id))
+        if e.payload.get("change") == "device_updated"
+    ]
+    assert edits == [
+        {
+            "meter_serial": "M-1",
+            "change": "device_updated",
+            "by": admin.username,
+            "changes": {"grid_region": {"old": "DE-LU", "new": None}},
+        }
+    ]

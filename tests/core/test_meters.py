@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import Event, Meter, Role
-from core.errors import NotFound
+from core.errors import DomainError, NotFound
 from core.meters import (
     InvalidMeter,
     InvalidOwner,
@@ -100,3 +100,79 @@ def test_unknown_or_missing_keys_are_unauthenticated(sessions: sessionmaker[Sess
             with pytest.raises(MeterUnauthenticated) as caught:
                 authenticate_meter(session, key)
             assert caught.value.code == "unauthenticated"
+
+
+DEVICE = {
+    "technology": "solar_pv",
+    "capacity_kw": "5.5",
+    "country": "th",
+    "grid_region": "TH-PEA",
+    "latitude": "13.756331",
+    "longitude": "100.501762",
+    "commissioning_date": "2024-03-01",
+}
+
+
+def test_registry_fields_set_at_registration_and_stored_exactly(
+    sessions: sessionmaker[Session],
+) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    with sessions() as session:
+        make_user(session, "p1")
+        register_meter(session, "M-1", "p1", PUBKEY, device=DEVICE)
+    with sessions() as session:
+        meter = session.scalar(select(Meter))
+        assert meter is not None
+        assert (meter.technology, meter.capacity_kw, meter.country, meter.grid_region) == (
+            "solar_pv",
+            Decimal("5.5"),
+            "TH",
+            "TH-PEA",
+        )
+        assert (meter.latitude, meter.longitude) == (Decimal("13.756331"), Decimal("100.501762"))
+        assert meter.commissioning_date == date(2024, 3, 1)
+
+
+def test_a_bad_registry_field_refuses_the_registration(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        make_user(session, "p1")
+        with pytest.raises(DomainError) as caught:
+            register_meter(session, "M-1", "p1", PUBKEY, device={**DEVICE, "country": "ZZ"})
+        assert caught.value.field == "country"
+        assert session.scalar(select(Meter)) is None
+
+
+def test_editing_registry_fields_is_audited_with_old_and_new(
+    sessions: sessionmaker[Session],
+) -> None:
+    from core.device_attributes import certificate_blocker
+    from core.meters import update_device_attributes
+
+    with sessions() as session:
+        owner = make_user(session, "p1")
+        register_meter(session, "M-1", "p1", PUBKEY)
+        meter = session.scalar(select(Meter))
+        assert certificate_blocker(meter) == (
+            "cannot issue certificates: missing technology, capacity_kw, country, grid_region, "
+            "commissioning_date"
+        )
+        update_device_attributes(session, "M-1", DEVICE, by="root")
+        assert certificate_blocker(meter) is None
+        update_device_attributes(
+            session, "M-1", {"capacity_kw": "6", "latitude": "", "longitude": ""}, by="root"
+        )
+        update_device_attributes(session, "M-1", {"capacity_kw": "6.000"}, by="root")  # no change
+        events = session.scalars(select(Event).order_by(Event.id)).all()
+        edits = [e.payload for e in events if e.payload.get("change") == "device_updated"]
+        assert [e["by"] for e in edits] == ["root", "root"]
+        assert edits[0]["changes"]["capacity_kw"] == {"old": None, "new": "5.5"}
+        assert edits[1]["changes"] == {
+            "capacity_kw": {"old": "5.5", "new": "6"},
+            "latitude": {"old": "13.756331", "new": None},
+            "longitude": {"old": "100.501762", "new": None},
+        }
+        assert {e.user_id for e in events} == {owner.id}
+        with pytest.raises(NotFound):
+            update_device_attributes(session, "M-9", {"country": "TH"})

@@ -106,3 +106,35 @@ def test_event_filters(dashboard: Dashboard) -> None:
     at.multiselect(key="events.types").select("tokens_minted")
     at.text_input(key="events.text").input("bob").run()
     assert list(frame(at, "details")["type"]) == ["tokens_minted"]
+
+
+def test_register_with_registry_fields_then_edit_them(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    meters = frame(at, "serial")
+    row = meters[meters["serial"] == "MTR-B1"].iloc[0]
+    assert row["certificates"].startswith("cannot issue certificates: missing technology")
+    at.text_input(key="admin.meter_serial").input("MTR-PV")
+    at.selectbox(key="admin.meter_owner").select("alice")
+    at.text_input(key="admin.meter_public_key").input(str(keypair_for("pv").pubkey()))
+    at.selectbox(key="admin.meter_new.technology").select("solar_pv")
+    at.text_input(key="admin.meter_new.capacity_kw").input("5.5")
+    at.text_input(key="admin.meter_new.country").input("th")
+    at.text_input(key="admin.meter_new.region").input("TH-PEA")
+    at.text_input(key="admin.meter_new.commissioned").input("2024-03-01")
+    at.button(key="admin.meter_register").click().run()
+    assert not at.error
+    meters = frame(at, "serial")
+    row = meters[meters["serial"] == "MTR-PV"].iloc[0]
+    assert (row["technology"], row["capacity (kW)"], row["country"]) == ("solar_pv", "5.5", "TH")
+    assert row["certificates"] == "can issue"
+
+    at.selectbox(key="admin.device_serial").select("MTR-PV").run()
+    at.text_input(key="admin.device.MTR-PV.capacity_kw").input("abc")
+    at.button(key="admin.device_save").click().run()
+    assert "not a decimal" in at.error[0].value
+    at.text_input(key="admin.device.MTR-PV.capacity_kw").input("6.25")
+    at.button(key="admin.device_save").click().run()
+    assert "Registry fields of MTR-PV saved" in at.success[0].value
+    with dashboard.app.sessions() as session:
+        meter = session.scalar(select(Meter).where(Meter.serial == "MTR-PV"))
+        assert meter is not None and str(meter.capacity_kw) == "6.25"
