@@ -23,12 +23,18 @@ _DESCRIPTIONS = {
 }
 
 
+_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
+    "duplicate_reading": {"existing_reading_id": 41},
+    "rate_limited": {"limit": 120, "burst": 1000, "remaining": 3, "retry_after": 4},
+}
+
+
 def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error codes, grouped by status, one example each."""
     by_status: dict[int, dict[str, Any]] = {}
     for code in codes:
         status = status_for(code)
-        extra = {"existing_reading_id": 41} if code == "duplicate_reading" else {}
+        extra = _EXTRA_FIELDS.get(code, {})
         body = error_body(code, ex.ERROR_MESSAGES[code], ex.ERROR_FIELDS.get(code), **extra)
         entry = by_status.setdefault(
             status,
@@ -42,7 +48,7 @@ def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
         if code == "rate_limited":
             entry["headers"] = {
                 "Retry-After": {
-                    "description": "seconds until the meter key has a token again",
+                    "description": "seconds until the request fits the budget (meter or login)",
                     "schema": {"type": "integer"},
                 }
             }

@@ -50,6 +50,12 @@ class ErrorDetail(BaseModel):
     message: str
     field: str | None = None
     existing_reading_id: int | None = Field(None, description="duplicate_reading only")
+    limit: int | None = Field(None, description="rate_limited: tokens regained per minute")
+    burst: int | None = Field(None, description="rate_limited: most tokens held at once")
+    remaining: int | None = Field(None, description="rate_limited: whole tokens held now")
+    retry_after: int | None = Field(
+        None, description="rate_limited: seconds until the request fits (as Retry-After)"
+    )
 
 
 class ErrorOut(BaseModel):

@@ -23,6 +23,7 @@ from core.bootstrap import App
 from core.config import TokenizationConfig
 from core.db.engine import read_only
 from core.ratelimit import TokenBuckets
+from core.readings.budget import ReadingBudget
 from serving.client_address import TrustedProxies, client_address
 
 LOGIN_ATTEMPTS_PER_MINUTE = 30
@@ -37,7 +38,7 @@ class ApiState:
     core: App
     secret: str
     metrics: Metrics
-    meter_limiter: TokenBuckets
+    meter_budget: ReadingBudget
     login_limiter: TokenBuckets
     clock: Callable[[], datetime] = system_now
     monotonic: Callable[[], float] = time.monotonic
@@ -86,18 +87,20 @@ def build_state(
     monotonic: Callable[[], float] = time.monotonic,
     config_ttl_secs: float = 1.0,
 ) -> ApiState:
-    rate = core.settings.app.meter_rate_limit_per_minute
+    app = core.settings.app
     return ApiState(
         core=core,
         secret=core.api_secret_key(),
         metrics=metrics or Metrics(),
-        meter_limiter=TokenBuckets(rate, clock=monotonic),
+        meter_budget=ReadingBudget(
+            app.meter_rate_limit_per_minute, app.meter_rate_limit_burst, clock=monotonic
+        ),
         login_limiter=TokenBuckets(LOGIN_ATTEMPTS_PER_MINUTE, clock=monotonic),
         clock=clock,
         monotonic=monotonic,
         config_ttl_secs=config_ttl_secs,
         db_limiter=anyio.CapacityLimiter(_pool_size(core)),
-        proxies=TrustedProxies.parse(core.settings.app.forwarded_allow_ips),
+        proxies=TrustedProxies.parse(app.forwarded_allow_ips),
     )
 
 

@@ -206,6 +206,9 @@ def api_server(url: str, workers: int) -> Iterator[tuple[str, int]]:
         "API_PORT": str(port),
         "ADMIN_PASSWORD": "bench-admin-password",
         "TOKENIZATION_DUPLICATE_WINDOW_SECS": "300",
+        # Capacity is measured here, not the per-meter reading budget.
+        "METER_RATE_LIMIT_PER_MINUTE": "100000",
+        "METER_RATE_LIMIT_BURST": "100000",
         "LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(

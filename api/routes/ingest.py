@@ -1,8 +1,8 @@
 """Meter ingest: signed readings, one at a time or in batches. Thin over core.readings.
 
-Each request is one unit of work run in one worker thread: verify the key, take a
-rate-limit token, accept, commit. The body was read before (async, size-capped),
-so no database transaction waits on a slow client.
+Each request is one unit of work run in one worker thread: verify the key, spend
+the meter's reading budget (one token per reading), accept, commit. The body was
+read before (async, size-capped), so no database transaction waits on a slow client.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from api.state import ApiState
 from core.meters import MeterUnauthenticated
 from core.ratelimit import RateLimited
 from core.readings import (
+    MAX_BATCH_ITEMS,
     InvalidFormat,
+    PayloadTooLarge,
     ReadingRejected,
     SubmittingMeter,
     accept_batch,
@@ -64,29 +66,32 @@ _BATCH_ERRORS = (
 
 
 def _authenticated(
-    session: Session, state: ApiState, api_key: str, now: datetime
+    session: Session, state: ApiState, api_key: str, now: datetime, readings: int
 ) -> SubmittingMeter:
-    """The meter behind the key (its contact time recorded), with a rate-limit token taken.
+    """The meter behind the key (its contact time recorded), its budget spent for `readings`.
 
     Unknown keys and rate-limited requests write no event: anyone can send them,
     so they must not be able to flood the event log (they are counted in /metrics).
     """
     try:
         meter = claim_meter(session, api_key, now)
-        state.meter_limiter.acquire(meter.id, "requests from this meter key")
-    except (MeterUnauthenticated, RateLimited) as error:
+        state.meter_budget.spend(meter.id, readings)
+    except (MeterUnauthenticated, RateLimited, PayloadTooLarge) as error:
         state.metrics.reject(error.code)
         raise
     return meter
 
 
 async def _unit_of_work(
-    state: ApiState, api_key: str, work: Callable[[Session, SubmittingMeter, datetime], T]
+    state: ApiState,
+    api_key: str,
+    work: Callable[[Session, SubmittingMeter, datetime], T],
+    readings: int = 1,
 ) -> T:
     def run() -> T:
         now = state.now()
         with state.core.sessions() as session:
-            meter = _authenticated(session, state, api_key, now)
+            meter = _authenticated(session, state, api_key, now, readings)
             try:
                 return work(session, meter, now)
             except ReadingRejected as error:
@@ -96,6 +101,17 @@ async def _unit_of_work(
     # At most as many at once as the pool holds connections: more would only queue
     # inside the pool, or open and close overflow connections on every request.
     return await anyio.to_thread.run_sync(run, limiter=state.db_limiter)
+
+
+def _batch_items(body: JsonBody) -> list | None:
+    readings = body.value.get("readings") if isinstance(body.value, dict) else None
+    return readings if isinstance(readings, list) else None
+
+
+def _readings_carried(items: list | None) -> int:
+    """What a batch spends: one token per item; an oversized batch is refused (413) by
+    acceptance and spends one, like any request that stores nothing."""
+    return len(items) if items is not None and len(items) <= MAX_BATCH_ITEMS else 1
 
 
 def _refuse_body(session: Session, meter: SubmittingMeter, body: JsonBody, now: datetime) -> None:
@@ -138,16 +154,19 @@ async def submit_reading(api_key: MeterKey, body: ReadingBody, state: StateDep) 
         "Every valid reading is stored, in one transaction; each item is reported as "
         "accepted, duplicate (already stored: `id` names it; a different reading in the "
         "duplicate window also carries error duplicate_reading) or rejected (with its "
-        "error). A batch counts once against the rate limit. Body limit 1 MiB."
+        "error). A batch spends one token of the meter's reading budget per item "
+        "(METER_RATE_LIMIT_PER_MINUTE, burst METER_RATE_LIMIT_BURST): a batch bigger "
+        "than what remains is refused whole (429) and nothing is stored. Body limit 1 MiB."
     ),
     responses=error_responses(*_BATCH_ERRORS),
     openapi_extra=json_request_body(BatchIn, {"readings": [ex.READING_IN]}),
 )
 async def submit_batch(api_key: MeterKey, body: BatchBody, state: StateDep) -> JSONResponse:
+    readings = _batch_items(body)
+
     def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
         _refuse_body(session, meter, body, now)
-        readings = body.value.get("readings") if isinstance(body.value, dict) else None
-        if not isinstance(readings, list):
+        if readings is None:
             error = InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
             record_rejection(session, meter, error, now=now)
             raise error
@@ -168,4 +187,4 @@ async def submit_batch(api_key: MeterKey, body: BatchBody, state: StateDep) -> J
             }
         )
 
-    return await _unit_of_work(state, api_key, work)
+    return await _unit_of_work(state, api_key, work, _readings_carried(readings))

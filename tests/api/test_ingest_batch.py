@@ -1,20 +1,16 @@
-"""POST /api/meters/submit-batch and the per-key rate limit."""
+"""POST /api/meters/submit-batch (its rate limit: tests/api/test_reading_budget.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.app import create_app
-from core.bootstrap import App
-from core.config import Settings
 from core.db.models import MeterReading
-from tests.api.conftest import TestClient, Ticks, error_of
+from tests.api.conftest import TestClient, error_of
 from tests.factories import NOW, make_meter
 
 URL = "/api/meters/submit-batch"
@@ -69,39 +65,3 @@ def test_a_batch_refused_as_a_whole(
     keys = make_meter(session, serial="M-1")
     response = client.post(URL, json=body, headers=keys.headers)
     assert (response.status_code, error_of(response)["code"]) == (status, code)
-
-
-@pytest.fixture
-def limited(app: App, make_settings: Callable[..., Settings], ticks: Ticks):
-    """An API whose meters may send 3 requests a minute."""
-    app.settings = make_settings(
-        DATABASE_URL=app.settings.app.effective_database_url, METER_RATE_LIMIT_PER_MINUTE="3"
-    )
-    api = create_app(app, clock=lambda: NOW, monotonic=ticks, create_first_admin=False)
-    with TestClient(api, client=("127.0.0.1", 50000)) as client:
-        yield client
-
-
-def test_the_rate_limit_answers_429_with_retry_after(
-    limited: TestClient, session: Session, ticks: Ticks
-) -> None:
-    keys = make_meter(session, serial="M-1")
-    other = make_meter(session, serial="M-2")
-    for i in range(3):
-        body = keys.payload(at=AT + timedelta(minutes=15 * i))
-        assert limited.post(
-            "/api/meters/submit-reading", json=body, headers=keys.headers
-        ).is_success
-    # A batch counts once, like any request.
-    response = limited.post(URL, json={"readings": []}, headers=keys.headers)
-    assert response.status_code == 429
-    assert response.headers["Retry-After"] == "20"
-    assert error_of(response)["code"] == "rate_limited"
-    # Another meter's key has its own bucket.
-    assert limited.post(URL, json={"readings": []}, headers=other.headers).status_code == 200
-    ticks.now += 19.9
-    assert limited.post(URL, json={"readings": []}, headers=keys.headers).status_code == 429
-    ticks.now += 0.1
-    assert limited.post(URL, json={"readings": []}, headers=keys.headers).status_code == 200
-    # The refused requests stored nothing.
-    assert session.scalar(select(func.count()).select_from(MeterReading)) == 3

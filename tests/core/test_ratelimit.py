@@ -46,3 +46,25 @@ def test_full_buckets_are_forgotten_when_there_are_too_many_keys() -> None:
     clock.now += 60
     buckets.take("d")
     assert set(buckets._buckets) == {"d"}
+
+
+def test_a_take_of_several_tokens_is_refused_whole() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(6, burst=5, clock=clock)  # one token per 10 s
+    assert buckets.take("m", 3) == 0.0
+    assert buckets.remaining("m") == 2
+    assert buckets.take("m", 3) == pytest.approx(10.0)  # one short
+    assert buckets.remaining("m") == 2  # the refusal spent nothing
+    assert buckets.take("m", 6) == float("inf")  # more than the burst never fits
+    clock.now += 10
+    assert buckets.take("m", 3) == 0.0
+    assert buckets.remaining("m") == 0
+
+
+def test_rate_limited_carries_the_budget() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(6, burst=5, clock=clock)
+    buckets.acquire("m", cost=4)
+    with pytest.raises(RateLimited) as caught:
+        buckets.acquire("m", "readings", cost=3)
+    assert caught.value.details == {"limit": 6, "burst": 5, "remaining": 1, "retry_after": 20}
