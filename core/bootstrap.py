@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings, TokenizationConfig, load_settings
 from core.db.engine import create_db_engine, read_only, session_factory
 from core.db.migrate import ensure_migrated
+from core.file_modes import secure_data_dir
 from core.secrets import ensure_secret
 from core.settings_store import effective_config
 
@@ -46,7 +47,7 @@ def bootstrap(
 ) -> App:
     """`pre_ping=False` saves a round trip per checkout for a process that retries anyway."""
     settings = settings or load_settings()
-    settings.app.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings.app.data_dir, settings.app.sqlite_path)
     engine = create_db_engine(settings.app.effective_database_url, pool_pre_ping=pre_ping)
     if require_migrated:
         try:

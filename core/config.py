@@ -244,6 +244,14 @@ class AppSettings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'gridtokenx.db').as_posix()}"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, when the database is one (not PostgreSQL, not :memory:)."""
+        url = make_url(self.effective_database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database)
+
+    @property
     def localnet_url(self) -> str:
         return f"http://127.0.0.1:{self.localnet_port}"
 

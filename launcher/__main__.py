@@ -20,6 +20,7 @@ from core.bootstrap import bootstrap
 from core.config import ConfigError, Settings, load_settings
 from core.db.migrate import upgrade
 from core.errors import DomainError
+from core.file_modes import secure_data_dir
 from launcher.setup import prepare_admin, prepare_mint
 from launcher.supervisor import Service, Supervisor, say
 
@@ -96,7 +97,7 @@ def main() -> int:
     for note in notes:
         say(note)
     app_settings = settings.app
-    app_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(app_settings.data_dir, app_settings.sqlite_path)
     say(f"data directory: {app_settings.data_dir.resolve()}")
     upgrade(app_settings.effective_database_url)
     say("database migrated to the latest schema")

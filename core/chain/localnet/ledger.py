@@ -29,6 +29,12 @@ from core.chain.localnet.ledger_index import LedgerIndex
 from core.chain.localnet.ledger_schema import SCHEMA_VERSION, UPSERT_ACCOUNT, account_row
 from core.chain.localnet.records import SignatureStatus, TransactionRecord
 from core.chain.localnet.writer import LedgerWriter, fail_stop
+from core.file_modes import (
+    check_private,
+    create_private_file,
+    make_private_dir,
+    prepare_sqlite_file,
+)
 
 __all__ = ["SCHEMA_VERSION", "Ledger", "LedgerBusy", "SignatureStatus", "TransactionRecord"]
 
@@ -45,11 +51,16 @@ class Ledger:
     """
 
     def __init__(self, path: Path, on_failure: Callable[[BaseException], None] = fail_stop) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Accounts and transactions are nobody else's to read: 0700 folder, 0600 files.
+        make_private_dir(path.parent)
+        lock_path = path.with_suffix(".lock")
+        create_private_file(lock_path)
+        check_private([path.parent, lock_path])
+        prepare_sqlite_file(path)
         self.path = path
         # Two nodes on one ledger would each execute against their own memory: refuse.
         # The OS drops the lock when the holder dies, even by kill -9.
-        self._lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 (held for life)
+        self._lock = open(lock_path, "w")  # noqa: SIM115 (held for life)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
