@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "already_minted": 409,
     "username_taken": 409,
     "serial_taken": 409,
+    "last_admin": 409,
     "payload_too_large": 413,
     "kwh_out_of_range": 422,
     "too_many_decimals": 422,

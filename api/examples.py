@@ -60,6 +60,10 @@ ERROR_MESSAGES: dict[str, str] = {
     "invalid_format": "reading_timestamp must be RFC 3339 with an offset",
     "invalid_wallet": "'abc' decodes to 2 bytes; a Solana address is 32",
     "invalid_owner": "'op' is not an enabled prosumer with a wallet",
+    "last_admin": (
+        "admin is the last enabled admin and cannot be disabled; "
+        "create or enable another admin first"
+    ),
     "rate_limited": (
         "too many readings from this meter: at most 120 per minute; retry after the delay"
     ),

@@ -9,7 +9,8 @@ Public API (same rules for the API and the dashboard):
   `InvalidUser` (code `invalid_format`), `core.wallets.InvalidWallet`
   (`invalid_wallet`) or `UsernameTaken` (`username_taken`).
 - `set_user_disabled(session, username, disabled, *, by="system") -> User`: a
-  disabled user cannot log in and their tokens stop working. Commits.
+  disabled user cannot log in and their tokens stop working. The last enabled
+  admin cannot be disabled (`core.last_admin.LastAdmin`, code `last_admin`). Commits.
 - `ensure_first_admin(session, settings) -> FirstAdmin | None`: on first start
   (no admin yet) creates ADMIN_USERNAME with ADMIN_PASSWORD, or with a generated
   password saved 0600 under DATA_DIR/secrets/admin_password. The caller prints
@@ -32,6 +33,7 @@ from core.config import AppSettings
 from core.db.models import Role, User
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
+from core.last_admin import keep_an_enabled_admin
 from core.secrets import ensure_secret
 from core.text import text_problem
 from core.wallets import parse_wallet
@@ -145,8 +147,10 @@ def _insert_user(
 def set_user_disabled(
     session: Session, username: str, disabled: bool, *, by: str = "system"
 ) -> User:
-    """Disable or re-enable a login. Commits."""
+    """Disable or re-enable a login (never the last enabled admin: LastAdmin). Commits."""
     user = get_user(session, username)
+    if disabled:
+        keep_an_enabled_admin(session, user)
     if user.disabled != disabled:
         user.disabled = disabled
         publish(

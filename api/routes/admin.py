@@ -120,7 +120,8 @@ def list_users(_admin: AdminUser, session: ReadSessionDep) -> list[UserListItem]
     "/api/admin/users/{username}/disable",
     response_model=UserListItem,
     summary="Disable a login; its tokens stop working at once (beyond the contract)",
-    responses=error_responses(*_AUTH, "not_found"),
+    description="409 last_admin: the last enabled admin cannot be disabled.",
+    responses=error_responses(*_AUTH, "not_found", "last_admin"),
 )
 def disable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -> UserListItem:
     return _user_item(set_user_disabled(session, username, True, by=admin.username))
