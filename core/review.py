@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from core.db.models import MeterReading, ReadingStatus, User
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import EventType, publish
+from core.permissions import require_admin
 
 
 def _in_review(session: Session, reading_id: int) -> MeterReading:
@@ -20,6 +21,7 @@ def _in_review(session: Session, reading_id: int) -> MeterReading:
 
 def approve_reading(session: Session, reading_id: int, actor: User, note: str = "") -> MeterReading:
     """Release a reading to the minter (it mints with the next cycle). Commits."""
+    require_admin(actor, "approve a reading")
     reading = _in_review(session, reading_id)
     reading.status = ReadingStatus.PENDING.value
     reading.reviewed_by, reading.review_note = actor.id, note.strip() or None
@@ -30,6 +32,7 @@ def approve_reading(session: Session, reading_id: int, actor: User, note: str = 
 
 def reject_reading(session: Session, reading_id: int, actor: User, reason: str) -> MeterReading:
     """Reject a reading for good; the reason is required and kept. Commits."""
+    require_admin(actor, "reject a reading")
     if not reason.strip():
         raise InvalidInput("a reason is required to reject a reading", field="reason")
     reading = _in_review(session, reading_id)

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from core.config import OVERRIDABLE_KEYS, TokenizationConfig
 from core.db.engine import read_only
-from core.db.models import Setting
+from core.db.models import Setting, User
 from core.db.types import utcnow
 from core.errors import DomainError
 from core.events import EventType, publish
+from core.permissions import require_admin
 
 
 class InvalidSetting(DomainError):
@@ -51,13 +52,17 @@ def update_settings(
     base: TokenizationConfig,
     changes: Mapping[str, Any],
     *,
-    by: str,
+    by: str | User,
 ) -> TokenizationConfig:
     """Validate and store overrides; one settings_changed event per changed key. Commits.
+
+    `by` is the admin making the change (a non-admin is refused: NotPermitted), or
+    the name of a system component acting on its own (the reconciler).
 
     review_threshold_kwh=None stores "no review" (it overrides a threshold set in the
     environment); `reset_settings` removes overrides so the environment applies again.
     """
+    by = _actor_name(by, "change settings")
     _refuse_unknown(changes)
     current = effective_config(session, base)
     try:
@@ -81,9 +86,10 @@ def update_settings(
 
 
 def reset_settings(
-    session: Session, base: TokenizationConfig, keys: list[str], *, by: str
+    session: Session, base: TokenizationConfig, keys: list[str], *, by: str | User
 ) -> TokenizationConfig:
-    """Remove overrides so the environment's values apply again. Commits."""
+    """Remove overrides so the environment's values apply again (`by` as above). Commits."""
+    by = _actor_name(by, "reset settings")
     _refuse_unknown(dict.fromkeys(keys))
     current = effective_config(session, base)
     for key in keys:
@@ -94,6 +100,13 @@ def reset_settings(
         _audit(session, key, getattr(current, key), getattr(base, key), by)
     session.commit()
     return effective_config(session, base)
+
+
+def _actor_name(by: str | User, action: str) -> str:
+    if isinstance(by, User):
+        require_admin(by, action)
+        return by.username
+    return by
 
 
 def _refuse_unknown(changes: Mapping[str, Any]) -> None:

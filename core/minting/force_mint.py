@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.db.models import MeterReading, ReadingStatus, User
 from core.errors import Conflict, NotFound
 from core.minting.requests import request_reading_mint
+from core.permissions import require_admin
 
 
 class AlreadyQueued(Conflict):
@@ -20,6 +21,7 @@ class AlreadyQueued(Conflict):
 
 def force_mint_reading(session: Session, reading_id: int, actor: User) -> MeterReading:
     """Queue a reading for minting now (from review or failed); never twice. Commits."""
+    require_admin(actor, "force-mint a reading")
     reading = session.get(MeterReading, reading_id, with_for_update=True)
     if reading is None:
         raise NotFound(f"reading {reading_id} does not exist", field="reading_id")

@@ -17,6 +17,7 @@ from core.db.models import MeterReading, MintRequest, ReadingStatus, User
 from core.db.types import utcnow
 from core.errors import Conflict, NotFound
 from core.events import EventType, publish
+from core.permissions import require_admin
 
 
 class AlreadyMinted(Conflict):
@@ -28,6 +29,7 @@ def request_reading_mint(session: Session, reading_id: int, actor: User) -> Mete
 
     From review this is the admin's force-mint; from failed it is a retry.
     """
+    require_admin(actor, "queue a reading for minting")
     reading = session.get(MeterReading, reading_id, with_for_update=True)
     if reading is None:
         raise NotFound(f"reading {reading_id} does not exist", field="reading_id")
@@ -55,6 +57,7 @@ def request_reading_mint(session: Session, reading_id: int, actor: User) -> Mete
 
 def request_mint_now(session: Session, actor: User) -> MintRequest:
     """ "Mint now": every reading pending at this moment is minted, auto-mint on or off."""
+    require_admin(actor, "mint now")
     upto = session.scalar(select(func.max(MeterReading.id))) or 0
     request = MintRequest(requested_by=actor.id, upto_reading_id=upto, created_at=utcnow())
     session.add(request)
@@ -71,6 +74,7 @@ def retry_failed_readings(
     session: Session, actor: User, reading_ids: Sequence[int] | None = None
 ) -> int:
     """Failed readings back to pending with a fresh retry budget; returns how many. Commits."""
+    require_admin(actor, "retry failed readings")
     statement = (
         update(MeterReading)
         .where(MeterReading.status == ReadingStatus.FAILED.value)

@@ -91,7 +91,7 @@ if st.button("Save changes", type="primary", key="control.save", disabled=not ch
         st.session_state.pop("control.confirm_ratio", None)  # a later change confirms anew
         ui.act(
             app,
-            lambda s: update_settings(s, base, changes, by=viewer.username),
+            lambda s: update_settings(s, base, changes, by=viewer),
             "Saved: " + ", ".join(f"{key} = {value}" for key, value in changes.items()),
         )
 
@@ -113,7 +113,7 @@ with reset:
     st.subheader("Environment defaults")
     st.caption(f"Overridden here: {', '.join(sorted(overrides)) or 'nothing'}.")
     if st.button("Reset all overrides", key="control.reset", disabled=not overrides):
-        done = ui.act(app, lambda s: reset_settings(s, base, sorted(overrides), by=viewer.username))
+        done = ui.act(app, lambda s: reset_settings(s, base, sorted(overrides), by=viewer))
         if done is not None:
             for field in SETTING_FIELDS:  # the inputs show the environment's values again
                 st.session_state.pop(KEY(field.name), None)
