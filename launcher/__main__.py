@@ -23,6 +23,7 @@ from core.errors import DomainError
 from core.file_modes import secure_data_dir
 from launcher.setup import prepare_admin, prepare_mint
 from launcher.supervisor import Service, Supervisor, say
+from simulator.fleet import logins_notice
 
 HEALTH_RPC = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode()
 # The demo meters report every few seconds; the default 15-minute duplicate window
@@ -138,9 +139,9 @@ def main() -> int:
             port = app_settings.localnet_port
             say(f"solana:    http://127.0.0.1:{port} (pubsub ws://127.0.0.1:{port + 1})")
         if app_settings.demo:
-            logins = wait_for_file(app_settings.data_dir / "demo-logins.txt", timeout=30)
-            if logins:
-                say("demo logins:\n" + logins.rstrip())
+            logins = app_settings.data_dir / "demo-logins.txt"
+            if wait_for_file(logins, timeout=30) is not None:
+                say(logins_notice(logins))
         say("press Ctrl-C to stop everything")
         supervisor.watch()
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ Logs in as the admin (ADMIN_PASSWORD, or the password the API saved under
 DATA_DIR/secrets/admin_password), creates or reuses the demo users (an operator
 and two prosumers with wallets) and four meters, backfills the last hours
 through submit-batch, then reports live. The demo logins are written once to
-DATA_DIR/demo-logins.txt (0600) and printed that once.
+DATA_DIR/demo-logins.txt (0600); the console says where, never the passwords.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from types import FrameType
 from core.config import ConfigError, load_settings
 from core.users import admin_password_file
 from simulator.client import ApiClient
-from simulator.fleet import FleetStore, ensure_meters, ensure_users
+from simulator.fleet import FleetStore, ensure_meters, ensure_users, logins_notice
 from simulator.runner import Simulator
 
 
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_users(client, users)
         fleet = ensure_meters(client, store)
         if store.write_logins((app.admin_username, password), users):
-            print(f"simulator: demo logins (saved 0600 in {store.logins_file}):", flush=True)
-            print(store.logins_file.read_text(encoding="utf-8"), flush=True)
+            print(f"simulator: {logins_notice(store.logins_file)}", flush=True)
         window = int(client.config()["duplicate_window_secs"])
         simulator = Simulator(client, store, fleet, window_secs=window, interval_secs=args.interval)
         if simulator.cadence.total_seconds() > args.interval:

@@ -144,6 +144,15 @@ class FleetStore:
         return True
 
 
+def logins_notice(path: Path) -> str:
+    """What the console says about the demo logins: where they are, not what they are
+    (a terminal's scrollback and a supervisor's log keep what is printed)."""
+    return (
+        f"demo logins (usernames, passwords, wallets) saved 0600 in {path}; "
+        f"read them there (cat {path}), they are printed nowhere"
+    )
+
+
 def ensure_users(client: ApiClient, users: dict[str, dict[str, Any]]) -> None:
     for username, entry in users.items():
         try:
