@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -46,6 +47,8 @@ def main() -> int:
         threading.Thread(target=jobs.shutdown, name="shutdown").start()
 
     signal.signal(signal.SIGTERM, shutdown)
+    # `kill -USR1 <pid>` prints every thread's stack: what a stop that hangs is waiting on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGINT, shutdown)
     log.info("scheduler started")
     jobs.start()

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -48,6 +51,8 @@ class MintScheduler:
         self.scheduler = BlockingScheduler(timezone=UTC)
         self.interval = minter.app.config().polling_interval_secs
         self.failures = 0  # consecutive aborted cycles
+        self._idle = threading.Condition()
+        self._in_flight = 0  # mint and reconcile jobs running now
 
     def start(self) -> None:
         """Recover, schedule, listen for arrivals; blocks until shutdown()."""
@@ -95,17 +100,40 @@ class MintScheduler:
         self.scheduler.start()
 
     def shutdown(self) -> None:
-        """Stop after the step in flight; whatever is unfinished is recovered on next start."""
+        """Stop after the step in flight; whatever is unfinished is recovered on next start.
+
+        APScheduler's shutdown(wait=True) waits for running jobs while holding its job-store
+        lock, and a running mint job takes that lock to bring its next run forward: the two
+        would wait for each other for ever. So the scheduler stops without waiting and the
+        jobs in flight are awaited here, with no scheduler lock held.
+        """
         self.stop.set()
         self.wake.set()
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+        self._stop_scheduler()
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0)
+
+    @contextmanager
+    def _tracked(self) -> Iterator[None]:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
     # --- jobs --------------------------------------------------------------------------
 
-    def _stop_when_asked(self) -> None:
-        if self.stop.is_set() and self.scheduler.running:
+    def _stop_scheduler(self) -> None:
+        # Not started yet, or the other stop path came first: either way it is stopping.
+        with suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)
+
+    def _stop_when_asked(self) -> None:
+        if self.stop.is_set():
+            self._stop_scheduler()
 
     def mint_job(self) -> None:
         """Cycles until nothing woke us meanwhile; an aborted cycle is retried soon.
@@ -115,6 +143,10 @@ class MintScheduler:
         (at most one polling interval), not a whole interval later. The exception is
         re-raised so APScheduler's listener records it as a scheduler_job_error event.
         """
+        with self._tracked():
+            self._mint_cycles()
+
+    def _mint_cycles(self) -> None:
         while not self.stop.is_set():
             self.wake.clear()
             try:
@@ -144,6 +176,10 @@ class MintScheduler:
                 return
 
     def reconcile_job(self) -> None:
+        with self._tracked():
+            self._reconcile()
+
+    def _reconcile(self) -> None:
         grx = self.minter.grx
         reconcile(
             self.minter.app.sessions,
@@ -162,6 +198,8 @@ class MintScheduler:
 
     def _run_mint_job_at(self, when: datetime) -> None:
         """Bring the next mint cycle forward to `when` (never push it back)."""
+        if self.stop.is_set():
+            return
         job = self.scheduler.get_job(MINT_JOB)
         if job is not None and (job.next_run_time is None or job.next_run_time > when):
             job.modify(next_run_time=when)

@@ -47,10 +47,21 @@ class Service:
         self.process.wait(10)
 
     def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and the exit code; a child that hangs is killed and its threads shown."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # the scheduler dumps every thread's stack
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            raise AssertionError(
+                f"{self.module} still running {timeout:.0f} s after SIGTERM:\n{self.log()[-6000:]}"
+            ) from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
