@@ -154,7 +154,9 @@ class MeterCreate(DeviceFields):
         description="1-64 of A-Z a-z 0-9 . _ - (no ':')", pattern=SERIAL_REGEX
     )
     owner_username: ShortText = Field(description="an enabled prosumer with a wallet")
-    public_key: ShortText = Field(description="base58 ed25519 public key (32 bytes)")
+    public_key: ShortText = Field(
+        description="ed25519 public key (32 bytes): base58, or 64 hex characters"
+    )
 
 
 class MeterCreated(BaseModel):

@@ -43,6 +43,7 @@ class EventType(StrEnum):
     SCHEDULER_JOB_MISSED = "scheduler_job_missed"
     USER_CHANGED = "user_changed"
     METER_CHANGED = "meter_changed"
+    GATEWAY_CHANGED = "gateway_changed"
     FEE_PAYER_LOW = "fee_payer_low"
     SIGNER_UNAVAILABLE = "signer_unavailable"
     MINT_AUTHORITY_CHANGED = "mint_authority_changed"

@@ -3,9 +3,10 @@
 Public API (same rules for the API and the dashboard):
 
 - `register_meter(session, serial, owner_username, public_key, *, by="system",
-  device=None) -> RegisteredMeter(meter, api_key)`: the plaintext API key is
-  returned this once; only its SHA-256 is stored. `device` holds the registry
-  fields of core.device_attributes (technology, capacity_kw, ...), checked there.
+  device=None) -> RegisteredMeter(meter, api_key)`: `public_key` as base58 or 64
+  hex characters (stored as base58); the plaintext API key is returned this once;
+  only its SHA-256 is stored. `device` holds the registry fields of
+  core.device_attributes (technology, capacity_kw, ...), checked there.
   The owner must be an enabled prosumer with a wallet (their readings mint to
   it). Commits. Raises `InvalidMeter`
   (`invalid_format`), `NotFound` (`not_found`, unknown owner), `InvalidOwner`
@@ -48,6 +49,7 @@ from core.text import is_clean_text
 # it must not contain ':' or the message would be ambiguous.
 SERIAL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 API_KEY_PREFIX = "gtx_"
+_HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 class InvalidMeter(DomainError):
@@ -95,15 +97,24 @@ def parse_serial(serial: str) -> str:
 
 
 def parse_public_key(public_key: str) -> str:
-    """A base58 ed25519 public key (32 bytes, a Solana-style address)."""
+    """An ed25519 public key as meters carry it, in its stored form (base58).
+
+    Accepted as base58 (a Solana-style address) or as 64 hex characters (how
+    GridTokenX's simulator and bridge registry hold it); both are 32 bytes.
+    """
     text = (public_key or "").strip()
+    if _HEX_KEY.fullmatch(text):
+        return base58.b58encode(bytes.fromhex(text)).decode()
     try:
         raw = base58.b58decode(text)
     except ValueError as exc:
-        raise InvalidMeter("the public key is not base58", field="public_key") from exc
+        raise InvalidMeter(
+            "the public key is neither base58 nor 64 hex characters", field="public_key"
+        ) from exc
     if len(raw) != 32:
         raise InvalidMeter(
-            f"the public key decodes to {len(raw)} bytes; an ed25519 key has 32",
+            f"the public key decodes to {len(raw)} bytes; an ed25519 key has 32 "
+            "(base58, or 64 hex characters)",
             field="public_key",
         )
     return text

@@ -1,15 +1,17 @@
 """Meter ingest: signed readings, one at a time or in batches. Thin over core.readings.
 
-Each request is one unit of work run in one worker thread: verify the key, spend
-the meter's reading budget (one token per reading), accept, commit. The body was
-read before (async, size-capped), so no database transaction waits on a slow client.
+Each request is one unit of work run in one worker thread: verify the key (a meter's
+own, or a gateway's that names the meter per reading), spend the meter's reading
+budget (one token per reading), accept, commit. The body was read before (async,
+size-capped), so no database transaction waits on a slow client.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter
@@ -23,17 +25,20 @@ from api.openapi import error_responses, json_request_body
 from api.schemas import BatchIn, BatchOut, ReadingIn, ReadingOut
 from api.serialize import item_out, reading_out
 from api.state import ApiState
-from core.meters import MeterUnauthenticated
+from core.meters import SERIAL_PATTERN, MeterUnauthenticated
 from core.ratelimit import RateLimited
 from core.readings import (
     MAX_BATCH_ITEMS,
     InvalidFormat,
+    ItemResult,
     PayloadTooLarge,
     ReadingRejected,
+    SubmittingGateway,
     SubmittingMeter,
     accept_batch,
     accept_reading,
-    claim_meter,
+    claim_gateway_meter,
+    claim_submitter,
     record_rejection,
 )
 
@@ -67,31 +72,66 @@ _BATCH_ERRORS = (
 
 def _authenticated(
     session: Session, state: ApiState, api_key: str, now: datetime, readings: int
-) -> SubmittingMeter:
-    """The meter behind the key (its contact time recorded), its budget spent for `readings`.
+) -> SubmittingMeter | SubmittingGateway:
+    """The meter or gateway behind the key (its contact time recorded). A meter's own key
+    spends its budget for `readings` here; a gateway's meters spend theirs once named.
 
     Unknown keys and rate-limited requests write no event: anyone can send them,
     so they must not be able to flood the event log (they are counted in /metrics).
     """
     try:
-        meter = claim_meter(session, api_key, now)
-        state.meter_budget.spend(meter.id, readings)
+        submitter = claim_submitter(session, api_key, now)
+        if isinstance(submitter, SubmittingMeter):
+            state.meter_budget.spend(submitter.id, readings)
     except (MeterUnauthenticated, RateLimited, PayloadTooLarge) as error:
+        state.metrics.reject(error.code)
+        raise
+    return submitter
+
+
+def gateway_meter(
+    session: Session,
+    state: ApiState,
+    gateway: SubmittingGateway,
+    serial: Any,
+    now: datetime,
+    readings: int = 1,
+) -> SubmittingMeter:
+    """The meter a gateway names for this request, its budget spent for `readings`.
+
+    A meter not assigned to the gateway is `forbidden` before anything is read or
+    stored; like an unknown key it writes no event (the gateway's operator sees the 403).
+    """
+    try:
+        if not isinstance(serial, str) or not SERIAL_PATTERN.fullmatch(serial.strip()):
+            raise InvalidFormat(
+                "a gateway names the meter of each reading by its serial", field="meter_serial"
+            )
+        meter = claim_gateway_meter(session, gateway, serial.strip(), now)
+        state.meter_budget.spend(meter.id, readings)
+    except (ReadingRejected, RateLimited) as error:
         state.metrics.reject(error.code)
         raise
     return meter
 
 
-async def _unit_of_work(
+async def unit_of_work(
     state: ApiState,
     api_key: str,
     work: Callable[[Session, SubmittingMeter, datetime], T],
     readings: int = 1,
+    serial_of: Callable[[], Any] = lambda: None,
 ) -> T:
+    """Authenticate, resolve the meter (a gateway names it: `serial_of`), run `work`."""
+
     def run() -> T:
         now = state.now()
         with state.core.sessions() as session:
-            meter = _authenticated(session, state, api_key, now, readings)
+            submitter = _authenticated(session, state, api_key, now, readings)
+            if isinstance(submitter, SubmittingGateway):
+                meter = gateway_meter(session, state, submitter, serial_of(), now, readings)
+            else:
+                meter = submitter
             try:
                 return work(session, meter, now)
             except ReadingRejected as error:
@@ -114,10 +154,17 @@ def _readings_carried(items: list | None) -> int:
     return len(items) if items is not None and len(items) <= MAX_BATCH_ITEMS else 1
 
 
-def _refuse_body(session: Session, meter: SubmittingMeter, body: JsonBody, now: datetime) -> None:
+def refuse_body(session: Session, meter: SubmittingMeter, body: JsonBody, now: datetime) -> None:
     if body.error is not None:
         record_rejection(session, meter, body.error, now=now)
         raise body.error
+
+
+def body_field(body: JsonBody, field: str) -> Any:
+    """`field` of a JSON-object body, or the body's own error (raised before any meter)."""
+    if body.error is not None:
+        raise body.error
+    return body.value.get(field) if isinstance(body.value, dict) else None
 
 
 @router.post(
@@ -138,12 +185,14 @@ def _refuse_body(session: Session, meter: SubmittingMeter, body: JsonBody, now: 
 )
 async def submit_reading(api_key: MeterKey, body: ReadingBody, state: StateDep) -> JSONResponse:
     def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
-        _refuse_body(session, meter, body, now)
+        refuse_body(session, meter, body, now)
         acceptance = accept_reading(session, meter, body.value, state.config(), now=now)
         (state.metrics.accepted if acceptance.created else state.metrics.duplicates).inc()
         return JSONResponse(reading_out(acceptance.reading), 201 if acceptance.created else 200)
 
-    return await _unit_of_work(state, api_key, work)
+    return await unit_of_work(
+        state, api_key, work, serial_of=lambda: body_field(body, "meter_serial")
+    )
 
 
 @router.post(
@@ -164,27 +213,90 @@ async def submit_reading(api_key: MeterKey, body: ReadingBody, state: StateDep) 
 async def submit_batch(api_key: MeterKey, body: BatchBody, state: StateDep) -> JSONResponse:
     readings = _batch_items(body)
 
-    def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
-        _refuse_body(session, meter, body, now)
-        if readings is None:
-            error = InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
-            record_rejection(session, meter, error, now=now)
-            raise error
-        outcome = accept_batch(session, meter, readings, state.config(), now=now)
-        accepted, duplicates = outcome.count("accepted"), outcome.count("duplicate")
-        state.metrics.accepted.inc(accepted)
+    def judge(
+        session: Session, meter: SubmittingMeter, items: list[Any], now: datetime
+    ) -> list[ItemResult]:
+        outcome = accept_batch(session, meter, items, state.config(), now=now)
+        state.metrics.accepted.inc(outcome.count("accepted"))
         for result in outcome.results:
             if result.error is not None:
                 state.metrics.reject(result.error.code)
             elif result.status == "duplicate":
                 state.metrics.duplicates.inc()
+        return outcome.results
+
+    def work(
+        session: Session, submitter: SubmittingMeter | SubmittingGateway, now: datetime
+    ) -> list[ItemResult]:
+        if isinstance(submitter, SubmittingGateway):
+            if body.error is not None:
+                raise body.error
+            if readings is None:
+                raise InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
+            return gateway_batch(session, state, submitter, readings, now, judge)
+        refuse_body(session, submitter, body, now)
+        if readings is None:
+            error = InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
+            record_rejection(session, submitter, error, now=now)
+            raise error
+        return judge(session, submitter, readings, now)
+
+    def run() -> JSONResponse:
+        now = state.now()
+        with state.core.sessions() as session:
+            submitter = _authenticated(session, state, api_key, now, _readings_carried(readings))
+            try:
+                results = work(session, submitter, now)
+            except ReadingRejected as error:
+                state.metrics.reject(error.code)
+                raise
         return JSONResponse(
             {
-                "accepted": accepted,
-                "rejected": outcome.count("rejected"),
-                "duplicates": duplicates,
-                "results": [item_out(result) for result in outcome.results],
+                "accepted": sum(r.status == "accepted" for r in results),
+                "rejected": sum(r.status == "rejected" for r in results),
+                "duplicates": sum(r.status == "duplicate" for r in results),
+                "results": [item_out(result) for result in results],
             }
         )
 
-    return await _unit_of_work(state, api_key, work, _readings_carried(readings))
+    return await anyio.to_thread.run_sync(run, limiter=state.db_limiter)
+
+
+def gateway_batch(
+    session: Session,
+    state: ApiState,
+    gateway: SubmittingGateway,
+    readings: list[Any],
+    now: datetime,
+    judge: Callable[[Session, SubmittingMeter, list[Any], datetime], list[ItemResult]],
+) -> list[ItemResult]:
+    """A gateway's batch, meter by meter: each meter spends its own budget for its readings
+    and has them stored together (one transaction per meter); readings for a meter not
+    assigned to the gateway, or over that meter's budget, are rejected with the reason."""
+    if len(readings) > MAX_BATCH_ITEMS:
+        raise PayloadTooLarge(
+            f"a batch holds at most {MAX_BATCH_ITEMS} readings, got {len(readings)}",
+            field="readings",
+        )
+    groups: dict[str, list[int]] = {}
+    results: list[ItemResult] = []
+    for index, item in enumerate(readings):
+        serial = item.get("meter_serial") if isinstance(item, dict) else None
+        if isinstance(serial, str) and SERIAL_PATTERN.fullmatch(serial.strip()):
+            groups.setdefault(serial.strip(), []).append(index)
+        else:
+            error = InvalidFormat("each reading names its meter_serial", field="meter_serial")
+            state.metrics.reject(error.code)
+            results.append(ItemResult(index, "rejected", error=error))
+    for serial, indices in groups.items():
+        try:
+            meter = claim_gateway_meter(session, gateway, serial, now)
+            state.meter_budget.spend(meter.id, len(indices))
+        except (ReadingRejected, RateLimited) as error:
+            session.rollback()
+            state.metrics.reject(error.code, len(indices))
+            results.extend(ItemResult(i, "rejected", error=error) for i in indices)
+            continue
+        for result in judge(session, meter, [readings[i] for i in indices], now):
+            results.append(dataclasses.replace(result, index=indices[result.index]))
+    return sorted(results, key=lambda result: result.index)

@@ -247,6 +247,38 @@ class MeterReading(Base):
         return Decimal(self.kwh_micro).scaleb(-KWH_SCALE)
 
 
+class GatewayStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class Gateway(Base):
+    """A head-end system: one API key that submits for the meters an admin assigned to it.
+
+    Each reading it forwards is still verified against its own meter's public key.
+    """
+
+    __tablename__ = "gateways"
+    __table_args__ = (CheckConstraint(_one_of("status", GatewayStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=GatewayStatus.ACTIVE.value)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class GatewayMeter(Base):
+    """A meter a gateway may submit for."""
+
+    __tablename__ = "gateway_meters"
+
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"), primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True, index=True)
+
+
 class MintRequest(Base):
     """An admin's "mint now": every reading pending up to `upto_reading_id` is minted."""
 

@@ -8,8 +8,13 @@ Public API:
   `MeterUnauthenticated` otherwise. `meter_identity(session, meter)` for a Meter row.
   `claim_meter(session, api_key, now)` also records the contact time in the same
   statement and opens the write transaction (the API's ingest path).
-- `accept_reading(session, meter, raw, config, *, now=None) -> Acceptance`:
-  `raw` is the JSON object as parsed with `parse_float=Decimal`. Returns the
+- `claim_submitter(session, api_key, now)`: the meter or the gateway (core.gateways)
+  holding a key; `claim_gateway_meter(session, gateway, serial, now)` the meter a
+  gateway names, if assigned to it (else `forbidden`).
+- `accept_reading(session, meter, raw, config, *, now=None, parse=parse_submission)
+  -> Acceptance`: `raw` is the JSON object as parsed with `parse_float=Decimal`;
+  `parse` is the door's parser into the checked submission (ours, or
+  core.readings.gridtokenx's). Returns the
   stored reading and `created` (False: the identical reading was already stored,
   a meter's retry). Raises a `ReadingRejected` subclass with a CONTRACT code
   after committing its `meter_reading_validation_failed` event. Commits.
@@ -27,7 +32,7 @@ reading; anything else in the window is `duplicate_reading`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -55,13 +60,16 @@ from core.readings.errors import (
     UnknownMeter,
 )
 from core.readings.identity import (
+    SubmittingGateway,
     SubmittingMeter,
+    claim_gateway_meter,
     claim_meter,
+    claim_submitter,
     meter_identity,
     submitting_meter,
 )
 from core.readings.queries import ReadingView, get_reading
-from core.readings.rules import CheckedReading, check_submission, parse_submission
+from core.readings.rules import CheckedReading, Submission, check_submission, parse_submission
 from core.readings.store import Stored, store_checked, touch_meter, view_of_new
 
 __all__ = [
@@ -78,17 +86,22 @@ __all__ = [
     "PayloadTooLarge",
     "ReadingRejected",
     "ReadingTooOld",
+    "SubmittingGateway",
     "SubmittingMeter",
     "TimestampInFuture",
     "TooManyDecimals",
     "UnknownMeter",
     "accept_batch",
     "accept_reading",
+    "claim_gateway_meter",
     "claim_meter",
+    "claim_submitter",
     "meter_identity",
     "record_rejection",
     "submitting_meter",
 ]
+
+Parser = Callable[[Any], Submission]
 
 MAX_BATCH_ITEMS = 1000
 # Refusals in one batch that each get an event; the rest are counted in the last one,
@@ -163,13 +176,15 @@ def _check_all(
     items: Sequence[Any],
     config: TokenizationConfig,
     now: datetime,
+    parse: Parser = parse_submission,
 ) -> tuple[list[tuple[int, CheckedReading]], list[tuple[int, ReadingRejected]]]:
     checked: list[tuple[int, CheckedReading]] = []
     rejected: list[tuple[int, ReadingRejected]] = []
     seen: dict[str, bool] = {}
     for index, raw in enumerate(items):
+        submission = None
         try:
-            submission = parse_submission(raw)
+            submission = parse(raw)
             reading = check_submission(
                 submission,
                 meter_serial=meter.serial,
@@ -179,8 +194,11 @@ def _check_all(
             )
             checked.append((index, reading))
         except ForeignMeter as error:
-            known = _serial_exists(session, raw["meter_serial"].strip(), seen)
-            rejected.append((index, error if known else _unknown(raw["meter_serial"])))
+            assert submission is not None
+            known = _serial_exists(session, submission.meter_serial, seen)
+            rejected.append(
+                (index, error if known else _unknown(submission.meter_serial, error.field))
+            )
         except ReadingRejected as error:
             rejected.append((index, error))
     return checked, rejected
@@ -194,8 +212,8 @@ def _serial_exists(session: Session, serial: str, seen: dict[str, bool]) -> bool
     return seen[serial]
 
 
-def _unknown(serial: str) -> UnknownMeter:
-    return UnknownMeter(f"no meter with serial {serial.strip()!r}")
+def _unknown(serial: str, field: str | None = None) -> UnknownMeter:
+    return UnknownMeter(f"no meter with serial {serial.strip()!r}", field=field)
 
 
 def _store(
@@ -250,15 +268,21 @@ def accept_reading(
     config: TokenizationConfig,
     *,
     now: datetime | None = None,
+    parse: Parser = parse_submission,
 ) -> Acceptance:
-    """Validate and store one reading (see the module docstring). Commits."""
+    """Validate and store one reading (see the module docstring). Commits.
+
+    `parse` turns the door's body into the checked submission's input: ours by
+    default, `parse_gridtokenx_ingest` for the GridTokenX bridge form; the rules
+    after it are the same for every door.
+    """
     now = now or utcnow()
     try:
         _refuse_suspended(meter)
     except ReadingRejected as error:
         record_rejection(session, meter, error, now=now)
         raise
-    checked, rejected = _check_all(session, meter, [raw], config, now)
+    checked, rejected = _check_all(session, meter, [raw], config, now, parse)
     if rejected:
         record_rejection(session, meter, rejected[0][1], now=now)
         raise rejected[0][1]

@@ -1,4 +1,10 @@
-"""Who is submitting: the meter behind an API key, with what acceptance needs, in one query."""
+"""Who is submitting: the meter behind an API key, with what acceptance needs, in one query.
+
+A key is a meter's own or a gateway's (core.gateways). A gateway names the meter
+per reading; `claim_gateway_meter` resolves it among the meters assigned to the
+gateway and records the meter's contact (and, on PostgreSQL, locks its row) just
+as `claim_meter` does for a meter's own key.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,9 @@ from solders.pubkey import Pubkey
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from core.db.models import Meter, User
+from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter, User
 from core.meters import MeterUnauthenticated, hash_api_key
+from core.readings.errors import ForeignMeter, UnknownMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,83 @@ _CLAIM = (
         _METERS.c.status,
     )
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittingGateway:
+    """A gateway key: it may submit for the meters assigned to it, each named per reading."""
+
+    id: int
+    name: str
+
+
+_GATEWAYS = Gateway.__table__
+_CLAIM_GATEWAY = (
+    update(_GATEWAYS)
+    .where(
+        _GATEWAYS.c.api_key_hash == bindparam("key_hash"),
+        _GATEWAYS.c.status == GatewayStatus.ACTIVE.value,
+    )
+    .values(last_seen_at=bindparam("now"))
+    .returning(_GATEWAYS.c.id, _GATEWAYS.c.name)
+)
+_ASSIGNED = (
+    select(GatewayMeter.meter_id)
+    .where(GatewayMeter.gateway_id == bindparam("gateway_id"))
+    .scalar_subquery()
+)
+_CLAIM_BY_SERIAL = (
+    update(_METERS)
+    .where(_METERS.c.serial == bindparam("wanted_serial"), _METERS.c.id.in_(_ASSIGNED))
+    .values(last_seen_at=bindparam("now"))
+    .returning(
+        _METERS.c.id,
+        _METERS.c.serial,
+        _METERS.c.owner_id,
+        _OWNER_WALLET,
+        _METERS.c.public_key,
+        _METERS.c.status,
+    )
+)
+
+
+def claim_submitter(
+    session: Session, api_key: str, now: datetime
+) -> SubmittingMeter | SubmittingGateway:
+    """The meter or the active gateway holding `api_key`; MeterUnauthenticated otherwise.
+
+    A meter's own key is tried first (the common case, one statement). A revoked
+    gateway's key is as unknown as a made-up one.
+    """
+    try:
+        return claim_meter(session, api_key, now)
+    except MeterUnauthenticated:
+        if not api_key:
+            raise
+    row = session.execute(
+        _CLAIM_GATEWAY, {"key_hash": hash_api_key(api_key), "now": now}
+    ).one_or_none()
+    if row is None:
+        raise MeterUnauthenticated("unknown meter or gateway API key")
+    return SubmittingGateway(*row)
+
+
+def claim_gateway_meter(
+    session: Session, gateway: SubmittingGateway, serial: str, now: datetime
+) -> SubmittingMeter:
+    """The meter `serial` if it is assigned to `gateway`, its contact recorded.
+
+    ForeignMeter (`forbidden`) for a meter of someone else's, UnknownMeter for a
+    serial no meter has.
+    """
+    row = session.execute(
+        _CLAIM_BY_SERIAL, {"wanted_serial": serial, "gateway_id": gateway.id, "now": now}
+    ).one_or_none()
+    if row is not None:
+        return _identity(row, claimed_at=now)
+    if session.scalar(select(Meter.id).where(Meter.serial == serial)) is None:
+        raise UnknownMeter(f"no meter with serial {serial!r}")
+    raise ForeignMeter(f"meter {serial!r} is not assigned to gateway {gateway.name!r}")
 
 
 def claim_meter(session: Session, api_key: str, now: datetime) -> SubmittingMeter:

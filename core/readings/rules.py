@@ -48,6 +48,19 @@ _ABSURD_KWH = Decimal(10) ** 12
 
 
 @dataclass(frozen=True, slots=True)
+class FieldNames:
+    """Where a door's body carries each part of a reading, for errors that name the field."""
+
+    serial: str = "meter_serial"
+    amount: str = "kwh_amount"
+    timestamp: str = "reading_timestamp"
+    signature: str = "meter_signature"
+
+
+OUR_FIELDS = FieldNames()
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """A reading whose fields are well-formed; nothing about it is trusted yet."""
 
@@ -55,6 +68,10 @@ class Submission:
     kwh: Decimal
     reading_timestamp: datetime
     signature: Signature
+    # The messages the signature may cover, any one verifying it (another door's
+    # canonical forms, core.readings.gridtokenx); None: ours, CONTRACT "Meter signature".
+    signed_messages: tuple[bytes, ...] | None = None
+    fields: FieldNames = OUR_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,27 +148,23 @@ def parse_amount(value: Any) -> Decimal:
     return kwh
 
 
-def parse_timestamp(text: str) -> datetime:
+def parse_timestamp(text: str, field: str = "reading_timestamp") -> datetime:
     """An aware datetime from RFC 3339 with an offset, at whole-millisecond precision."""
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise InvalidFormat(
-            "reading_timestamp must be RFC 3339 with an offset, e.g. 2026-11-20T11:55:00Z",
-            field="reading_timestamp",
+            f"{field} must be RFC 3339 with an offset, e.g. 2026-11-20T11:55:00Z", field=field
         )
     fraction = match.group("fraction") or ""
     if fraction[3:].strip("0"):
         # The signed message carries whole milliseconds; finer digits would go unsigned.
         raise InvalidFormat(
-            "reading_timestamp has sub-millisecond digits; the signature covers whole ms",
-            field="reading_timestamp",
+            f"{field} has sub-millisecond digits; the signature covers whole ms", field=field
         )
     try:
         return datetime.fromisoformat(text.upper())
     except ValueError as exc:
-        raise InvalidFormat(
-            f"reading_timestamp is not a valid date-time: {exc}", field="reading_timestamp"
-        ) from exc
+        raise InvalidFormat(f"{field} is not a valid date-time: {exc}", field=field) from exc
 
 
 def check_submission(
@@ -163,29 +176,39 @@ def check_submission(
     now: datetime,
 ) -> CheckedReading:
     """Apply ownership, signature and the configured limits to a well-formed reading."""
+    fields = submission.fields
     if submission.meter_serial != meter_serial:
         raise ForeignMeter(
-            f"this API key belongs to meter {meter_serial!r}, not {submission.meter_serial!r}"
+            f"this API key belongs to meter {meter_serial!r}, not {submission.meter_serial!r}",
+            field=fields.serial,
         )
-    message = reading_message(meter_serial, submission.reading_timestamp, submission.kwh)
-    if not submission.signature.verify(public_key, message):
+    messages = submission.signed_messages or (
+        reading_message(meter_serial, submission.reading_timestamp, submission.kwh),
+    )
+    if not any(submission.signature.verify(public_key, message) for message in messages):
         raise InvalidSignature(
-            "meter_signature does not verify against this meter's public key over "
-            f"{message.decode()!r}"
+            f"{submission.fields.signature} does not verify against this meter's public key over "
+            f"{messages[0].decode(errors='replace')!r}",
+            field=submission.fields.signature,
         )
     kwh = submission.kwh
     if not 0 < kwh <= config.max_reading_kwh:
-        raise KwhOutOfRange(f"kwh_amount must be > 0 and <= {config.max_reading_kwh}, got {kwh}")
+        raise KwhOutOfRange(
+            f"{fields.amount} must be > 0 and <= {config.max_reading_kwh}, got {kwh}",
+            field=fields.amount,
+        )
     timestamp = submission.reading_timestamp
     if timestamp > now + timedelta(seconds=config.max_clock_skew_secs):
         raise TimestampInFuture(
-            f"reading_timestamp {timestamp.isoformat()} is more than "
-            f"{config.max_clock_skew_secs} s in the future"
+            f"{fields.timestamp} {timestamp.isoformat()} is more than "
+            f"{config.max_clock_skew_secs} s in the future",
+            field=fields.timestamp,
         )
     if timestamp < now - timedelta(days=config.reading_max_age_days):
         raise ReadingTooOld(
-            f"reading_timestamp {timestamp.isoformat()} is older than "
-            f"{config.reading_max_age_days} days"
+            f"{fields.timestamp} {timestamp.isoformat()} is older than "
+            f"{config.reading_max_age_days} days",
+            field=fields.timestamp,
         )
     hold = standing_hold(kwh, timestamp, config=config, now=now)
     return CheckedReading(

@@ -1,19 +1,27 @@
-"""Meters and users (admins): register meters (API key shown once) with their
-registry fields, edit those, suspend and resume meters, create users with
-validated wallets, disable logins."""
+"""Meters, gateways and users (admins): register meters (API key shown once) with
+their registry fields, edit those, suspend and resume meters, give head-end gateways
+a key for a set of meters, create users with validated wallets, disable logins."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from core import views
-from core.db.models import MeterStatus, Role
+from core.db.models import GatewayStatus, MeterStatus, Role
 from core.device_attributes import Technology, shown
+from core.gateways import (
+    assign_meters,
+    create_gateway,
+    list_gateways,
+    revoke_gateway,
+    rotate_gateway_key,
+)
 from core.meters import register_meter, set_meter_status, update_device_attributes
 from core.users import create_user, set_user_disabled
 from pages.common import session, ui
 
 NEW_KEY = "admin.new_api_key"
+NEW_GATEWAY_KEY = "admin.new_gateway_key"
 TECHNOLOGIES = [t.value for t in Technology]
 
 
@@ -59,11 +67,12 @@ ui.show_flash()
 with ui.reading(app) as session:
     meters = views.meters(session, viewer)
     users = views.users(session, viewer)
+    gateways = list_gateways(session)
 prosumers = [
     u.username for u in users if u.role == Role.PROSUMER and u.wallet_address and not u.disabled
 ]
 
-meters_tab, users_tab = st.tabs(["Meters", "Users"])
+meters_tab, gateways_tab, users_tab = st.tabs(["Meters", "Gateways", "Users"])
 with meters_tab:
     new_key = st.session_state.pop(NEW_KEY, None)  # popped: the next run no longer has it
     if new_key:
@@ -99,7 +108,9 @@ with meters_tab:
         st.subheader("Register a meter")
         serial = st.text_input("Serial", key="admin.meter_serial")
         owner = st.selectbox("Owner (prosumer)", prosumers, key="admin.meter_owner", index=None)
-        public_key = st.text_input("Public key (base58 ed25519)", key="admin.meter_public_key")
+        public_key = st.text_input(
+            "Public key (ed25519: base58 or 64 hex)", key="admin.meter_public_key"
+        )
         st.caption("Registry fields (needed before the meter can issue certificates)")
         device = device_inputs("admin.meter_new")
         register = st.form_submit_button("Register", type="primary", key="admin.meter_register")
@@ -138,6 +149,71 @@ with meters_tab:
                 app,
                 lambda s: set_meter_status(s, chosen, target, by=viewer.username),
                 f"Meter {chosen} is now {target.value}.",
+            )
+
+with gateways_tab:
+    st.caption(
+        "A gateway is a head-end system's key: it submits for the meters assigned to it, "
+        "on every ingest door; each reading is still verified against its own meter's key."
+    )
+    new_gateway_key = st.session_state.pop(NEW_GATEWAY_KEY, None)
+    if new_gateway_key:
+        st.success(f"Gateway {new_gateway_key[0]}: its API key, shown this once:")
+        st.code(new_gateway_key[1], language=None)
+        st.warning("Copy the key now: only its hash is stored, it cannot be shown again.")
+    if gateways:
+        st.dataframe(
+            [
+                {
+                    "name": g.name,
+                    "status": g.status,
+                    "meters": ", ".join(g.meters),
+                    "created by": g.created_by,
+                    "last seen (UTC)": ui.when(g.last_seen_at),
+                }
+                for g in gateways
+            ],
+            hide_index=True,
+            key="admin.gateways",
+        )
+    serials = [m.serial for m in meters]
+    with st.form("admin.create_gateway", clear_on_submit=True):
+        st.subheader("Create a gateway")
+        gateway_name = st.text_input("Name", key="admin.gateway_name")
+        gateway_meters = st.multiselect("Its meters", serials, key="admin.gateway_meters")
+        make_gateway = st.form_submit_button("Create", type="primary", key="admin.gateway_create")
+    if make_gateway:
+        issued = ui.act(
+            app, lambda s: create_gateway(s, gateway_name, gateway_meters, by=viewer.username)
+        )
+        if issued is not None:
+            st.session_state[NEW_GATEWAY_KEY] = (issued.gateway.name, issued.api_key)
+            st.rerun()
+    active = [g for g in gateways if g.status == GatewayStatus.ACTIVE]
+    if active:
+        st.subheader("Change a gateway")
+        picked = st.selectbox("Gateway", [g.name for g in active], key="admin.gateway_pick")
+        current_meters = next(list(g.meters) for g in active if g.name == picked)
+        chosen_meters = st.multiselect(
+            "Its meters", serials, default=current_meters, key=f"admin.gateway_set.{picked}"
+        )
+        assign, rotate, revoke = st.columns(3)
+        if assign.button("Save meters", key="admin.gateway_assign"):
+            ui.act(
+                app,
+                lambda s: assign_meters(s, picked, chosen_meters, by=viewer.username),
+                f"Gateway {picked} now submits for {len(chosen_meters)} meter(s).",
+            )
+        if rotate.button("Rotate key", key="admin.gateway_rotate"):
+            issued = ui.act(app, lambda s: rotate_gateway_key(s, picked, by=viewer.username))
+            if issued is not None:
+                st.session_state[NEW_GATEWAY_KEY] = (issued.gateway.name, issued.api_key)
+                st.rerun()
+        if revoke.button("Revoke", key="admin.gateway_revoke"):
+            ui.act(
+                app,
+                lambda s: revoke_gateway(s, picked, by=viewer.username),
+                f"Gateway {picked} is revoked; its key no longer works.",
             )
 
 with users_tab:

@@ -138,3 +138,32 @@ def test_register_with_registry_fields_then_edit_them(dashboard: Dashboard) -> N
     with dashboard.app.sessions() as session:
         meter = session.scalar(select(Meter).where(Meter.serial == "MTR-PV"))
         assert meter is not None and str(meter.capacity_kw) == "6.25"
+
+
+def test_register_a_meter_with_a_hex_key(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    pubkey = keypair_for("hex-meter").pubkey()
+    at.text_input(key="admin.meter_serial").input("MTR-HEX")
+    at.selectbox(key="admin.meter_owner").select("alice")
+    at.text_input(key="admin.meter_public_key").input(bytes(pubkey).hex())
+    at.button(key="admin.meter_register").click().run()
+    assert not at.error
+    with dashboard.app.sessions() as session:
+        stored = session.scalar(select(Meter.public_key).where(Meter.serial == "MTR-HEX"))
+    assert stored == str(pubkey)
+
+
+def test_a_gateway_key_is_shown_once_and_rotates(dashboard: Dashboard) -> None:
+    at = dashboard.open("root", "admin")
+    at.text_input(key="admin.gateway_name").input("headend-1")
+    at.multiselect(key="admin.gateway_meters").select("MTR-B1")
+    at.button(key="admin.gateway_create").click().run()
+    [first] = [block.value for block in at.code]
+    assert first.startswith("gtxgw_")
+    assert list(frame(at, "name")["meters"]) == ["MTR-B1"]
+    at.button(key="admin.gateway_rotate").click().run()
+    [second] = [block.value for block in at.code]
+    assert second.startswith("gtxgw_") and second != first
+    at.button(key="admin.gateway_revoke").click().run()
+    assert "revoked" in at.success[0].value
+    assert list(frame(at, "name")["status"]) == ["revoked"]

@@ -1,0 +1,180 @@
+"""GridTokenX's aggregator-bridge ingest body, parsed into our checked submission.
+
+Their smart-meter simulator (gridtokenx-smartmeter-simulator, transport
+`aggregator_bridge.py`) POSTs to `/v1/private-network/ingest`:
+
+    {"protocol": "dlms", "device_id": "<serial>",
+     "payload": {"1.1.1.8.0.255": <import Wh>, "1.1.2.8.0.255": <export Wh>,
+                 "kwh": <net kWh>, "energy_generated": .., "energy_consumed": ..,
+                 "timestamp": "<RFC 3339>", "signature": "<base58>", "zone_code": "..",
+                 ...more OBIS registers (voltage, current, frequency, power factor)}}
+
+The signature is ed25519 over `{device_id}:{kwh}:{timestamp_ms}`, kwh written as
+Rust's `f64::to_string()` (`1`, not `1.0`) and timestamp_ms the timestamp in
+milliseconds (their meters send whole seconds). Their bridge (handlers.rs
+`rest_sign_candidates`) also accepts the timestamp in seconds and the payload
+without `signature` as serde_json writes it; so do we.
+
+`parse_gridtokenx_ingest(raw)` is the one public parser: every door that carries
+this body (HTTP here, MQTT `/meter/{device_id}/reading`) calls it and then the
+same acceptance function as our own submit-reading. No web framework here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from core.meters import SERIAL_PATTERN
+from core.readings.errors import InvalidFormat, TooManyDecimals
+from core.readings.rules import FieldNames, Submission, parse_timestamp
+from core.readings.rust_format import json_f64, rust_f64_display, serde_json_bytes
+from core.signatures import parse_signature, unix_ms
+from core.text import text_problem
+from core.units import InvalidAmount, JsonNumber, parse_decimal_text
+from core.units import TooManyDecimals as UnitsTooManyDecimals
+
+PROTOCOL_PLAIN = "dlms"
+PROTOCOL_ENCRYPTED = "dlms-enc"
+OBIS_IMPORT_WH = "1.1.1.8.0.255"  # active energy import (consumed), Wh
+OBIS_EXPORT_WH = "1.1.2.8.0.255"  # active energy export (generated), Wh
+_MAX_TEXT = 128
+FIELDS = FieldNames(
+    serial="device_id",
+    amount="payload.kwh",
+    timestamp="payload.timestamp",
+    signature="payload.signature",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GridTokenXFrame:
+    """The envelope: which protocol, which device, and its payload (still untrusted)."""
+
+    protocol: str  # "dlms" or "dlms-enc"
+    device_id: str
+    payload: Mapping[str, Any]
+
+
+def parse_gridtokenx_frame(raw: Any) -> GridTokenXFrame:
+    """The envelope's fields, or the first format error naming its field."""
+    if not isinstance(raw, Mapping):
+        raise InvalidFormat("the body is a JSON object {protocol, device_id, payload}")
+    protocol = raw.get("protocol")
+    if not isinstance(protocol, str):
+        raise InvalidFormat("protocol is required: dlms or dlms-enc", field="protocol")
+    # Their bridge reads "" and "auto" as dlms, and is case-blind.
+    protocol = protocol.strip().lower() or PROTOCOL_PLAIN
+    protocol = PROTOCOL_PLAIN if protocol == "auto" else protocol
+    if protocol not in (PROTOCOL_PLAIN, PROTOCOL_ENCRYPTED):
+        raise InvalidFormat(
+            f"unsupported protocol {protocol[:32]!r}: dlms or dlms-enc", field="protocol"
+        )
+    device_id = _text(raw, "device_id", "device_id")
+    if not SERIAL_PATTERN.fullmatch(device_id):
+        raise InvalidFormat(
+            "device_id is the meter's serial: 1-64 of A-Z a-z 0-9 . _ - ", field="device_id"
+        )
+    payload = raw.get("payload")
+    if not isinstance(payload, Mapping):
+        raise InvalidFormat("payload is required and is a JSON object", field="payload")
+    return GridTokenXFrame(protocol, device_id, payload)
+
+
+def parse_gridtokenx_payload(device_id: str, payload: Mapping[str, Any]) -> Submission:
+    """A plaintext DLMS payload of `device_id` as the checked submission's input."""
+    field = FIELDS.timestamp
+    timestamp = parse_timestamp(_text(payload, "timestamp", field), field)
+    signature_text = _text(payload, "signature", "payload.signature")
+    signature = parse_signature(signature_text)
+    if signature is None:
+        raise InvalidFormat(
+            "payload.signature must be base58 of a 64-byte ed25519 signature",
+            field="payload.signature",
+        )
+    raw_kwh = payload.get("kwh")
+    net = _signed_kwh(raw_kwh, "payload.kwh")
+    signed_value = json_f64(raw_kwh)
+    if signed_value is None:
+        raise InvalidFormat("payload.kwh must be a number", field="payload.kwh")
+    return Submission(
+        meter_serial=device_id,
+        kwh=net,
+        reading_timestamp=timestamp,
+        signature=signature,
+        signed_messages=signed_messages(device_id, signed_value, unix_ms(timestamp), payload),
+        fields=FIELDS,
+    )
+
+
+def parse_gridtokenx_ingest(raw: Any) -> Submission:
+    """A plaintext GridTokenX ingest body (protocol dlms) as the checked submission's input.
+
+    An encrypted body (dlms-enc) needs its meter's key first: parse the frame with
+    `parse_gridtokenx_frame`, decrypt, then `parse_gridtokenx_payload`.
+    """
+    frame = parse_gridtokenx_frame(raw)
+    if frame.protocol != PROTOCOL_PLAIN:
+        raise InvalidFormat("an encrypted frame is opened with its meter's key", field="protocol")
+    return parse_gridtokenx_payload(frame.device_id, frame.payload)
+
+
+def signed_messages(
+    device_id: str, kwh: float, timestamp_ms: int, payload: Mapping[str, Any]
+) -> tuple[bytes, ...]:
+    """What their bridge accepts a signature over, in its order: ms, seconds, the JSON."""
+    value = rust_f64_display(kwh)
+    seconds = int(timestamp_ms / 1000) if timestamp_ms < 0 else timestamp_ms // 1000
+    candidates = [
+        f"{device_id}:{value}:{timestamp_ms}".encode(),
+        f"{device_id}:{value}:{seconds}".encode(),
+    ]
+    # A payload serde_json could not write (a lone surrogate) has no JSON form to verify.
+    with contextlib.suppress(TypeError, UnicodeEncodeError):
+        candidates.append(serde_json_bytes({k: v for k, v in payload.items() if k != "signature"}))
+    return tuple(candidates)
+
+
+def _signed_kwh(value: Any, field: str) -> Decimal:
+    """An exact kWh that may be negative (net energy), at most 6 decimals."""
+    if value is None:
+        raise InvalidFormat(f"{field} (the signed net kWh) is required", field=field)
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidFormat(f"{field} must be a JSON number or a decimal string", field=field)
+    text = value.literal if isinstance(value, JsonNumber) else str(value)
+    try:
+        return parse_decimal_text(text, signed=True)
+    except UnitsTooManyDecimals as exc:
+        raise TooManyDecimals(
+            f"{field} {text} has more than 6 decimals; amounts are never rounded", field=field
+        ) from exc
+    except InvalidAmount as exc:
+        raise InvalidFormat(f"{field}: {exc}", field=field) from exc
+
+
+def _text(raw: Mapping[str, Any], key: str, field: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        raise InvalidFormat(f"{field} is required", field=field)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidFormat(f"{field} must be a non-empty string", field=field)
+    problem = text_problem(value, max_length=_MAX_TEXT)
+    if problem:
+        raise InvalidFormat(f"{field} {problem}", field=field)
+    return value.strip()
+
+
+__all__ = [
+    "OBIS_EXPORT_WH",
+    "OBIS_IMPORT_WH",
+    "PROTOCOL_ENCRYPTED",
+    "PROTOCOL_PLAIN",
+    "GridTokenXFrame",
+    "parse_gridtokenx_frame",
+    "parse_gridtokenx_ingest",
+    "parse_gridtokenx_payload",
+    "signed_messages",
+]
