@@ -123,6 +123,8 @@ class AppSettings(BaseSettings):
     # A meter's reading budget (core/readings/budget.py): readings, not requests.
     meter_rate_limit_per_minute: int = Field(120, ge=1, le=100_000)
     meter_rate_limit_burst: int = Field(1000, ge=1, le=1_000_000)
+    # Closed hours' minted energy becomes certificates at once; false: each waits for an admin.
+    certificates_auto_issue: bool = True
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # Serving limits of the API and the dashboard (serving/, docs/OPERATIONS.md).
     http_header_timeout_secs: float = Field(10.0, gt=0, le=600)

@@ -47,6 +47,10 @@ class EventType(StrEnum):
     FEE_PAYER_LOW = "fee_payer_low"
     SIGNER_UNAVAILABLE = "signer_unavailable"
     MINT_AUTHORITY_CHANGED = "mint_authority_changed"
+    CERTIFICATE_ISSUED = "certificate_issued"
+    CERTIFICATE_TRANSFERRED = "certificate_transferred"
+    CERTIFICATE_RETIRED = "certificate_retired"
+    CERTIFICATE_CANCELLED = "certificate_cancelled"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""APScheduler jobs: the mint cycle (on an interval and on arrival) and reconciliation.
+"""APScheduler jobs: the mint cycle (on an interval and on arrival), the certificate
+cycle (every few seconds) and reconciliation of both mints.
 
 Job settings are deliberate: fixed ids with replace_existing (a restart never
 doubles a job), coalesce (a backlog of missed runs is one run), max_instances=1
@@ -22,6 +23,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from core.certificates.reconcile import reconcile_certificates
 from core.event_watch import EventWatcher
 from core.events import EventType, publish
 from core.minting.pipeline import CycleReport
@@ -32,7 +34,10 @@ log = logging.getLogger(__name__)
 
 MINT_JOB = "mint-cycle"
 RECONCILE_JOB = "reconcile"
+CERTIFICATE_JOB = "certificates"
 RECONCILE_SECS = 30
+# Hours close once an hour, but transfers and retirements are asked for at any time.
+CERTIFICATE_SECS = 5
 GATHER_SECS = 0.3  # after the first new reading, wait this long so a batch can fill
 DUE_MARGIN = timedelta(milliseconds=50)  # wake just after a waiting reading is due
 WAKING_EVENTS = {
@@ -79,6 +84,16 @@ class MintScheduler:
             max_instances=1,
             misfire_grace_time=RECONCILE_SECS,
             next_run_time=datetime.now(UTC) + timedelta(seconds=5),
+        )
+        self.scheduler.add_job(
+            self.certificate_job,
+            IntervalTrigger(seconds=CERTIFICATE_SECS),
+            id=CERTIFICATE_JOB,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=CERTIFICATE_SECS,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=1),
         )
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
@@ -175,6 +190,21 @@ class MintScheduler:
             if not self.wake.is_set():
                 return
 
+    def certificate_job(self) -> None:
+        """Issue closed hours' bundles and move certificates on chain (core.certificates)."""
+        if self.stop.is_set():
+            return
+        report = self.minter.certificates.run_cycle()
+        if report.issued.bundles or report.planned or report.applied:
+            log.info(
+                "certificates: %d bundles (%d Wh, %d in review), %d moves planned, %d applied",
+                report.issued.bundles,
+                report.issued.wh,
+                report.issued.in_review,
+                report.planned,
+                report.applied,
+            )
+
     def reconcile_job(self) -> None:
         with self._tracked():
             self._reconcile()
@@ -186,6 +216,12 @@ class MintScheduler:
             self.minter.app.settings.tokenization,
             str(grx.address),
             lambda: self.minter.chain.token_supply(grx.address),
+        )
+        certificates = self.minter.certificate_mint.address
+        reconcile_certificates(
+            self.minter.app.sessions,
+            str(certificates),
+            lambda: self.minter.chain.token_supply(certificates),
         )
 
     # --- triggers and listeners --------------------------------------------------------

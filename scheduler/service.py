@@ -11,6 +11,8 @@ from typing import Any
 from solders.pubkey import Pubkey
 
 from core.bootstrap import App
+from core.certificates.worker import CertificateWorker
+from core.chain.certificate_mint import CertificateMint, ensure_certificate_mint
 from core.chain.client import ChainClient
 from core.chain.errors import RpcUnavailable, SignerUnavailable
 from core.chain.factories import mint_instruction_factory
@@ -30,6 +32,8 @@ class Minter:
     grx: GrxMint
     pipeline: MintPipeline
     signers: ChainSigners
+    certificate_mint: CertificateMint
+    certificates: CertificateWorker
 
     @property
     def fee_payer(self) -> Pubkey:
@@ -109,4 +113,29 @@ def build_minter(app: App, stop: threading.Event, **pipeline_options: Any) -> Mi
         watch=watch,
     )
     pipeline = MintPipeline(app.sessions, app.config, target, stop=stop, **pipeline_options)
-    return Minter(app, chain, grx, pipeline, signers)
+    certificate_mint = ensure_certificate_mint(
+        chain,
+        authority,
+        app.sessions,
+        settings.effective_rpc_url,
+        payer=signers.fee_payer,
+        airdrop=settings.uses_embedded_localnet,
+    )
+    log.info("certificates on mint %s", certificate_mint.address)
+    certificates = CertificateWorker(
+        app.sessions,
+        chain,
+        target.signers,
+        app.config,
+        certificate_mint,
+        auto_issue=lambda: settings.certificates_auto_issue,
+        stop=stop,
+        airdrop=settings.uses_embedded_localnet,
+        watch=watch,
+        **{
+            key: value
+            for key, value in pipeline_options.items()
+            if key in ("poll_interval", "rebroadcast_interval", "settle_timeout")
+        },
+    )
+    return Minter(app, chain, grx, pipeline, signers, certificate_mint, certificates)

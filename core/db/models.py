@@ -82,6 +82,31 @@ class OperationKind(StrEnum):
     TOKEN_ACCOUNTS = "token_accounts"  # create wallets' associated token accounts
     LOOKUP_TABLE = "lookup_table"  # create and/or extend an address lookup table
     SET_AUTHORITY = "set_authority"  # move the GRX mint authority (core.minting.authority)
+    # Certificate mint operations (core.certificates); total_base_units is the Wh they move.
+    CERTIFICATE_ISSUE = "certificate_issue"  # MintTo the holder
+    CERTIFICATE_TRANSFER = "certificate_transfer"  # burn from one holder, mint to another
+    CERTIFICATE_RETIRE = "certificate_retire"  # burn: claimed
+    CERTIFICATE_CANCEL = "certificate_cancel"  # burn: withdrawn by an admin
+
+
+CERTIFICATE_KINDS = frozenset(
+    kind.value for kind in OperationKind if kind.value.startswith("certificate_")
+)
+
+
+class CertificateStatus(StrEnum):
+    """A certificate's range of Wh ids; docs/CERTIFICATES.md draws the moves."""
+
+    REVIEW = "review"  # waits for an admin's approval before it is minted
+    ISSUING = "issuing"  # its MintTo is planned or in flight
+    ACTIVE = "active"  # on chain in its holder's account
+    TRANSFERRING = "transferring"  # its burn-and-mint to pending_holder is in flight
+    RETIRING = "retiring"
+    RETIRED = "retired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    SPLIT = "split"  # replaced by its children (parent_id), which hold every id it held
+    REJECTED = "rejected"  # an admin declined it in review: never minted
 
 
 class CostKind(StrEnum):
@@ -401,3 +426,137 @@ class FeePayer(Base):
     min_lamports: Mapped[int] = mapped_column(BigInteger)
     low: Mapped[bool] = mapped_column(Boolean, default=False)  # an alert fired, not yet cleared
     read_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CertificateMint(Base):
+    """The certificate mint of this deployment (Token-2022, 6 decimals), like token_mints."""
+
+    __tablename__ = "certificate_mints"
+
+    address: Mapped[str] = mapped_column(String(44), primary_key=True)
+    rpc_url: Mapped[str] = mapped_column(String(255))
+    authority: Mapped[str] = mapped_column(String(44))  # mint authority and permanent delegate
+    bootstrap_supply: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CertificateBundle(Base):
+    """One device's minted energy of one hour, in whole Wh, with its range of Wh ids.
+
+    energy_mwh + carried_in_mwh == wh * 1000 + remainder_mwh: the sub-Wh rest is
+    carried to the device's next bundle, so nothing is certified twice or lost.
+    """
+
+    __tablename__ = "certificate_bundles"
+    __table_args__ = (
+        CheckConstraint(
+            "energy_mwh + carried_in_mwh = wh * 1000 + remainder_mwh", name="energy_balance"
+        ),
+        CheckConstraint("remainder_mwh >= 0 AND remainder_mwh < 1000", name="remainder"),
+        CheckConstraint(
+            "(wh = 0 AND first_id IS NULL) OR (wh > 0 AND last_id - first_id + 1 = wh)",
+            name="range",
+        ),
+        Index("ix_certificate_bundles_meter_hour", "meter_id", "hour_start"),
+        Index("ix_certificate_bundles_hour_start", "hour_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    producer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    readings: Mapped[int] = mapped_column(Integer)
+    energy_mwh: Mapped[int] = mapped_column(BigInteger)  # the readings' kwh_micro: mWh
+    carried_in_mwh: Mapped[int] = mapped_column(BigInteger, default=0)
+    wh: Mapped[int] = mapped_column(BigInteger)
+    remainder_mwh: Mapped[int] = mapped_column(BigInteger)
+    first_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    last_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # The device as it was at issuance: a later edit does not rewrite a certificate.
+    technology: Mapped[str] = mapped_column(String(16))
+    capacity_kw: Mapped[Decimal] = mapped_column(DecimalText)
+    country: Mapped[str] = mapped_column(String(2))
+    grid_region: Mapped[str] = mapped_column(String(32))
+    commissioning_date: Mapped[date] = mapped_column(Date)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CertificateReading(Base):
+    """A reading's energy backs one bundle: the primary key makes a second link impossible."""
+
+    __tablename__ = "certificate_readings"
+
+    reading_id: Mapped[int] = mapped_column(ForeignKey("meter_readings.id"), primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("certificate_bundles.id"), index=True)
+
+
+class CertificateCarry(Base):
+    """The sub-Wh rest a device carries to its next bundle; `bundle_id` guards the update."""
+
+    __tablename__ = "certificate_carry"
+
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    remainder_mwh: Mapped[int] = mapped_column(BigInteger, default=0)
+    bundle_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CertificateSequence(Base):
+    """The next free Wh id (one row): ranges are taken from it by a guarded UPDATE."""
+
+    __tablename__ = "certificate_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class Certificate(Base):
+    """A holder's contiguous range of a bundle's Wh ids; splitting replaces it by children."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", CertificateStatus), name="status"),
+        CheckConstraint("wh > 0 AND last_id - first_id + 1 = wh", name="range"),
+        Index("ix_certificates_holder_status", "holder_id", "status"),
+        Index("ix_certificates_bundle_id", "bundle_id"),
+        Index("ix_certificates_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("certificate_bundles.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    wh: Mapped[int] = mapped_column(BigInteger)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    holder_wallet: Mapped[str] = mapped_column(String(44))
+    status: Mapped[str] = mapped_column(String(16))
+    # The chain operation carrying its current move (issue, transfer, retire, cancel).
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("mint_batches.id"))
+    issue_signature: Mapped[str | None] = mapped_column(String(88))
+    pending_holder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    pending_wallet: Mapped[str | None] = mapped_column(String(44))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # A retirement (claim): who benefits, what for, which consumption it covers.
+    beneficiary: Mapped[str | None] = mapped_column(String(200))
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    claim_country: Mapped[str | None] = mapped_column(String(2))
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # who asked the move
+
+
+class CertificateOperation(Base):
+    """Which chain operations carried a certificate's moves: its history with signatures."""
+
+    __tablename__ = "certificate_operations"
+
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("mint_batches.id"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # issue, transfer, retire, cancel

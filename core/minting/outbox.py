@@ -1,7 +1,8 @@
 """The persisted-signature outbox every chain write goes through, whatever it does.
 
 A row of mint_batches is a chain operation: a mint, or (by `kind`) the creation of
-token accounts or a lookup table step. Whatever it does, its transaction is
+token accounts, a lookup table step, a SetAuthority or a certificate's issue,
+transfer, retirement or cancellation (core.certificates). Whatever it does, its transaction is
 signed once through core.chain.transactions.sign_transaction, the signature and
 bytes are committed (`signed`) before the first send, only those bytes are ever
 resent, and its outcome is decided from the chain: confirmed, failed (landed with
@@ -33,14 +34,18 @@ from core.chain.signer import Signer, sign_transactions
 from core.chain.status import Confirmation, ConfirmationState
 from core.chain.transactions import transaction_signature
 from core.config import TokenizationConfig
-from core.db.models import BatchStatus, MintBatch, OperationKind
+from core.db.models import CERTIFICATE_KINDS, BatchStatus, MintBatch, OperationKind
 from core.events import EventType, publish
 from core.minting import states
 
 log = logging.getLogger(__name__)
 
 # Operations the mint authority signs (the others only the fee payer): the rows record it.
-AUTHORITY_KINDS = {OperationKind.MINT.value, OperationKind.SET_AUTHORITY.value}
+AUTHORITY_KINDS = {
+    OperationKind.MINT.value,
+    OperationKind.SET_AUTHORITY.value,
+    *CERTIFICATE_KINDS,  # the authority is the certificate mint's authority and delegate
+}
 
 
 @dataclass
@@ -101,8 +106,19 @@ class Outbox:
 
     # --- operations other than mints ------------------------------------------------------
 
-    def plan(self, session: Session, kind: OperationKind, payload: dict[str, Any]) -> int:
-        """Insert a planned operation in the caller's transaction (the caller commits)."""
+    def plan(
+        self,
+        session: Session,
+        kind: OperationKind,
+        payload: dict[str, Any],
+        *,
+        total_base_units: int = 0,
+    ) -> int:
+        """Insert a planned operation in the caller's transaction (the caller commits).
+
+        `total_base_units` is what the operation moves of its own mint (a certificate
+        operation's Wh); GRX reconciliation counts mint rows only.
+        """
         operation_id = session.scalar(
             insert(MintBatch)
             .values(
@@ -111,7 +127,7 @@ class Outbox:
                 payload=payload,
                 attempt=0,
                 total_readings=0,
-                total_base_units=0,
+                total_base_units=total_base_units,
                 created_at=self.clock(),
                 version="legacy",
             )

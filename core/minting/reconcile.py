@@ -18,7 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import TokenizationConfig
-from core.db.models import BatchStatus, MeterReading, MintBatch, ReadingStatus, TokenMint
+from core.db.models import (
+    BatchStatus,
+    MeterReading,
+    MintBatch,
+    OperationKind,
+    ReadingStatus,
+    TokenMint,
+)
 from core.events import EventType, publish
 from core.settings_store import effective_config, update_settings
 
@@ -51,7 +58,8 @@ def in_flight_base_units(session: Session) -> int:
     return int(
         session.scalar(
             select(func.coalesce(func.sum(MintBatch.total_base_units), 0)).where(
-                MintBatch.status == BatchStatus.SIGNED.value
+                MintBatch.status == BatchStatus.SIGNED.value,
+                MintBatch.kind == OperationKind.MINT.value,  # certificates have their own mint
             )
         )
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from core.db.models import MeterReading, MintBatch, ReadingStatus, User
+from core.db.models import CERTIFICATE_KINDS, MeterReading, MintBatch, ReadingStatus, User
 from core.views._sql import (
     Window,
     epoch_seconds,
@@ -110,6 +110,7 @@ def recent_batches(session: Session, viewer: User, *, limit: int = 50) -> list[B
             MintBatch.finished_at,
             MintBatch.error,
         )
+        .where(MintBatch.kind.not_in(CERTIFICATE_KINDS))  # their Wh are not GRX
         .order_by(MintBatch.id.desc())
         .limit(limit)
     ).all()

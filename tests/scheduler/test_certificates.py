@@ -1,0 +1,125 @@
+"""Certificates through the real mint pipeline, the outbox and the node (SQLite and
+PostgreSQL): minted hours become bundles minted on the certificate mint exactly once,
+whatever crashes between persisting and sending; the supply reconciles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+from sqlalchemy import select
+
+from core.certificates.reconcile import check_certificate_supply
+from core.chain.instructions import (
+    MEMO_PROGRAM_ID,
+    TOKEN_2022_PROGRAM_ID,
+    associated_token_address,
+)
+from core.db.models import Certificate, CertificateBundle, Event, MintBatch, User
+from tests.core.certificates.support import device_meter
+from tests.factories import make_reading
+
+HOUR = timedelta(hours=1)
+
+
+def hours_ago(n: int) -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(minute=0, second=0, microsecond=0) - n * HOUR
+
+
+def certificate_balance(minter, wallet: str) -> int:
+    account = associated_token_address(
+        Pubkey.from_string(wallet), minter.certificate_mint.address, TOKEN_2022_PROGRAM_ID
+    )
+    return minter.chain.token_balance(account)
+
+
+def seed(app) -> tuple[dict[str, int], dict[str, int]]:
+    """Two devices, three closed hours of pending readings; (mWh, wallet) per owner."""
+    energy: dict[str, int] = {}
+    with app.sessions() as session:
+        for index in range(2):
+            meter = device_meter(session)
+            owner = session.get(User, meter.owner_id)
+            assert owner is not None and owner.wallet_address
+            for quarter in range(12):
+                micro = 250_123 + 1_001 * quarter + index
+                at = hours_ago(3) + timedelta(minutes=15 * quarter)
+                make_reading(session, meter, kwh=f"{micro / 10**6:.6f}", at=at)
+                energy[owner.wallet_address] = energy.get(owner.wallet_address, 0) + micro
+    return energy, {wallet: mwh // 1000 for wallet, mwh in energy.items()}
+
+
+def assert_reconciles(minter, app, issued_wh: int) -> None:
+    supply = minter.chain.token_supply(minter.certificate_mint.address)
+    assert supply == minter.certificate_mint.bootstrap_supply + issued_wh
+    mint = str(minter.certificate_mint.address)
+    assert check_certificate_supply(app.sessions, mint, lambda: supply).ok
+    assert not check_certificate_supply(app.sessions, mint, lambda: supply + 1).ok
+
+
+def test_minted_hours_become_certificates_on_chain(mint_app, make_minter) -> None:
+    minter = make_minter()
+    _, expected = seed(mint_app)
+    assert minter.pipeline.run_cycle().claimed_readings == 24
+    report = minter.certificates.run_cycle()
+    assert report.issued.bundles == 6 and report.planned == 6 and report.applied == 6
+    assert {w: certificate_balance(minter, w) for w in expected} == expected
+    with mint_app.sessions() as session:
+        certificates = session.scalars(select(Certificate)).all()
+        assert {c.status for c in certificates} == {"active"}
+        assert sum(c.wh for c in certificates) == sum(expected.values())
+        operations = session.scalars(
+            select(MintBatch).where(MintBatch.kind == "certificate_issue")
+        ).all()
+        assert len(operations) == 6 and all(o.status == "confirmed" for o in operations)
+        assert all(o.signer == "file" for o in operations)
+        issued = session.scalars(select(Event).where(Event.type == "certificate_issued")).all()
+        assert sorted(e.payload["wh"] for e in issued) == sorted(c.wh for c in certificates)
+        # Each transaction carries its bundle's memo with the Wh id range.
+        bundles = {b.id: b for b in session.scalars(select(CertificateBundle))}
+        for operation in operations:
+            bundle = bundles[operation.payload["bundle_id"]]
+            message = Transaction.from_bytes(operation.raw_tx).message
+            memos = [
+                bytes(ix.data).decode()
+                for ix in message.instructions
+                if message.account_keys[ix.program_id_index] == MEMO_PROGRAM_ID
+            ]
+            assert memos == [f"gridtokenx:gc:{bundle.id}:{bundle.first_id}-{bundle.last_id}"]
+            assert operation.total_base_units == bundle.wh
+    assert_reconciles(minter, mint_app, sum(expected.values()))
+    assert minter.certificates.run_cycle().planned == 0  # nothing issues twice
+
+
+def test_a_crash_between_persist_and_send_mints_once(
+    mint_app, make_minter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_minter()
+    _, expected = seed(mint_app)
+    first.pipeline.run_cycle()
+
+    def lost(*_args, **_kwargs):
+        raise SystemExit("killed after the signed bytes were committed")
+
+    monkeypatch.setattr(first.certificates.outbox, "broadcast", lost)
+    with pytest.raises(SystemExit):
+        first.certificates.run_cycle()
+    with mint_app.sessions() as session:
+        signed = session.scalars(
+            select(MintBatch).where(MintBatch.kind == "certificate_issue")
+        ).all()
+        assert len(signed) == 6 and {o.status for o in signed} == {"signed"}
+    # A fresh scheduler recovers the signed moves: the same bytes, so each lands once.
+    second = make_minter()
+    second.certificates.run_cycle()
+    second.certificates.run_cycle()
+    assert {w: certificate_balance(second, w) for w in expected} == expected
+    with mint_app.sessions() as session:
+        operations = session.scalars(
+            select(MintBatch).where(MintBatch.kind == "certificate_issue")
+        ).all()
+        assert len(operations) == 6  # nothing was planned again
+    assert_reconciles(second, mint_app, sum(expected.values()))
