@@ -4,7 +4,7 @@ primary key), the carried sub-Wh rest per device, the id sequence, certificates
 (ranges held, split, retired, cancelled) and the chain operations that moved them.
 
 Revision ID: 0172
-Revises: 0171
+Revises: 0131
 Create Date: 2026-12-02 06:45:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0172"
-down_revision: str | None = "0171"
+down_revision: str | None = "0131"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
