@@ -8,12 +8,13 @@ decimals; more is an error, never rounded.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import Context, Decimal
 
 KWH_SCALE = 6  # kWh are exact to the Wh/1000 (micro-kWh)
 _MICRO = Decimal(10) ** KWH_SCALE
 _STEP = Decimal(1).scaleb(-KWH_SCALE)
 _MAX_MAGNITUDE = 15  # decimal exponent; amounts are far below 10^15 kWh
+_EXACT = Context(prec=100)  # more digits than any u64 amount of base units has
 
 
 class InvalidAmount(ValueError):
@@ -120,11 +121,10 @@ def kwh_to_base_units(kwh: Decimal, ratio: Decimal, decimals: int) -> int:
         raise ValueError("decimals must be within 0..9")
     if isinstance(kwh, float) or isinstance(ratio, float):
         raise TypeError("kwh and ratio must be Decimal, never float")
-    with localcontext() as context:
-        # Enough digits that the product is exact before the single floor at the end.
-        context.prec = 80
-        product = Decimal(kwh) * Decimal(ratio) * (Decimal(10) ** decimals)
-        return int(product.to_integral_value(rounding=ROUND_FLOOR))
+    # As integer ratios the product is exact whatever its size; `//` is the single floor.
+    kwh_num, kwh_den = Decimal(kwh).as_integer_ratio()
+    ratio_num, ratio_den = Decimal(ratio).as_integer_ratio()
+    return (kwh_num * ratio_num * 10**decimals) // (kwh_den * ratio_den)
 
 
 def micro_to_base_units(kwh_micro: int, ratio: Decimal, decimals: int) -> int:
@@ -134,15 +134,15 @@ def micro_to_base_units(kwh_micro: int, ratio: Decimal, decimals: int) -> int:
 def format_kwh(kwh: Decimal | int, *, micro: bool = False) -> str:
     """A kWh amount with exactly six decimals, the canonical form ("3.412500")."""
     amount = micro_to_kwh(kwh) if micro else Decimal(kwh)
-    return f"{amount.quantize(Decimal(1).scaleb(-KWH_SCALE)):f}"
+    return f"{amount.quantize(_STEP):f}"
 
 
 def format_tokens(base_units: int, decimals: int, *, trim: bool = True) -> str:
     """Base units as a GRX amount string; `trim` drops trailing zeros ("10.5", "2")."""
-    text = f"{Decimal(base_units).scaleb(-decimals):f}"
-    if trim and "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    amount = Decimal(base_units).scaleb(-decimals)
+    # normalize() drops trailing zeros, exactly within _EXACT's digits; ":f" writes 1E+2
+    # as "100".
+    return f"{amount.normalize(_EXACT) if trim else amount:f}"
 
 
 def tokens_for_display(kwh: Decimal, ratio: Decimal, decimals: int) -> str:
