@@ -8,6 +8,12 @@ late cycle still runs; a later one is due anyway). Readings arriving while a cyc
 runs set `wake`, and the running cycle goes round again instead of being skipped.
 Readings left waiting to fill a transaction (TOKENIZATION_MAX_MINT_WAIT_SECS) bring
 the next cycle forward to the moment the oldest of them becomes due.
+
+The mint job is moved from two threads at once: the event watcher brings it
+forward on arrivals while the running cycle brings it forward to the next due
+reading or reschedules it for a new polling interval. Each move reads the job and
+then writes it, so all of them hold one lock: otherwise a move computed from a
+stale read could push the cycle back past the earlier time another just set.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class MintScheduler:
         self.failures = 0  # consecutive aborted cycles
         self._idle = threading.Condition()
         self._in_flight = 0  # mint and reconcile jobs running now
+        self._moving = threading.Lock()  # held while the mint job is read and moved
 
     def start(self) -> None:
         """Recover, schedule, listen for arrivals; blocks until shutdown()."""
@@ -236,18 +243,32 @@ class MintScheduler:
         """Bring the next mint cycle forward to `when` (never push it back)."""
         if self.stop.is_set():
             return
-        job = self.scheduler.get_job(MINT_JOB)
-        if job is not None and (job.next_run_time is None or job.next_run_time > when):
-            job.modify(next_run_time=when)
+        with self._moving:
+            job = self.scheduler.get_job(MINT_JOB)
+            if job is not None and (job.next_run_time is None or job.next_run_time > when):
+                job.modify(next_run_time=when)
 
     def _follow_interval(self, seconds: int) -> None:
-        """An admin changed the polling interval: reschedule, no restart needed."""
-        if seconds == self.interval:
-            return
-        log.info("polling interval %ss -> %ss", self.interval, seconds)
-        self.interval = seconds
-        self.scheduler.reschedule_job(MINT_JOB, trigger=IntervalTrigger(seconds=seconds))
-        self.scheduler.modify_job(MINT_JOB, misfire_grace_time=seconds)
+        """An admin changed the polling interval: reschedule, no restart needed.
+
+        Rescheduling sets the next run one new interval from now; a run brought
+        forward earlier than that (an arrival, a due reading) is kept.
+        """
+        with self._moving:
+            if seconds == self.interval or self.stop.is_set():
+                return
+            job = self.scheduler.get_job(MINT_JOB)
+            if job is None:
+                return
+            log.info("polling interval %ss -> %ss", self.interval, seconds)
+            self.interval = seconds
+            earlier = job.next_run_time
+            self.scheduler.reschedule_job(MINT_JOB, trigger=IntervalTrigger(seconds=seconds))
+            changes: dict[str, object] = {"misfire_grace_time": seconds}
+            job = self.scheduler.get_job(MINT_JOB)
+            if earlier is not None and job is not None and job.next_run_time > earlier:
+                changes["next_run_time"] = earlier
+            self.scheduler.modify_job(MINT_JOB, **changes)
 
     def _job_went_wrong(self, event: JobExecutionEvent) -> None:
         missed = event.code == EVENT_JOB_MISSED

@@ -38,6 +38,10 @@ from core.chain.transactions import build_transaction
 MAX_ADDRESSES = LOOKUP_TABLE_MAX_ADDRESSES  # 256 per table
 _NOT_DEACTIVATED = 2**64 - 1
 _PROBE_BLOCKHASH = Hash.default()
+# A table address like any real one. Pubkey.default() would not do: it is the System
+# Program's id, which every extension already names, so a probe at that address
+# is one account key (32 bytes) shorter than the real transaction.
+_PROBE_TABLE = Pubkey.from_bytes(bytes([0xC3]) + b"\x3c" * 31)
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,18 @@ def build_table_transaction(
 def max_addresses_per_transaction(
     authority: Pubkey, *, create: bool, compute_budget: ComputeBudget | None = None
 ) -> int:
-    """How many addresses one extension (after a creation, when `create`) carries, measured."""
+    """How many addresses one extension (after a creation, when `create`) carries, measured.
+
+    Measured on the transaction as it is sent: the table authority pays and signs
+    alone (one signature), with the compute budget given.
+    """
 
     def fits(count: int) -> bool:
         addresses = probe_keys(count)
         if create:
             _, instructions = create_table(authority, authority, 2**63, addresses)
         else:
-            instructions = [extend_table(Pubkey.default(), authority, authority, addresses)]
+            instructions = [extend_table(_PROBE_TABLE, authority, authority, addresses)]
         try:
             build_table_transaction(instructions, authority, _PROBE_BLOCKHASH, compute_budget)
         except TransactionTooLarge:

@@ -42,6 +42,7 @@ from core.db.models import (
     OperationKind,
 )
 from core.db.models import LookupTable as LookupTableRow
+from core.minting import states
 from core.minting.outbox import CycleReport, InFlight, Outbox
 from core.minting.table_steps import plan_table_step
 
@@ -54,6 +55,10 @@ FAILED_STEP_PAUSE_SECS = 60.0  # a step that landed with an error paid a fee: do
 
 class LookupTableUnavailable(ChainError):
     code = "lookup_table_unavailable"
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"lookup table {address} is not usable here")
+        self.address = address  # the table to forget
 
 
 def active_tables(session: Session, wallets: Sequence[str], *, mint: str) -> dict[str, str]:
@@ -94,6 +99,7 @@ class LookupTables:
         self._on_chain: dict[str, LookupTable] = {}
         self._work = True  # something may be waiting: settled steps, inactive entries
         self._paused_until = 0.0  # monotonic: no new steps before (after a failed one)
+        self._halted = False  # upkeep failed this cycle: no table work until the next
 
     def tables_of(self, session: Session, wallets: Sequence[str]) -> dict[str, str]:
         return active_tables(session, wallets, mint=str(self.mint))
@@ -126,7 +132,7 @@ class LookupTables:
         if table is None or refresh:
             [table] = self.chain.lookup_tables([Pubkey.from_string(address)])
             if table is None or not table.addresses or table.addresses[0] != self.mint:
-                raise LookupTableUnavailable(f"lookup table {address} is not usable here")
+                raise LookupTableUnavailable(address)
             self._on_chain[address] = table
         return AddressLookupTableAccount(table.address, list(table.addresses))
 
@@ -143,15 +149,33 @@ class LookupTables:
 
     # --- upkeep, once per cycle step -------------------------------------------------------
 
+    def begin_cycle(self) -> None:
+        """A new mint cycle: table work a failure paused in the last one may resume."""
+        if self._halted:
+            self._halted = False
+            self._work = True
+
     def upkeep(self, report: CycleReport) -> list[InFlight]:
-        """Apply settled steps, activate warmed-up entries, send steps for new candidates."""
-        if not (self._work or self._candidates):
+        """Apply settled steps, activate warmed-up entries, send steps for new candidates.
+
+        Never raises: a failure (the node, the database, the signer, a step that
+        cannot be built) pauses table work until the next cycle, and minting goes on
+        in the transactions it can build; steps planned but not sent are released.
+        """
+        if self._halted or not (self._work or self._candidates):
             return []
-        self._work = False
-        self._apply_settled()
-        self._activate()
-        hold_on = time.monotonic() < self._paused_until
-        sent = self._extend() if self._candidates and not hold_on else []
+        try:
+            self._work = False
+            self._apply_settled()
+            self._activate()
+            hold_on = time.monotonic() < self._paused_until
+            sent = self._extend() if self._candidates and not hold_on else []
+        except Exception as exc:
+            self._halted = True
+            self._work = True  # look again next cycle
+            log.warning("lookup table upkeep paused until the next cycle: %r", exc)
+            report.errors.append(f"lookup tables: {type(exc).__name__}: {exc}")
+            return []
         report.operations_sent += len(sent)
         return sent
 
@@ -283,33 +307,61 @@ class LookupTables:
         self._on_chain.pop(address, None)
 
     def _extend(self) -> list[InFlight]:
-        """Plan, sign and persist table steps for the candidates; returns them in flight."""
+        """Plan, sign and persist table steps for the candidates; returns them in flight.
+
+        Each step is committed `planned` before it is built; when building, signing
+        or persisting fails, the steps not persisted are released at once (their
+        entries are dropped and their wallets become candidates again).
+        """
         budget = self.compute_budget()
         blockhash: tuple[Hash, int] | None = None
         unsigned: list[tuple[int, Transaction, int, str]] = []
-        for _ in range(MAX_STEPS_PER_UPKEEP):
-            if not self._candidates:
-                break
-            with self.outbox.sessions() as session:
-                step = plan_table_step(
-                    session,
-                    self.outbox,
-                    self._candidates,
-                    authority=self.authority,
-                    mint=self.mint,
-                    budget=budget,
-                    recent_slot=self.chain.slot,
+        planned: list[int] = []
+        try:
+            for _ in range(MAX_STEPS_PER_UPKEEP):
+                if not self._candidates:
+                    break
+                with self.outbox.sessions() as session:
+                    step = plan_table_step(
+                        session,
+                        self.outbox,
+                        self._candidates,
+                        authority=self.authority,
+                        mint=self.mint,
+                        budget=budget,
+                        recent_slot=self.chain.slot,
+                    )
+                if step is None:
+                    break
+                for wallet in step.wallets:
+                    self._candidates.pop(wallet, None)
+                self._work = True
+                planned.append(step.operation_id)
+                blockhash = blockhash or self.chain.latest_blockhash()
+                tx = build_table_transaction(
+                    step.instructions, self.authority, blockhash[0], budget
                 )
-            if step is None:
-                break
-            for wallet in step.wallets:
-                self._candidates.pop(wallet, None)
-            self._work = True
-            blockhash = blockhash or self.chain.latest_blockhash()
-            tx = build_table_transaction(step.instructions, self.authority, blockhash[0], budget)
-            unsigned.append((step.operation_id, tx, blockhash[1], OperationKind.LOOKUP_TABLE.value))
-        if not unsigned or blockhash is None:
-            return []
-        in_flight = self.outbox.persist(self.outbox.sign_all(unsigned), blockhash[0])
+                kind = OperationKind.LOOKUP_TABLE.value
+                unsigned.append((step.operation_id, tx, blockhash[1], kind))
+            if not unsigned or blockhash is None:
+                return []
+            in_flight = self.outbox.persist(self.outbox.sign_all(unsigned), blockhash[0])
+        except Exception:
+            self._release(planned)
+            raise
         self.outbox.broadcast(in_flight)
         return in_flight
+
+    def _release(self, operation_ids: Sequence[int]) -> None:
+        """Steps that were planned and never sent: expired now, so their entries drop."""
+        for operation_id in operation_ids:
+            try:
+                with self.outbox.sessions() as session:
+                    states.release_planned(
+                        session,
+                        operation_id,
+                        reason="released: lookup table step not sent",
+                        now=self.outbox.clock(),
+                    )
+            except Exception:  # the database may be what failed: recovery releases it
+                log.warning("could not release lookup table step %d", operation_id)

@@ -186,6 +186,8 @@ class MintPipeline:
         `report.next_due_at` says when readings left waiting become due.
         """
         report = CycleReport()
+        if self.lookup is not None:
+            self.lookup.begin_cycle()
         self.recover(report, release_all_planned=False)
         self._read_fee_payer()
         in_flight: list[InFlight] = []
@@ -300,7 +302,7 @@ class MintPipeline:
             )
             blockhash, last_valid = self.target.chain.latest_blockhash()
             budget = ComputeBudget(config.priority_fee_microlamports)
-            unsigned = [self._unsigned(b, destinations, blockhash, budget) for b in claimed]
+            claimed, unsigned = self._build_all(claimed, destinations, blockhash, budget, report)
             # One call per signer for the whole claim: a remote signer signs them at once.
             prepared = self.outbox.sign_all(
                 [
@@ -313,6 +315,31 @@ class MintPipeline:
             self._release(claimed, report, reason="released: could not sign")
             raise
         return prepared, blockhash
+
+    def _build_all(
+        self,
+        claimed: Sequence[ClaimedBatch],
+        destinations: dict[str, Pubkey],
+        blockhash: Hash,
+        budget: ComputeBudget,
+        report: CycleReport,
+    ) -> tuple[list[ClaimedBatch], list[Transaction | VersionedTransaction]]:
+        """Build every batch; one whose table cannot be used is released, not the claim.
+
+        Its table's entries are made inactive, so its readings are claimed again at
+        once, in legacy transactions: a lookup table never stops minting.
+        """
+        built: list[ClaimedBatch] = []
+        unsigned: list[Transaction | VersionedTransaction] = []
+        for batch in claimed:
+            try:
+                unsigned.append(self._unsigned(batch, destinations, blockhash, budget))
+            except LookupTableUnavailable as exc:
+                log.warning("batch %d goes back to legacy minting: %s", batch.id, exc)
+                self._release([batch], report, reason=f"released: {exc}")
+                continue
+            built.append(batch)
+        return built, unsigned
 
     def _unsigned(
         self,
@@ -331,10 +358,9 @@ class MintPipeline:
                 payer=self.fee_payer,
                 lookup=self.lookup,
             )
-        except LookupTableUnavailable:
+        except LookupTableUnavailable as exc:
             assert self.lookup is not None  # only v0 batches use tables
-            for address in batch.tables:
-                self.lookup.forget(address)
+            self.lookup.forget(exc.address)  # its wallets go back to legacy transactions
             raise
         if not batch.tables and self.lookup is not None:
             self.lookup.note_legacy({wallet: destinations[wallet] for wallet, _ in batch.mints})

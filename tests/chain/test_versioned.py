@@ -63,7 +63,43 @@ def test_measured_capacities() -> None:
     assert max_mints_per_versioned_transaction(factory, 1, compute_budget=PRICED) == 53
     authority = Keypair().pubkey()
     assert max_addresses_per_transaction(authority, create=True, compute_budget=BUDGET) == 28
-    assert max_addresses_per_transaction(authority, create=False, compute_budget=BUDGET) == 30
+    assert max_addresses_per_transaction(authority, create=False, compute_budget=BUDGET) == 29
+    assert max_addresses_per_transaction(authority, create=False, compute_budget=PRICED) == 29
+    assert max_addresses_per_transaction(authority, create=False) == 30
+
+
+@pytest.mark.parametrize("budget", [None, BUDGET, PRICED])
+def test_an_extension_at_capacity_fits_a_real_table_and_one_more_does_not(budget) -> None:
+    """Sized on the bytes as sent: a real table address, signed by its authority alone.
+
+    Independent of the builder: an extension is the signature, a 3-byte header, 4
+    account keys (authority, table, system, lookup table program) plus the compute
+    budget program when budgeted, the blockhash, and the instruction (1 program
+    index, 1 + 4 account indexes, 2-byte data length, 4 + 8 bytes of data and 32
+    per address); each budget instruction is 1 + 1 + data (5 for the limit, 9 for
+    the price).
+    """
+    authority = Keypair()
+    capacity = max_addresses_per_transaction(
+        authority.pubkey(), create=False, compute_budget=budget
+    )
+    keys_ = 4 + (budget is not None)
+    budget_ixs = [] if budget is None else [1 + 1 + 1 + 5]
+    if budget is not None and budget.micro_lamports_per_unit:
+        budget_ixs.append(1 + 1 + 1 + 9)
+    fixed = 1 + 64 + 3 + 1 + 32 * keys_ + 32 + 1 + sum(budget_ixs) + 1 + 1 + 4 + 2 + 12
+    assert capacity == (PACKET_DATA_SIZE - fixed) // 32  # the most that fits, no fewer
+
+    def signed(count: int):
+        extend = extend_table(
+            Pubkey.new_unique(), authority.pubkey(), authority.pubkey(), keys(count)
+        )
+        tx = build_table_transaction([extend], authority.pubkey(), Hash.new_unique(), budget)
+        return sign_transaction(tx, [authority])
+
+    assert len(bytes(signed(capacity))) == fixed + 32 * capacity <= PACKET_DATA_SIZE
+    with pytest.raises(TransactionTooLarge):
+        signed(capacity + 1)
 
 
 @pytest.mark.parametrize("tables", [1, 3])

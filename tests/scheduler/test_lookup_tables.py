@@ -18,12 +18,15 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from sqlalchemy import func, select
 
+from core.chain.client import ChainClient
 from core.chain.errors import AlreadyProcessed
 from core.db.models import ChainCost, LookupTableEntry, MintBatch
+from core.db.models import LookupTable as LookupTableRow
 from core.minting.lookup_tables import RECURRING_MINTS
 from core.minting.outbox import CycleReport
 from core.minting.pipeline import MintPipeline, MintTarget
 from tests.scheduler.conftest import count_by_status
+from tests.support.rpc_gate import RpcGate
 from tests.support.seed import T0, seed_producers, seed_readings
 
 WALLETS = 30
@@ -225,3 +228,164 @@ def test_a_separate_fee_payer_pays_everything_and_owns_the_tables(mint_app, make
 def _entries(app) -> list[LookupTableEntry]:
     with app.sessions() as session:
         return list(session.scalars(select(LookupTableEntry)))
+
+
+@pytest.fixture
+def gated(mint_app, make_minter, localnet):
+    """A pipeline whose node is behind an RpcGate (the shared node's own minter, its keys)."""
+    minter = make_minter()
+    gate = RpcGate(localnet.url).start()
+    chain = ChainClient(gate.url)
+    target = minter.pipeline.target
+    pipeline = MintPipeline(
+        mint_app.sessions,
+        mint_app.config,
+        MintTarget(chain, target.authority, target.factory),
+        poll_interval=0.05,
+        payer_read_interval=0.0,
+    )
+    yield minter, pipeline, gate
+    chain.close()
+    gate.stop()
+
+
+def table_operations(app) -> list[MintBatch]:
+    with app.sessions() as session:
+        statement = select(MintBatch).where(MintBatch.kind == "lookup_table")
+        return list(session.scalars(statement.order_by(MintBatch.id)))
+
+
+def credited_exactly(minter, producers, rounds: int) -> bool:
+    """Each wallet holds its readings of `rounds` rounds (the seed formula), nothing more."""
+    accounts = minter.pipeline.accounts
+    return all(
+        minter.chain.token_balance(accounts.address(p.wallet))
+        == (1 + (index * 7_919) % 25_000_000) * 1_000 * rounds
+        for index, p in enumerate(producers)
+    )
+
+
+def test_a_node_error_in_table_upkeep_pauses_tables_for_the_cycle_not_minting(
+    mint_app, gated
+) -> None:
+    minter, pipeline, gate = gated
+    gate.refuse = lambda method: method == "getSlot"  # only table upkeep asks for the slot
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, 5, namespace="slotless")
+    for round_ in range(RECURRING_MINTS):
+        seed_round(mint_app, producers, round_)
+        report = pipeline.run_cycle()
+        assert report.confirmed == 1 and not report.unresolved
+    # The second cycle made the wallets candidates; creating their table needs the slot.
+    assert gate.calls["getSlot"] == 1  # tried once, then paused for the rest of the cycle
+    assert [e for e in report.errors if e.startswith("lookup tables:")]
+    assert table_operations(mint_app) == []  # nothing planned was left behind
+    assert count_by_status(mint_app) == {"minted": 5 * RECURRING_MINTS}
+    assert credited_exactly(minter, producers, RECURRING_MINTS)
+
+    seed_round(mint_app, producers, RECURRING_MINTS)  # still failing: the next cycle mints
+    report = pipeline.run_cycle()
+    assert report.confirmed == 1 and gate.calls["getSlot"] == 2  # tried again, once
+    assert {b.version for b in mint_batches(mint_app)} == {"legacy"}
+    assert credited_exactly(minter, producers, RECURRING_MINTS + 1)
+
+    gate.refuse = lambda method: False  # the node recovers: table work resumes
+    run_until(pipeline, lambda: active_entries(mint_app) == 5, what="activation")
+    seed_round(mint_app, producers, RECURRING_MINTS + 1)
+    pipeline.run_cycle()
+    assert mint_batches(mint_app)[-1].version == "v0"
+    assert count_by_status(mint_app) == {"minted": 5 * (RECURRING_MINTS + 2)}
+    assert credited_exactly(minter, producers, RECURRING_MINTS + 2)
+
+
+def test_a_table_step_that_cannot_be_sent_is_released_and_minting_goes_on(mint_app, gated) -> None:
+    minter, pipeline, gate = gated
+
+    def planned_step() -> bool:
+        return any(op.status == "planned" for op in table_operations(mint_app))
+
+    # The node fails the blockhash only while a table step is planned: after the step
+    # was committed, before it could be built and signed.
+    gate.refuse = lambda method: method == "getLatestBlockhash" and planned_step()
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, 5, namespace="unsent")
+    for round_ in range(RECURRING_MINTS):
+        seed_round(mint_app, producers, round_)
+        report = pipeline.run_cycle()
+        assert report.confirmed == 1
+    [step] = table_operations(mint_app)
+    assert step.status == "expired" and step.signature is None
+    assert step.error == "released: lookup table step not sent"
+    assert [e for e in report.errors if e.startswith("lookup tables:")]
+    assert credited_exactly(minter, producers, RECURRING_MINTS)
+
+    seed_round(mint_app, producers, RECURRING_MINTS)
+    report = pipeline.run_cycle()  # the released step's entries drop, its wallets retry
+    assert report.confirmed == 1 and credited_exactly(minter, producers, RECURRING_MINTS + 1)
+    assert [op.status for op in table_operations(mint_app)] == ["expired", "expired"]
+
+    gate.refuse = lambda method: False
+    run_until(pipeline, lambda: active_entries(mint_app) == 5, what="activation")
+    with mint_app.sessions() as session:
+        tables = session.scalars(select(LookupTableRow)).all()
+    # Two creations never sent (only the mint is left counted in them), then the table.
+    assert [(t.status, t.entries) for t in tables] == [
+        ("abandoned", 1),
+        ("abandoned", 1),
+        ("ready", 6),
+    ]
+    seed_round(mint_app, producers, RECURRING_MINTS + 1)
+    pipeline.run_cycle()
+    assert mint_batches(mint_app)[-1].version == "v0"
+    assert credited_exactly(minter, producers, RECURRING_MINTS + 2)
+
+
+def test_a_table_the_chain_does_not_hold_sends_its_wallet_to_legacy_in_the_same_cycle(
+    mint_app, tabled
+) -> None:
+    minter, producers, expected = tabled
+    pipeline = minter.pipeline
+    stray = Keypair().pubkey()  # e.g. a database restored next to another cluster
+    with mint_app.sessions() as session:
+        [real] = session.scalars(select(LookupTableRow)).all()
+        session.add(
+            LookupTableRow(
+                address=str(stray),
+                authority=real.authority,
+                mint=real.mint,
+                status="ready",
+                entries=2,
+                operation_id=real.operation_id,
+                created_at=real.created_at,
+            )
+        )
+        session.flush()
+        moved = session.scalars(
+            select(LookupTableEntry).where(LookupTableEntry.wallet == producers[0].wallet)
+        ).one()
+        moved.table_address = str(stray)
+        session.commit()
+    expected += seed_round(mint_app, producers, RECURRING_MINTS)
+    report = pipeline.run_cycle()
+    # One cycle: the batch is released, its readings claimed again and minted.
+    assert report.released == 1 and report.claimed_readings == 2 * WALLETS
+    assert report.confirmed == 2 and not report.errors
+    landed = [(b.version, b.mint_count) for b in mint_batches(mint_app, status="confirmed")]
+    assert landed[-2:] == [("v0", WALLETS - 1), ("legacy", 1)] or landed[-2:] == [
+        ("legacy", 1),
+        ("v0", WALLETS - 1),
+    ]
+    [released] = mint_batches(mint_app, version="v0", status="expired")
+    assert released.signature is None and str(stray) in released.error
+    # The stray table is abandoned; its wallet was added to the real one again.
+    with mint_app.sessions() as session:
+        assert session.get(LookupTableRow, str(stray)).status == "abandoned"
+        entries = session.scalars(select(LookupTableEntry)).all()
+    assert {e.table_address for e in entries} == {real.address}
+    assert sorted(e.wallet for e in entries) == sorted(p.wallet for p in producers)
+    assert count_by_status(mint_app) == {"minted": WALLETS * (RECURRING_MINTS + 1)}
+    for index, producer in enumerate(producers):
+        units = (1 + (index * 7_919) % 25_000_000) * 1_000
+        account = pipeline.accounts.address(producer.wallet)
+        assert minter.chain.token_balance(account) == units * (RECURRING_MINTS + 1)
+    assert minter.chain.token_supply(minter.grx.address) == minter.grx.bootstrap_supply + expected

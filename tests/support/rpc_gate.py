@@ -4,6 +4,9 @@ With `hold_sends` set, every sendTransaction is answered with an RPC error and
 never reaches the node; its raw bytes are kept in `held`. Everything else is
 relayed unchanged. Tests use it to stop a process between persisting a signed
 transaction and the node receiving it.
+
+`refuse(method)` returning true answers that call with an RPC error too (the
+node failing one kind of request), and `calls` counts the requests by method.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import base64
 import json
 import threading
 import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -20,6 +25,8 @@ class RpcGate:
         self.target_url = target_url
         self.hold_sends = False
         self.held: list[bytes] = []
+        self.refuse: Callable[[str], bool] = lambda _method: False
+        self.calls: Counter[str] = Counter()
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +61,11 @@ class RpcGate:
     def _answer(self, body: bytes) -> bytes:
         request = json.loads(body)
         calls = request if isinstance(request, list) else [request]
+        self.calls.update(str(c.get("method")) for c in calls)
+        if any(self.refuse(str(c.get("method"))) for c in calls):
+            error = {"code": -32603, "message": "refused by the test's gate"}
+            answers = [{"jsonrpc": "2.0", "id": c.get("id"), "error": error} for c in calls]
+            return json.dumps(answers if isinstance(request, list) else answers[0]).encode()
         if self.hold_sends and any(c.get("method") == "sendTransaction" for c in calls):
             for call in calls:
                 if call.get("method") == "sendTransaction":
