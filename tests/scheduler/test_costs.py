@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+from solana.rpc.api import Client
+from solana.rpc.commitment import Confirmed
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from sqlalchemy import select
 
@@ -13,7 +17,7 @@ from core.db.models import ChainCost, Event, FeePayer, MeterReading, MintBatch
 from core.settings_store import update_settings
 from tests.scheduler.conftest import count_by_status
 from tests.support.localnet import wait_for
-from tests.support.seed import seed_producers, seed_readings
+from tests.support.seed import T0, seed_producers, seed_readings
 
 PRICE = 10_000  # micro-lamports per compute unit
 
@@ -49,6 +53,17 @@ def test_the_fee_and_rent_recorded_are_the_chains(mint_app, make_minter) -> None
     assert operations[0].rent_lamports == 0  # minting locks no rent
     assert sum(c.lamports for c in ledger) == before - after  # the chain's own balance change
     assert {c.operation_id for c in ledger} == {op.id for op in operations}
+    for op in operations:  # and what the node itself says it charged, asked here
+        assert op.fee_lamports == chain_fee(minter.chain.url, op.signature)
+
+
+def chain_fee(url: str, signature: str) -> int:
+    """meta.fee of a landed transaction, from the node's getTransaction (not our client)."""
+    found = Client(url).get_transaction(
+        Signature.from_string(signature), "base64", Confirmed, max_supported_transaction_version=0
+    )
+    assert found.value is not None and found.value.transaction.meta is not None
+    return found.value.transaction.meta.fee
 
 
 def test_a_low_balance_is_told_once_per_crossing(mint_app, make_minter) -> None:
@@ -84,6 +99,61 @@ def test_a_low_balance_is_told_once_per_crossing(mint_app, make_minter) -> None:
     minter.pipeline.run_cycle()
     minter.pipeline.run_cycle()
     assert len(alerts()) == 2 and alerts()[1]["fee_payer"] == str(minter.pipeline.fee_payer)
+
+
+def test_the_low_balance_event_follows_the_payers_real_balance_across_each_crossing(
+    mint_app, make_minter
+) -> None:
+    """The balance itself crosses the minimum: spent by mints, topped up by a transfer.
+
+    Without lookup tables, so that each round spends exactly one signature's fee.
+    """
+    minter = make_minter(lookup_tables=False)
+    pipeline, chain, payer = minter.pipeline, minter.chain, minter.pipeline.fee_payer
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, 2, namespace="low")
+    rounds = iter(range(10))
+
+    def mint_a_round() -> None:
+        with mint_app.sessions() as session:
+            seed_readings(session, producers, 1, start=T0 + timedelta(days=next(rounds)))
+        assert pipeline.run_cycle().confirmed == 1
+
+    def alerts() -> list[tuple[int, int]]:
+        with mint_app.sessions() as session:
+            rows = session.scalars(
+                select(Event).where(Event.type == "fee_payer_low").order_by(Event.id)
+            )
+            return [(e.payload["balance_lamports"], e.payload["min_lamports"]) for e in rows]
+
+    mint_a_round()  # the token accounts exist now: each later round spends one fee only
+    held = chain.sol_balance(payer)
+    minimum = held - 1  # one lamport under what the payer holds
+    with mint_app.sessions() as session:
+        update_settings(
+            session,
+            mint_app.settings.tokenization,
+            {"fee_payer_min_sol": format(Decimal(minimum).scaleb(-9), "f")},
+            by="t",
+        )
+    pipeline.run_cycle()
+    assert alerts() == []  # above the minimum
+    mint_a_round()  # read before it spent: still nothing told
+    pipeline.run_cycle()  # down: 5,000 lamports spent (one signature, no priority fee)
+    assert chain.sol_balance(payer) == held - 5_000
+    assert alerts() == [(held - 5_000, minimum)]
+    mint_a_round()  # stays down: no repeat, however many cycles
+    pipeline.run_cycle()
+    pipeline.run_cycle()
+    assert alerts() == [(held - 5_000, minimum)]
+    chain.request_airdrop(payer, 10_000)  # up: exactly back to what it held
+    pipeline.run_cycle()
+    with mint_app.sessions() as session:
+        assert session.get(FeePayer, str(payer)).low is False
+    assert len(alerts()) == 1  # going up is not told
+    mint_a_round()
+    pipeline.run_cycle()  # and down again: told again, once
+    assert alerts() == [(held - 5_000, minimum), (held - 5_000, minimum)]
 
 
 def test_without_account_creation_a_wallet_lacking_one_is_held_not_lost(

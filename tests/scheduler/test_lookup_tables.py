@@ -15,6 +15,7 @@ from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from sqlalchemy import func, select
 
@@ -100,6 +101,11 @@ def test_a_lookup_table_mint_lands_and_credits_exactly(mint_app, tabled) -> None
     supply = minter.chain.token_supply(minter.grx.address)
     assert supply == minter.grx.bootstrap_supply + expected
     assert v0.fee_lamports == 5_000  # one signature, no priority fee
+    signature = Signature.from_string(v0.signature)
+    landed = Client(minter.chain.url).get_transaction(
+        signature, "base64", Confirmed, max_supported_transaction_version=0
+    )
+    assert landed.value.transaction.meta.fee == v0.fee_lamports  # the node's own figure
 
 
 def test_every_lamport_of_accounts_and_tables_is_recorded(mint_app, tabled) -> None:
