@@ -134,6 +134,16 @@ class AppSettings(BaseSettings):
     http_max_websockets: int = Field(2000, ge=1, le=100_000)
     # Proxies whose X-Forwarded-For is believed: addresses or networks, "*" for any.
     forwarded_allow_ips: str = ""
+    # The MQTT ingest bridge (docs/API.md "MQTT"). Unset MQTT_URL: the embedded broker that
+    # `make run` starts on MQTT_PORT; mqtt://user:password@host:port, mqtts:// for TLS.
+    mqtt_url: str = ""
+    mqtt_port: int = Field(1883, ge=1, le=65_535)
+    mqtt_client_id: str = Field("gridtokenx-ingest", min_length=1, max_length=64)
+    # 5 (retain-as-published, receive maximum) or 3.1.1 (the embedded broker speaks only it).
+    mqtt_protocol: str = Field("5", pattern=r"^(5|3\.1\.1)$")
+    mqtt_cafile: Path | None = None  # mqtts:// with a private CA; unset: the system's CAs
+    # Prepended to every topic, so deployments (or test runs) can share one broker.
+    mqtt_topic_prefix: str = Field("", max_length=64, pattern=r"^[^+#]*$")
 
     @field_validator("solana_commitment")
     @classmethod
@@ -179,6 +189,20 @@ class AppSettings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// JSON-RPC endpoint")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must be mqtt://[user:password@]host[:port] or mqtts://...")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError("the port must be a number from 1 to 65535") from exc
         return value
 
     @field_validator("solana_ws_url")
@@ -279,6 +303,10 @@ class AppSettings(BaseSettings):
         )
 
     @property
+    def effective_mqtt_url(self) -> str:
+        return self.mqtt_url or f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
 
@@ -347,6 +375,14 @@ SECRET_FIELDS = ("api_secret_key", "admin_password")
 SUPPLIED_SECRETS = ("vault_token", "vault_secret_id")  # never generated: shown only as set/unset
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
     """The configuration as printable values: secrets replaced, passwords stripped from URLs."""
     app = settings.app.model_dump(mode="json")
@@ -358,6 +394,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
         hide_password=True
     )
     app["solana_rpc_url"] = settings.app.effective_rpc_url
+    app["mqtt_url"] = _without_password(settings.app.effective_mqtt_url)
     app["authority_keypair_path"] = str(settings.app.effective_authority_keypair_path)
     tokenization = settings.tokenization.model_dump(mode="json")
     return {

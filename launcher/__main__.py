@@ -64,6 +64,7 @@ def services(settings: Settings) -> list[Service]:
             f"http://{app.api_host}:{app.api_port}/health",
         ),
         Service("scheduler", [python, "-m", "scheduler"]),
+        Service("mqtt", [python, "-m", "mqtt_ingest"]),
         Service(
             "dashboard",
             # app.py's st.App under the serving limits (pages/__main__.py); the same

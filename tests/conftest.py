@@ -25,7 +25,7 @@ from core.config import Settings, load_settings
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
 
-pytest_plugins = ["tests.support.localnet", "tests.support.openbao"]
+pytest_plugins = ["tests.support.localnet", "tests.support.openbao", "tests.support.mqtt"]
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -186,6 +186,12 @@ _APP_VARIABLES = {
     "VAULT_TRANSIT_KEY",
     "VAULT_TRANSIT_KEY_VERSION",
     "VAULT_CACERT",
+    "MQTT_URL",
+    "MQTT_PORT",
+    "MQTT_CLIENT_ID",
+    "MQTT_PROTOCOL",
+    "MQTT_CAFILE",
+    "MQTT_TOPIC_PREFIX",
 }
 
 

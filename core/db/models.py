@@ -560,3 +560,20 @@ class CertificateOperation(Base):
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), primary_key=True)
     operation_id: Mapped[int] = mapped_column(ForeignKey("mint_batches.id"), primary_key=True)
     action: Mapped[str] = mapped_column(String(16))  # issue, transfer, retire, cancel
+
+
+class IngestBridge(Base):
+    """An ingest bridge's heartbeat (the MQTT bridge): written every few seconds, one row
+    per bridge client id, so /health and the dashboard read its state without asking it."""
+
+    __tablename__ = "ingest_bridges"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    broker: Mapped[str] = mapped_column(String(255))  # the URL without its password
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    messages_per_sec: Mapped[Decimal] = mapped_column(DecimalText, default=Decimal(0))
+    # Messages by outcome since the bridge started: accepted, duplicate, rejected:<code>.
+    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -21,6 +21,10 @@ Public API:
 - `accept_batch(session, meter, items, config, *, now=None) -> BatchOutcome`:
   every valid item is stored in one transaction, each item reported as
   accepted / duplicate / rejected. Commits.
+- `accept_together(session, parts, config, *, now=None)`: several meters' `Part`s
+  judged as `accept_batch` judges each, stored in one transaction (a door that
+  receives many meters at once, the MQTT bridge). `meters_by_serial(session,
+  serials)` finds the meters a door names by serial. Commits.
 - `record_rejection(session, meter, error, *, now=None)`: the staff-only event
   for a refused request (used for refusals found outside these functions,
   e.g. an oversized body). Commits.
@@ -33,7 +37,7 @@ reading; anything else in the window is `duplicate_reading`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -66,6 +70,7 @@ from core.readings.identity import (
     claim_meter,
     claim_submitter,
     meter_identity,
+    meters_by_serial,
     submitting_meter,
 )
 from core.readings.queries import ReadingView, get_reading
@@ -83,6 +88,7 @@ __all__ = [
     "ItemResult",
     "KwhOutOfRange",
     "MeterSuspended",
+    "Part",
     "PayloadTooLarge",
     "ReadingRejected",
     "ReadingTooOld",
@@ -93,10 +99,12 @@ __all__ = [
     "UnknownMeter",
     "accept_batch",
     "accept_reading",
+    "accept_together",
     "claim_gateway_meter",
     "claim_meter",
     "claim_submitter",
     "meter_identity",
+    "meters_by_serial",
     "record_rejection",
     "submitting_meter",
 ]
@@ -216,42 +224,51 @@ def _unknown(serial: str, field: str | None = None) -> UnknownMeter:
     return UnknownMeter(f"no meter with serial {serial.strip()!r}", field=field)
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One meter's share of a unit of work: its readings, or why it is refused whole.
+
+    `in_batch`: the items came as a batch (their events carry `batch_index`);
+    `parse`: the door's parser of each item (ours, or the GridTokenX form's).
+    """
+
+    meter: SubmittingMeter
+    items: Sequence[Any]
+    refusal: ReadingRejected | None = None
+    in_batch: bool = True
+    parse: Parser = parse_submission
+
+
+@dataclass(slots=True)
+class _Judged:
+    part: Part
+    checked: list[tuple[int, CheckedReading]]
+    rejected: list[tuple[int, ReadingRejected]]
+    stored: list[Stored]
+
+
 def _store(
-    session: Session,
-    meter: SubmittingMeter,
-    checked: list[tuple[int, CheckedReading]],
-    rejected: list[tuple[int, ReadingRejected]],
-    config: TokenizationConfig,
-    now: datetime,
-    *,
-    in_batch: bool,
-) -> list[Stored]:
-    """Store in one transaction with the rejections' events; retried after a lost race."""
+    session: Session, judged: Sequence[_Judged], config: TokenizationConfig, now: datetime
+) -> None:
+    """Store every part in one transaction with the rejections' events; retried after a lost race.
+
+    Meters are touched (on PostgreSQL: locked) in id order, so two units of work naming
+    the same meters cannot deadlock.
+    """
+    ordered = sorted(judged, key=lambda j: j.part.meter.id)
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         try:
-            if attempt > 1 or meter.claimed_at != now:
-                # A retry starts a new transaction: contact and lock were rolled back.
-                touch_meter(session, meter.id, now)
-            stored = store_checked(
-                session,
-                meter_id=meter.id,
-                meter_serial=meter.serial,
-                owner_id=meter.owner_id,
-                wallet_address=meter.wallet_address,
-                checked=checked,
-                config=config,
-                now=now,
-            )
-            refusals = rejected + [(s.index, s.duplicate_error()) for s in stored if s.conflict]
-            for position, (index, error) in enumerate(sorted(refusals, key=lambda r: r[0])):
-                if position == MAX_REJECTION_EVENTS_PER_REQUEST:
-                    break
-                extra: dict[str, Any] = {"batch_index": index} if in_batch else {}
-                if position == MAX_REJECTION_EVENTS_PER_REQUEST - 1:
-                    extra["more_rejections"] = len(refusals) - MAX_REJECTION_EVENTS_PER_REQUEST
-                _publish_rejection(session, meter, error, now=now, **extra)
+            for entry in ordered:
+                meter = entry.part.meter
+                if attempt > 1 or meter.claimed_at != now:
+                    # A retry starts a new transaction: contact and lock were rolled back.
+                    touch_meter(session, meter.id, now)
+                if entry.part.refusal is not None:
+                    _publish_rejection(session, meter, entry.part.refusal, now=now)
+                    continue
+                entry.stored = _store_part(session, entry, config, now)
             session.commit()
-            return stored
+            return
         except IntegrityError:
             # Lost a race on UNIQUE(meter_id, reading_timestamp): nothing of this attempt
             # (readings, events) survives; the next attempt sees the winner.
@@ -259,6 +276,84 @@ def _store(
             if attempt == _MAX_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
+
+
+def _store_part(
+    session: Session, entry: _Judged, config: TokenizationConfig, now: datetime
+) -> list[Stored]:
+    meter = entry.part.meter
+    stored = store_checked(
+        session,
+        meter_id=meter.id,
+        meter_serial=meter.serial,
+        owner_id=meter.owner_id,
+        wallet_address=meter.wallet_address,
+        checked=entry.checked,
+        config=config,
+        now=now,
+    )
+    refusals = entry.rejected + [(s.index, s.duplicate_error()) for s in stored if s.conflict]
+    for position, (index, error) in enumerate(sorted(refusals, key=lambda r: r[0])):
+        if position == MAX_REJECTION_EVENTS_PER_REQUEST:
+            break
+        extra: dict[str, Any] = {"batch_index": index} if entry.part.in_batch else {}
+        if position == MAX_REJECTION_EVENTS_PER_REQUEST - 1:
+            extra["more_rejections"] = len(refusals) - MAX_REJECTION_EVENTS_PER_REQUEST
+        _publish_rejection(session, meter, error, now=now, **extra)
+    return stored
+
+
+def _outcome(entry: _Judged) -> BatchOutcome:
+    results = [ItemResult(index, "rejected", error=error) for index, error in entry.rejected]
+    for s in entry.stored:
+        if s.created:
+            results.append(ItemResult(s.index, "accepted", s.known.id))
+        elif s.conflict:
+            results.append(ItemResult(s.index, "duplicate", s.known.id, s.duplicate_error()))
+        else:
+            results.append(ItemResult(s.index, "duplicate", s.known.id))
+    return BatchOutcome(sorted(results, key=lambda result: result.index))
+
+
+def _whole_refusal(part: Part) -> ReadingRejected | None:
+    if part.refusal is not None:
+        return part.refusal
+    try:
+        _refuse_suspended(part.meter)
+        if len(part.items) > MAX_BATCH_ITEMS:
+            raise PayloadTooLarge(
+                f"a batch holds at most {MAX_BATCH_ITEMS} readings, got {len(part.items)}",
+                field="readings",
+            )
+    except ReadingRejected as error:
+        return error
+    return None
+
+
+def accept_together(
+    session: Session,
+    parts: Sequence[Part],
+    config: TokenizationConfig,
+    *,
+    now: datetime | None = None,
+) -> list[BatchOutcome | ReadingRejected]:
+    """Every part judged as `accept_batch` judges it, all stored in one transaction.
+
+    For doors that receive many meters' readings at once (the MQTT bridge): one
+    commit for all of them. Each part's answer, in order: its outcome, or the error
+    that refused it whole (its event is written). Commits.
+    """
+    now = now or utcnow()
+    judged = []
+    for part in parts:
+        refusal = _whole_refusal(part)
+        if refusal is not None:
+            judged.append(_Judged(replace(part, refusal=refusal), [], [], []))
+            continue
+        checked, rejected = _check_all(session, part.meter, part.items, config, now, part.parse)
+        judged.append(_Judged(part, checked, rejected, []))
+    _store(session, judged, config, now)
+    return [j.part.refusal if j.part.refusal is not None else _outcome(j) for j in judged]
 
 
 def accept_reading(
@@ -286,7 +381,9 @@ def accept_reading(
     if rejected:
         record_rejection(session, meter, rejected[0][1], now=now)
         raise rejected[0][1]
-    [stored] = _store(session, meter, checked, [], config, now, in_batch=False)
+    entry = _Judged(Part(meter, [raw], in_batch=False, parse=parse), checked, [], [])
+    _store(session, [entry], config, now)
+    [stored] = entry.stored
     if stored.conflict:
         raise stored.duplicate_error()
     if stored.created:
@@ -318,13 +415,6 @@ def accept_batch(
         record_rejection(session, meter, error, now=now)
         raise
     checked, rejected = _check_all(session, meter, items, config, now)
-    stored = _store(session, meter, checked, rejected, config, now, in_batch=True)
-    results = [ItemResult(index, "rejected", error=error) for index, error in rejected]
-    for s in stored:
-        if s.created:
-            results.append(ItemResult(s.index, "accepted", s.known.id))
-        elif s.conflict:
-            results.append(ItemResult(s.index, "duplicate", s.known.id, s.duplicate_error()))
-        else:
-            results.append(ItemResult(s.index, "duplicate", s.known.id))
-    return BatchOutcome(sorted(results, key=lambda result: result.index))
+    entry = _Judged(Part(meter, items), checked, rejected, [])
+    _store(session, [entry], config, now)
+    return _outcome(entry)

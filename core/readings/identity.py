@@ -8,6 +8,7 @@ as `claim_meter` does for a meter's own key.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -65,6 +66,19 @@ def submitting_meter(session: Session, api_key: str) -> SubmittingMeter:
     if row is None:
         raise MeterUnauthenticated("unknown meter API key")
     return _identity(row)
+
+
+def meters_by_serial(session: Session, serials: Iterable[str]) -> dict[str, SubmittingMeter]:
+    """The meters named by serial (any status), in one query; unknown serials are absent.
+
+    For doors where the meter is named, not keyed (the MQTT topic): the reading's
+    signature, verified against this meter's key, is what authenticates it.
+    """
+    wanted = sorted(set(serials))
+    if not wanted:
+        return {}
+    rows = session.execute(_identity_query().where(Meter.serial.in_(wanted)))
+    return {row[1]: _identity(row) for row in rows}
 
 
 def meter_identity(session: Session, meter: Meter) -> SubmittingMeter:

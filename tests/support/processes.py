@@ -11,7 +11,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _CLEAN = (
     *("TOKENIZATION_", "DATABASE_URL", "SOLANA_", "LOCALNET_", "DATA_DIR", "DEMO", "API_"),
-    *("AUTHORITY_", "FEE_PAYER_", "VAULT_"),
+    *("AUTHORITY_", "FEE_PAYER_", "VAULT_", "MQTT_"),
 )
 
 

@@ -1,0 +1,83 @@
+"""One group of messages, accepted in one transaction: what the bridge does between
+receiving and acknowledging. No broker here, so it is tested and benchmarked alone.
+
+The topic names the meter: the reading's own `meter_serial` must be that meter's
+(another meter's topic: `forbidden`) and its signature must verify against that
+meter's key (another meter's key: `invalid_signature`); the broker's ACL is a second
+fence, not the only one. A topic naming no registered meter is refused
+`unknown_meter` without an event, as the HTTP API refuses an unknown key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.bootstrap import App
+from core.db.types import utcnow
+from core.readings import (
+    BatchOutcome,
+    Part,
+    ReadingRejected,
+    UnknownMeter,
+    accept_together,
+    meters_by_serial,
+)
+from mqtt_ingest.messages import Decoded, ack_for, decode, outcomes_of
+from mqtt_ingest.topics import Topics
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message as the broker delivered it."""
+
+    topic: str
+    payload: bytes
+    retained: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to publish for one message: the ack (None: the topic is not ours) and the
+    outcome of each of its readings, for the counters."""
+
+    serial: str | None
+    ack: dict[str, Any] | None
+    outcomes: list[str]
+
+
+def accept_messages(
+    app: App, topics: Topics, messages: Sequence[Inbound], *, now: datetime | None = None
+) -> list[Answer]:
+    """Accept a group of messages in one transaction; one answer per message, in order."""
+    now = now or utcnow()
+    serials = [topics.serial_of(message.topic) for message in messages]
+    decoded = [decode(message.payload, retained=message.retained) for message in messages]
+    with app.sessions() as session:
+        meters = meters_by_serial(session, {s for s in serials if s is not None})
+        parts: list[Part] = []
+        answers: list[BatchOutcome | ReadingRejected | None] = []
+        for serial, message in zip(serials, decoded, strict=True):
+            meter = meters.get(serial) if serial is not None else None
+            if serial is None:
+                answers.append(None)
+            elif meter is None:
+                answers.append(UnknownMeter(f"no meter with serial {serial!r}"))
+            else:
+                answers.append(None)
+                parts.append(Part(meter, message.items, message.refusal, in_batch=message.batch))
+        accepted = iter(accept_together(session, parts, app.config(), now=now) if parts else [])
+    result = []
+    for serial, message, answer in zip(serials, decoded, answers, strict=True):
+        if serial is None:
+            result.append(Answer(None, None, []))
+            continue
+        final = answer if answer is not None else next(accepted)
+        result.append(_answer(serial, message, final))
+    return result
+
+
+def _answer(serial: str, decoded: Decoded, answer: BatchOutcome | ReadingRejected) -> Answer:
+    return Answer(serial, ack_for(decoded, answer), outcomes_of(answer, decoded))

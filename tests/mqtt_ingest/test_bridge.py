@@ -1,0 +1,144 @@
+"""The bridge against the real Mosquitto: real meters publish, the bridge answers on their acks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from core.bootstrap import App
+from core.db.models import Event, MeterReading
+from core.db.types import utcnow
+from tests.factories import make_meter
+
+
+def recent(minutes: int):
+    return utcnow().replace(microsecond=0) - timedelta(minutes=minutes)
+
+
+def stored(app: App) -> list[tuple[int, int]]:
+    with app.sessions() as session:
+        return list(
+            session.execute(
+                select(MeterReading.meter_id, MeterReading.kwh_micro).order_by(MeterReading.id)
+            ).all()
+        )
+
+
+def test_a_reading_is_stored_and_its_resend_answered_as_the_duplicate(
+    app: App, start_bridge, meter_client
+) -> None:
+    with app.sessions() as session:
+        keys = make_meter(session, serial="MQ-1")
+    start_bridge()
+    meter = meter_client("MQ-1")
+    reading = keys.payload(kwh="2.010000", at=recent(30))
+    meter.publish(reading)
+    ack = meter.next_ack()
+    assert ack["status"] == "accepted" and ack["reading_timestamp"] == reading["reading_timestamp"]
+    meter.publish(reading)
+    again = meter.next_ack()
+    assert again == {**ack, "status": "duplicate"}
+    assert stored(app) == [(keys.meter.id, 2_010_000)]
+    with app.sessions() as session:
+        received = session.scalars(
+            select(Event.payload).where(Event.type == "meter_reading_received")
+        ).all()
+    assert [(e["reading_id"], e["meter_serial"], e["kwh_amount"]) for e in received] == [
+        (ack["id"], "MQ-1", "2.010000")
+    ]
+
+
+def test_a_batch_message_is_answered_per_item(app: App, start_bridge, meter_client) -> None:
+    with app.sessions() as session:
+        keys = make_meter(session, serial="MQ-B")
+    start_bridge()
+    meter = meter_client("MQ-B")
+    items = [
+        keys.payload(kwh="1.5", at=recent(60)),
+        {**keys.payload(at=recent(40)), "kwh_amount": "3"},
+    ]
+    meter.publish({"readings": items})
+    ack = meter.next_ack()
+    assert (ack["status"], ack["accepted"], ack["duplicates"], ack["rejected"]) == (
+        "batch",
+        1,
+        0,
+        1,
+    )
+    assert [(r["index"], r["status"]) for r in ack["results"]] == [(0, "accepted"), (1, "rejected")]
+    assert ack["results"][1]["error"]["code"] == "invalid_signature"
+    assert stored(app) == [(keys.meter.id, 1_500_000)]
+
+
+def test_bad_messages_each_get_their_ack_and_store_nothing(
+    app: App, start_bridge, meter_client, topics
+) -> None:
+    with app.sessions() as session:
+        mine = make_meter(session, serial="MQ-2")
+        other = make_meter(session, serial="MQ-3")
+    start_bridge()
+    meter = meter_client("MQ-2")
+    at = recent(20)
+    cases = [
+        (None, b"{not json", "invalid_format"),
+        (None, b"[1, 2]", "invalid_format"),
+        (None, b"\xff\xfe", "invalid_format"),
+        (None, b"{" + b" " * (1024 * 1024) + b"}", "payload_too_large"),
+        # Another meter's reading published on this meter's topic.
+        (other.payload(at=at), None, "forbidden"),
+        # This meter's serial, signed by another meter's key.
+        ({**other.payload(at=at), "meter_serial": "MQ-2"}, None, "invalid_signature"),
+        ({**mine.payload(at=at), "kwh_amount": "1.0000001"}, None, "too_many_decimals"),
+        (mine.payload(kwh="500", at=at), None, "kwh_out_of_range"),
+    ]
+    for body, raw, code in cases:
+        meter.publish(body, raw=raw)
+        ack = meter.next_ack()
+        assert (ack["status"], ack["code"]) == ("rejected", code), (body, raw)
+    meter.publish(mine.payload(at=at), retain=True)
+    assert meter.next_ack()["code"] == "retained_message"
+    meter.publish(None, raw=b"", retain=True)  # clears the retained message at the broker
+    assert meter.next_ack()["code"] == "retained_message"  # and is refused like any
+    # A topic naming no meter: answered there, no event.
+    stranger = meter_client("NO-SUCH-METER")
+    stranger.publish(mine.payload(at=at))
+    assert stranger.next_ack()["code"] == "unknown_meter"
+    assert stored(app) == []
+    with app.sessions() as session:
+        codes = session.scalars(
+            select(Event.payload["error_code"].as_string()).where(
+                Event.type == "meter_reading_validation_failed"
+            )
+        ).all()
+        assert session.scalar(select(func.count()).select_from(MeterReading)) == 0
+    assert sorted(codes) == sorted([code for _b, _r, code in cases] + ["retained_message"] * 2)
+
+
+def test_a_crash_between_commit_and_puback_redelivers_and_is_answered_duplicate(
+    app: App, start_bridge, meter_client
+) -> None:
+    with app.sessions() as session:
+        keys = make_meter(session, serial="MQ-R")
+    first = start_bridge()
+    first.bridge.client.ack = lambda mid, qos: None  # committed, answered, never PUBACKed
+    meter = meter_client("MQ-R")
+    reading = keys.payload(kwh="0.750000", at=recent(10))
+    meter.publish(reading)
+    accepted = meter.next_ack()
+    assert accepted["status"] == "accepted"
+    first.close()  # the session stays at the broker with the message in flight
+    second = start_bridge()  # the same client id resumes the session
+    redelivered = meter.next_ack()
+    assert redelivered == {**accepted, "status": "duplicate"}
+    assert stored(app) == [(keys.meter.id, 750_000)]
+    assert second.bridge.counters["duplicate"] == 1
+    # Acknowledged now: a third bridge on the session is not sent it again; the next ack
+    # is the next reading's (a redelivery would come first).
+    second.close()
+    start_bridge()
+    later = keys.payload(kwh="1", at=recent(40))
+    meter.publish(later)
+    ack = meter.next_ack()
+    assert (ack["status"], ack["reading_timestamp"]) == ("accepted", later["reading_timestamp"])
+    assert len(stored(app)) == 2
