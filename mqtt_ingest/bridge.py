@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.bootstrap import App
 from core.db.types import utcnow
 from core.ingest_health import record_heartbeat
+from core.readings.budget import ReadingBudget
 from mqtt_ingest.connection import (
     BrokerAddress,
     connect,
@@ -81,6 +82,11 @@ class Bridge:
         self._last_message_at: datetime | None = None
         self._beat_at = 0.0
         self._beat_messages = 0
+        settings = app.settings.app
+        # One budget per meter in this process, as each API process keeps its own.
+        self.budget = ReadingBudget(
+            settings.meter_rate_limit_per_minute, settings.meter_rate_limit_burst
+        )
         self.client = new_client(address, client_id, protocol=protocol, cafile=cafile)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -147,7 +153,7 @@ class Bridge:
         ]
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             try:
-                answers = accept_messages(self.app, self.topics, inbound)
+                answers = accept_messages(self.app, self.topics, inbound, self.budget)
                 break
             except SQLAlchemyError as exc:
                 if delay is None:

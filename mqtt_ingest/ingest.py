@@ -6,6 +6,10 @@ The topic names the meter: the reading's own `meter_serial` must be that meter's
 meter's key (another meter's key: `invalid_signature`); the broker's ACL is a second
 fence, not the only one. A topic naming no registered meter is refused
 `unknown_meter` without an event, as the HTTP API refuses an unknown key.
+
+Each message spends its meter's reading budget first (core.readings.budget, one
+token per reading, at least one), as every door does; a message over budget is
+refused `rate_limited` without an event, as the HTTP API refuses it.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from typing import Any
 
 from core.bootstrap import App
 from core.db.types import utcnow
+from core.errors import DomainError
+from core.ratelimit import RateLimited
 from core.readings import (
     BatchOutcome,
     Part,
-    ReadingRejected,
+    PayloadTooLarge,
     UnknownMeter,
     accept_together,
     meters_by_serial,
 )
+from core.readings.budget import ReadingBudget
 from mqtt_ingest.messages import Decoded, ack_for, decode, outcomes_of
 from mqtt_ingest.topics import Topics
 
@@ -49,7 +56,12 @@ class Answer:
 
 
 def accept_messages(
-    app: App, topics: Topics, messages: Sequence[Inbound], *, now: datetime | None = None
+    app: App,
+    topics: Topics,
+    messages: Sequence[Inbound],
+    budget: ReadingBudget,
+    *,
+    now: datetime | None = None,
 ) -> list[Answer]:
     """Accept a group of messages in one transaction; one answer per message, in order."""
     now = now or utcnow()
@@ -58,7 +70,7 @@ def accept_messages(
     with app.sessions() as session:
         meters = meters_by_serial(session, {s for s in serials if s is not None})
         parts: list[Part] = []
-        answers: list[BatchOutcome | ReadingRejected | None] = []
+        answers: list[BatchOutcome | DomainError | None] = []
         for serial, message in zip(serials, decoded, strict=True):
             meter = meters.get(serial) if serial is not None else None
             if serial is None:
@@ -66,6 +78,11 @@ def accept_messages(
             elif meter is None:
                 answers.append(UnknownMeter(f"no meter with serial {serial!r}"))
             else:
+                try:
+                    budget.spend(meter.id, 0 if message.refusal else len(message.items))
+                except (RateLimited, PayloadTooLarge) as error:
+                    answers.append(error)
+                    continue
                 answers.append(None)
                 parts.append(Part(meter, message.items, message.refusal, in_batch=message.batch))
         accepted = iter(accept_together(session, parts, app.config(), now=now) if parts else [])
@@ -79,5 +96,5 @@ def accept_messages(
     return result
 
 
-def _answer(serial: str, decoded: Decoded, answer: BatchOutcome | ReadingRejected) -> Answer:
+def _answer(serial: str, decoded: Decoded, answer: BatchOutcome | DomainError) -> Answer:
     return Answer(serial, ack_for(decoded, answer), outcomes_of(answer, decoded))

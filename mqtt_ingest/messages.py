@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import DomainError
 from core.readings import BatchOutcome, InvalidFormat, ItemResult, PayloadTooLarge, ReadingRejected
 from core.readings.json_text import parse_json
 from core.text import printable
@@ -61,11 +62,11 @@ def decode(payload: bytes, *, retained: bool, max_bytes: int = MAX_MESSAGE_BYTES
     return Decoded([document], reading_timestamp=stamp if isinstance(stamp, str) else None)
 
 
-def _error_fields(error: ReadingRejected) -> dict[str, Any]:
+def _error_fields(error: DomainError) -> dict[str, Any]:
     fields: dict[str, Any] = {"code": error.code, "message": printable(error.message)}
     if error.field:
         fields["field"] = error.field
-    fields.update(error.details)
+    fields.update(getattr(error, "details", None) or {})
     return fields
 
 
@@ -78,10 +79,10 @@ def _item(result: ItemResult) -> dict[str, Any]:
     return item
 
 
-def ack_for(decoded: Decoded, answer: BatchOutcome | ReadingRejected) -> dict[str, Any]:
+def ack_for(decoded: Decoded, answer: BatchOutcome | DomainError) -> dict[str, Any]:
     """The ack of one message. A single reading: accepted / duplicate (with the stored id) /
     rejected (with the code); a batch: the counts and one result per item, as submit-batch."""
-    if isinstance(answer, ReadingRejected):
+    if isinstance(answer, DomainError):
         ack = {"status": "rejected", **_error_fields(answer)}
     elif decoded.batch:
         ack = {
@@ -102,9 +103,9 @@ def ack_for(decoded: Decoded, answer: BatchOutcome | ReadingRejected) -> dict[st
     return ack
 
 
-def outcomes_of(answer: BatchOutcome | ReadingRejected, decoded: Decoded) -> list[str]:
+def outcomes_of(answer: BatchOutcome | DomainError, decoded: Decoded) -> list[str]:
     """The outcome counted per reading: accepted, duplicate or rejected:<code>."""
-    if isinstance(answer, ReadingRejected):
+    if isinstance(answer, DomainError):
         return [f"rejected:{answer.code}"]
     counted = []
     for result in answer.results:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from core.bootstrap import App
+from core.bootstrap import App, bootstrap
 from core.db.models import Event, MeterReading
 from core.db.types import utcnow
 from tests.factories import make_meter
@@ -142,3 +142,27 @@ def test_a_crash_between_commit_and_puback_redelivers_and_is_answered_duplicate(
     ack = meter.next_ack()
     assert (ack["status"], ack["reading_timestamp"]) == ("accepted", later["reading_timestamp"])
     assert len(stored(app)) == 2
+
+
+def test_mqtt_spends_the_same_reading_budget_as_http(
+    app: App, make_settings, database_url, start_bridge, meter_client
+) -> None:
+    limited = bootstrap(
+        make_settings(
+            DATABASE_URL=database_url, METER_RATE_LIMIT_PER_MINUTE="1", METER_RATE_LIMIT_BURST="2"
+        )
+    )
+    try:
+        with limited.sessions() as session:
+            keys = make_meter(session, serial="MQ-L")
+        start_bridge(limited)
+        meter = meter_client("MQ-L")
+        meter.publish({"readings": [keys.payload(at=recent(100)), keys.payload(at=recent(80))]})
+        assert meter.next_ack()["accepted"] == 2
+        meter.publish(keys.payload(at=recent(60)))
+        ack = meter.next_ack()
+        assert (ack["status"], ack["code"], ack["remaining"]) == ("rejected", "rate_limited", 0)
+        assert ack["retry_after"] >= 1
+        assert len(stored(limited)) == 2
+    finally:
+        limited.close()
