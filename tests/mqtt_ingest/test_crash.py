@@ -28,6 +28,7 @@ from core.chain.client import ChainClient
 from core.chain.instructions import associated_token_address, token_program_id
 from core.db.models import Event, MeterReading, TokenMint, User
 from core.db.types import utcnow
+from core.ingest_health import bridge_health
 from core.settings_store import update_settings
 from scheduler.service import build_minter
 from tests.factories import make_meter, rfc3339
@@ -104,6 +105,8 @@ def test_a_bridge_killed_mid_stream_stores_and_mints_every_reading_once(
     order = list(messages)
     streamer = threading.Thread(target=lambda: [publish([k]) or time.sleep(0.0005) for k in order])
     try:
+        # Subscribed before the stream: the broker keeps messages only for a subscription.
+        wait_for(lambda: _bridge_connected(app), timeout=30, what="the bridge's heartbeat")
         streamer.start()
         wait_for(lambda: drain() or len(answered) >= 400, timeout=60, what="the first acks")
         bridge.kill()  # mid-stream: messages in flight, some committed and not yet PUBACKed
@@ -164,6 +167,11 @@ def test_a_bridge_killed_mid_stream_stores_and_mints_every_reading_once(
         minter.pipeline.stop.set()
         minter.chain.close()
         app.close()
+
+
+def _bridge_connected(app) -> bool:
+    with app.readers() as session:
+        return any(bridge.connected for bridge in bridge_health(session, utcnow()))
 
 
 def _minted(app) -> int:
