@@ -1,7 +1,7 @@
 """The ingest bridges' heartbeat rows (the MQTT bridge): what /health and the dashboard show.
 
 Revision ID: 0151
-Revises: 0171
+Revises: 0172
 Create Date: 2026-12-02 07:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0151"
-down_revision: str | None = "0171"
+down_revision: str | None = "0172"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
