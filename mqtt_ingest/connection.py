@@ -107,7 +107,9 @@ def connect(client: mqtt.Client, address: BrokerAddress, *, persistent: bool = T
     client.loop_start()
 
 
-def subscribe_readings(client: mqtt.Client, topic_filter: str, *, session_present: bool) -> None:
+def subscribe_readings(
+    client: mqtt.Client, topic_filters: list[str], *, session_present: bool
+) -> None:
     if client.protocol == mqtt.MQTTv5:
         # Retained messages stored at the broker come once, to a new subscription only;
         # every retained message keeps its flag so it can be refused.
@@ -116,9 +118,9 @@ def subscribe_readings(client: mqtt.Client, topic_filter: str, *, session_presen
             retainAsPublished=True,
             retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
         )
-        client.subscribe(topic_filter, options=options)
+        client.subscribe([(topic_filter, options) for topic_filter in topic_filters])
     elif not session_present:
-        client.subscribe(topic_filter, qos=1)
+        client.subscribe([(topic_filter, 1) for topic_filter in topic_filters])
 
 
 def correlation_of(message: mqtt.MQTTMessage) -> Properties | None:

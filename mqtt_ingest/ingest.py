@@ -32,8 +32,14 @@ from core.readings import (
     meters_by_serial,
 )
 from core.readings.budget import ReadingBudget
+from core.readings.gridtokenx import parse_gridtokenx_ingest
+from core.readings.rules import parse_submission
 from mqtt_ingest.messages import Decoded, ack_for, decode, outcomes_of
-from mqtt_ingest.topics import Topics
+from mqtt_ingest.topics import Form, Topics
+
+# Each topic's form has its parser into the one checked submission; the rules after it
+# are the same for every door.
+PARSERS = {Form.OURS: parse_submission, Form.GRIDTOKENX: parse_gridtokenx_ingest}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +71,20 @@ def accept_messages(
 ) -> list[Answer]:
     """Accept a group of messages in one transaction; one answer per message, in order."""
     now = now or utcnow()
-    serials = [topics.serial_of(message.topic) for message in messages]
-    decoded = [decode(message.payload, retained=message.retained) for message in messages]
+    routes = [topics.route(message.topic) for message in messages]
+    serials = [route[0] if route else None for route in routes]
+    decoded = [
+        decode(m.payload, retained=m.retained, form=r[1], serial=r[0]) if r else Decoded()
+        for m, r in zip(messages, routes, strict=True)
+    ]
     with app.sessions() as session:
         meters = meters_by_serial(session, {s for s in serials if s is not None})
         parts: list[Part] = []
         answers: list[BatchOutcome | DomainError | None] = []
-        for serial, message in zip(serials, decoded, strict=True):
+        for route, message in zip(routes, decoded, strict=True):
+            serial = route[0] if route else None
             meter = meters.get(serial) if serial is not None else None
-            if serial is None:
+            if route is None or serial is None:
                 answers.append(None)
             elif meter is None:
                 answers.append(UnknownMeter(f"no meter with serial {serial!r}"))
@@ -84,7 +95,15 @@ def accept_messages(
                     answers.append(error)
                     continue
                 answers.append(None)
-                parts.append(Part(meter, message.items, message.refusal, in_batch=message.batch))
+                parts.append(
+                    Part(
+                        meter,
+                        message.items,
+                        message.refusal,
+                        in_batch=message.batch,
+                        parse=PARSERS[route[1]],
+                    )
+                )
         accepted = iter(accept_together(session, parts, app.config(), now=now) if parts else [])
     result = []
     for serial, message, answer in zip(serials, decoded, answers, strict=True):

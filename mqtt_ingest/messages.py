@@ -1,7 +1,10 @@
 """What a message says (decoding) and what the bridge answers (acks). Pure: no broker, no DB.
 
-A message is one reading (the JSON object of POST /api/meters/submit-reading) or a
-batch (`{"readings": [...]}`, up to 1000, as submit-batch). What cannot be read is
+A message on our topic is one reading (the JSON object of POST
+/api/meters/submit-reading) or a batch (`{"readings": [...]}`, up to 1000, as
+submit-batch). A message on GridTokenX's topic is one sample in their form: the body
+of POST /v1/private-network/ingest, or its `payload` object alone (the device is the
+topic's). What cannot be read is
 refused whole with the HTTP API's codes: `payload_too_large` above MAX_MESSAGE_BYTES,
 `invalid_format` for anything that is not such JSON, and `retained_message` for a
 message the broker flags as retained (a retained reading would be replayed to every
@@ -17,8 +20,10 @@ from typing import Any
 
 from core.errors import DomainError
 from core.readings import BatchOutcome, InvalidFormat, ItemResult, PayloadTooLarge, ReadingRejected
+from core.readings.gridtokenx import PROTOCOL_PLAIN
 from core.readings.json_text import parse_json
 from core.text import printable
+from mqtt_ingest.topics import Form
 
 # The HTTP API's batch body limit: a full batch of 1000 readings fits.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -41,7 +46,14 @@ class Decoded:
         return Decoded(self.items, self.batch, error, self.reading_timestamp)
 
 
-def decode(payload: bytes, *, retained: bool, max_bytes: int = MAX_MESSAGE_BYTES) -> Decoded:
+def decode(
+    payload: bytes,
+    *,
+    retained: bool,
+    form: Form = Form.OURS,
+    serial: str = "",
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> Decoded:
     if retained:
         return Decoded(refusal=RetainedMessage("retained messages are not readings; ignored"))
     if len(payload) > max_bytes:
@@ -50,6 +62,8 @@ def decode(payload: bytes, *, retained: bool, max_bytes: int = MAX_MESSAGE_BYTES
         document = parse_json(payload)
     except InvalidFormat as error:
         return Decoded(refusal=error)
+    if form is Form.GRIDTOKENX:
+        return _gridtokenx(document, serial)
     if isinstance(document, Mapping) and "readings" in document:
         readings = document["readings"]
         if not isinstance(readings, list):
@@ -59,6 +73,16 @@ def decode(payload: bytes, *, retained: bool, max_bytes: int = MAX_MESSAGE_BYTES
     if not isinstance(document, Mapping):
         return Decoded(refusal=InvalidFormat("a message is a reading object or a batch"))
     stamp = document.get("reading_timestamp")
+    return Decoded([document], reading_timestamp=stamp if isinstance(stamp, str) else None)
+
+
+def _gridtokenx(document: Any, serial: str) -> Decoded:
+    if not isinstance(document, Mapping):
+        return Decoded(refusal=InvalidFormat("a message is their ingest body or its payload"))
+    if "payload" not in document:
+        document = {"protocol": PROTOCOL_PLAIN, "device_id": serial, "payload": document}
+    sample = document.get("payload")
+    stamp = sample.get("timestamp") if isinstance(sample, Mapping) else None
     return Decoded([document], reading_timestamp=stamp if isinstance(stamp, str) else None)
 
 

@@ -1,5 +1,9 @@
 """The topics of the MQTT contract (CONTRACT.md), under an optional deployment prefix.
 
+Two doors in: ours (`gridtokenx/meters/{serial}/readings`, our signed reading JSON)
+and GridTokenX's designed topic (`/meter/{device_id}/reading`, their DLMS body);
+one way out (`gridtokenx/meters/{serial}/acks`) for both.
+
 The prefix (MQTT_TOPIC_PREFIX, empty by default) lets deployments or test runs share
 one broker without seeing each other's meters.
 """
@@ -7,9 +11,16 @@ one broker without seeing each other's meters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 READINGS = "gridtokenx/meters/{serial}/readings"
+GRIDTOKENX_READING = "/meter/{serial}/reading"
 ACKS = "gridtokenx/meters/{serial}/acks"
+
+
+class Form(StrEnum):
+    OURS = "ours"
+    GRIDTOKENX = "gridtokenx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +31,34 @@ class Topics:
     def readings_filter(self) -> str:
         return self.prefix + READINGS.format(serial="+")
 
+    @property
+    def gridtokenx_filter(self) -> str:
+        return self.prefix + GRIDTOKENX_READING.format(serial="+")
+
+    @property
+    def filters(self) -> list[str]:
+        return [self.readings_filter, self.gridtokenx_filter]
+
     def readings(self, serial: str) -> str:
         return self.prefix + READINGS.format(serial=serial)
+
+    def gridtokenx_reading(self, device_id: str) -> str:
+        return self.prefix + GRIDTOKENX_READING.format(serial=device_id)
 
     def acks(self, serial: str) -> str:
         return self.prefix + ACKS.format(serial=serial)
 
-    def serial_of(self, topic: str) -> str | None:
-        """The serial a readings topic names; None for any other topic."""
+    def route(self, topic: str) -> tuple[str, Form] | None:
+        """The serial a readings topic names and its form; None for any other topic."""
         if not topic.startswith(self.prefix):
             return None
         levels = topic[len(self.prefix) :].split("/")
-        if len(levels) != 4 or levels[:2] != ["gridtokenx", "meters"] or levels[3] != "readings":
-            return None
-        return levels[2] or None
+        if len(levels) == 4 and levels[:2] == ["gridtokenx", "meters"] and levels[3] == "readings":
+            return (levels[2], Form.OURS) if levels[2] else None
+        if len(levels) == 4 and levels[:2] == ["", "meter"] and levels[3] == "reading":
+            return (levels[2], Form.GRIDTOKENX) if levels[2] else None
+        return None
+
+    def serial_of(self, topic: str) -> str | None:
+        route = self.route(topic)
+        return route[0] if route else None

@@ -7,9 +7,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from core.bootstrap import App, bootstrap
-from core.db.models import Event, MeterReading
+from core.db.models import Event, Meter, MeterReading
 from core.db.types import utcnow
-from tests.factories import make_meter
+from core.meters import register_meter
+from tests.factories import make_meter, make_user
+from tests.gridtokenx import simulator as sim
 
 
 def recent(minutes: int):
@@ -166,3 +168,33 @@ def test_mqtt_spends_the_same_reading_budget_as_http(
         assert len(stored(limited)) == 2
     finally:
         limited.close()
+
+
+def test_gridtokenx_samples_on_their_topic_enter_the_same_acceptance(
+    app: App, start_bridge, meter_client, topics
+) -> None:
+    with app.sessions() as session:
+        owner = make_user(session)
+        register_meter(session, "GTX-M1", owner.username, sim.public_key_hex("GTX-M1"))
+        register_meter(session, "GTX-M2", owner.username, sim.public_key_hex("GTX-M2"))
+    start_bridge()
+    meter = meter_client("GTX-M1")
+    body = sim.plain("GTX-M1", generated=1.5, consumed=0.5, at=recent(30))
+    their_topic = topics.gridtokenx_reading("GTX-M1")
+    meter.publish(body, topic=their_topic)
+    ack = meter.next_ack()
+    assert ack["status"] == "accepted" and ack["reading_timestamp"] == body["payload"]["timestamp"]
+    meter.publish(body["payload"], topic=their_topic)  # the payload alone: the topic's device
+    assert meter.next_ack() == {**ack, "status": "duplicate"}
+    # Another device's sample on this device's topic; this device's id, the other's key.
+    other = sim.plain("GTX-M2", generated=2, consumed=0, at=recent(60))
+    meter.publish(other, topic=their_topic)
+    assert meter.next_ack()["code"] == "forbidden"
+    meter.publish({**other, "device_id": "GTX-M1"}, topic=their_topic)
+    assert meter.next_ack()["code"] == "invalid_signature"
+    assert stored(app) == [(ack_meter_id(app, "GTX-M1"), 1_000_000)]
+
+
+def ack_meter_id(app: App, serial: str) -> int:
+    with app.sessions() as session:
+        return session.scalar(select(Meter.id).where(Meter.serial == serial))
