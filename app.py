@@ -15,13 +15,15 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.db.models import Role
 from pages.common import session, ui
+from pages.common.export_route import export_routes
 from pages.common.registry import PAGES, default_page
 from pages.common.server import dashboard_middleware
 
 # The ASGI application `streamlit run app.py` and `python -m pages` serve: this script
-# with the dashboard's limits around it (pages/common/server.py). Streamlit finds it by
+# with the dashboard's limits around it (pages/common/server.py) and its CSV download
+# route (pages/common/export_route.py). Streamlit finds it by
 # its name; each session then runs this file as the page script, below.
-app = st.App(__file__, middleware=dashboard_middleware())
+app = st.App(__file__, middleware=dashboard_middleware(), routes=export_routes())
 
 
 def main() -> None:

@@ -46,6 +46,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_owner": 422,
     "invalid_setting": 422,
     "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "invalid_filter": 422,
     "rate_limited": 429,
     "server_busy": 503,
     "database_not_migrated": 503,

@@ -60,6 +60,8 @@ ERROR_MESSAGES: dict[str, str] = {
     "invalid_format": "reading_timestamp must be RFC 3339 with an offset",
     "invalid_wallet": "'abc' decodes to 2 bytes; a Solana address is 32",
     "invalid_owner": "'op' is not an enabled prosumer with a wallet",
+    "not_acceptable": "only text/csv is offered here, not 'application/json'",
+    "invalid_filter": "status: 'lost' is not a reading status",
     "last_admin": (
         "admin is the last enabled admin and cannot be disabled; "
         "create or enable another admin first"
@@ -80,4 +82,6 @@ ERROR_FIELDS = {
     "invalid_format": "reading_timestamp",
     "invalid_wallet": "wallet_address",
     "invalid_owner": "owner_username",
+    "not_acceptable": "accept",
+    "invalid_filter": "status",
 }

@@ -9,13 +9,17 @@ the environment as `streamlit run app.py` would be, and renders each page for ea
 role allowed to see it with streamlit.testing.v1.AppTest: one untimed warm-up run
 per page, then `--runs` timed runs; prints page, role, median and worst ms. The
 RPC URL names a closed port, so chain reads cost a refused connection, not a timeout.
+Then it exports every reading as CSV in a process of its own (bench/export_memory.py)
+and prints that process's peak resident memory (target: under 200 MB).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,9 +39,13 @@ from core.db.models import User
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-dashboard-secret-of-32-bytes-or-more"
 BUDGET_MS = 1000
+EXPORT_BUDGET_MB = 200
 ROLES = {  # the user seeded for each role, and the pages that role may open
-    "admin": ("root", ["overview", "live", "minting", "events", "control", "review", "admin"]),
-    "operator": ("ops", ["overview", "live", "minting", "events"]),
+    "admin": (
+        "root",
+        ["overview", "fleet", "live", "minting", "events", "control", "review", "admin"],
+    ),
+    "operator": ("ops", ["overview", "fleet", "live", "minting", "events"]),
     "prosumer": ("p00", ["live", "events", "wallet"]),
 }
 
@@ -87,6 +95,13 @@ def _cases() -> list[tuple[str, str, str, dict[str, object]]]:
         ("minting 7 d", "admin", "minting", {"minting.range": "Last 7 days"}),
         ("events all + text", "admin", "events", {"events.range": "All time",
                                                   "events.text": "batch_id"}),
+        ("events all by meter", "operator", "events", {"events.range": "All time",
+                                                       "events.meter": "MTR-0007"}),
+        ("live 30 d one meter", "operator", "live", {"live.range": "Last 30 days",
+                                                     "live.meter": "MTR-0007"}),
+        ("fleet 30 d", "admin", "fleet", {"fleet.range": "Last 30 days"}),
+        ("fleet 30 d + meter", "operator", "fleet", {"fleet.range": "Last 30 days",
+                                                    "fleet.meter": "MTR-0007"}),
     ]  # fmt: skip
     return cases
 
@@ -121,6 +136,15 @@ def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, 
     return results
 
 
+def export_memory(url: str) -> dict[str, float]:
+    """Export every reading as an admin in a fresh process; its figures as a dict."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.export_memory", url, "readings", "root"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=1_000_000)
@@ -131,6 +155,7 @@ def main() -> int:
         help="auto: SQLite, and PostgreSQL too when --pg-url answers",
     )
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-pages", action="store_true", help="only the export's memory")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(
@@ -146,7 +171,7 @@ def main() -> int:
             backends.append("postgresql")
         else:
             print(f"(PostgreSQL at {args.pg_url} does not answer: SQLite only)")
-    worst = 0.0
+    worst = worst_rss = 0.0
     for backend in backends:
         with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
             pg_name = None
@@ -162,7 +187,8 @@ def main() -> int:
                 engine.dispose()
                 print(f"\n{backend}: seeded {info.readings:,} readings, {info.batches:,} batches "
                       f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
-                results = measure(url, Path(tmp) / "data", args.runs)
+                results = [] if args.skip_pages else measure(url, Path(tmp) / "data", args.runs)
+                export = export_memory(url)
             finally:
                 if pg_name:
                     _drop_pg(args.pg_url, pg_name)
@@ -171,7 +197,12 @@ def main() -> int:
             flag = "" if median < BUDGET_MS else f"  over {BUDGET_MS} ms"
             print(f"{page:<22} {role:<9} {median:>10.0f} {high:>9.0f}{flag}")
             worst = max(worst, median)
-    return 0 if worst < BUDGET_MS else 1
+        flag = "" if export["peak_rss_mb"] < EXPORT_BUDGET_MB else f"  over {EXPORT_BUDGET_MB} MB"
+        print(f"CSV export of {export['rows']:,} readings ({export['bytes'] / 1e6:.0f} MB) in "
+              f"{export['seconds']} s: peak RSS {export['peak_rss_mb']} MB "
+              f"(before the export {export['rss_before_mb']} MB){flag}")  # fmt: skip
+        worst_rss = max(worst_rss, export["peak_rss_mb"])
+    return 0 if worst < BUDGET_MS and worst_rss < EXPORT_BUDGET_MB else 1
 
 
 if __name__ == "__main__":

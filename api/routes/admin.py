@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import AfterValidator
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import AdminUser, ReadSessionDep, SessionDep, StaffUser, StateDep
+from api.csv_response import CSV_RESPONSE, csv_response, wants_csv
+from api.deps import AdminUser, SessionDep, StaffUser, StateDep
 from api.openapi import error_responses
 from api.schemas import (
     SERIAL_REGEX,
@@ -32,10 +34,15 @@ from core.meters import (
 )
 from core.text import text_problem
 from core.users import create_user, set_user_disabled
+from core.views.filters import TableFilter
 
 router = APIRouter(tags=["admin"])
 
 _AUTH = ("unauthenticated", "forbidden")
+FormatQuery = Annotated[
+    Literal["json", "csv"] | None,
+    Query(description="csv streams the list as CSV (as Accept: text/csv does)"),
+]
 
 
 def _clean_username(value: str) -> str:
@@ -110,10 +117,19 @@ def create_user_route(body: UserCreate, admin: AdminUser, session: SessionDep) -
     "/api/admin/users",
     response_model=list[UserListItem],
     summary="List users (beyond the contract)",
-    responses=error_responses(*_AUTH),
+    responses={**error_responses(*_AUTH), **CSV_RESPONSE},
 )
-def list_users(_admin: AdminUser, session: ReadSessionDep) -> list[UserListItem]:
-    return [_user_item(user) for user in session.scalars(select(User).order_by(User.id))]
+async def list_users(
+    request: Request, admin: AdminUser, state: StateDep, format: FormatQuery = None
+) -> Any:
+    if wants_csv(request, format):
+        return await csv_response(state.core, "users", admin, TableFilter())
+    return await run_in_threadpool(_users, state)
+
+
+def _users(state: StateDep) -> list[UserListItem]:
+    with state.read_session() as session:
+        return [_user_item(user) for user in session.scalars(select(User).order_by(User.id))]
 
 
 @router.post(
@@ -168,13 +184,22 @@ def create_meter(body: MeterCreate, admin: AdminUser, session: SessionDep) -> Me
     "/api/admin/meters",
     response_model=list[MeterOut],
     summary="List meters with status and last contact (beyond the contract)",
-    responses=error_responses(*_AUTH),
+    responses={**error_responses(*_AUTH), **CSV_RESPONSE},
 )
-def list_meters(_staff: StaffUser, session: ReadSessionDep) -> list[MeterOut]:
-    rows = session.execute(
-        select(Meter, User.username).join(User, User.id == Meter.owner_id).order_by(Meter.id)
-    )
-    return [_meter_out(meter, owner) for meter, owner in rows]
+async def list_meters(
+    request: Request, staff: StaffUser, state: StateDep, format: FormatQuery = None
+) -> Any:
+    if wants_csv(request, format):
+        return await csv_response(state.core, "meters", staff, TableFilter())
+    return await run_in_threadpool(_meters, state)
+
+
+def _meters(state: StateDep) -> list[MeterOut]:
+    with state.read_session() as session:
+        rows = session.execute(
+            select(Meter, User.username).join(User, User.id == Meter.owner_id).order_by(Meter.id)
+        )
+        return [_meter_out(meter, owner) for meter, owner in rows]
 
 
 def _owner_name(session: SessionDep, meter: Meter) -> str:

@@ -29,7 +29,14 @@ from core.views.admin import (
     users,
 )
 from core.views.costs import CostPoint, Costs, PeriodCost, costs
-from core.views.events import EVENT_TYPES, EventRow, event_log
+from core.views.events import (
+    EVENT_TYPES,
+    EventRow,
+    event_log,
+    filtered_events,
+    newest_event_id,
+)
+from core.views.filters import InvalidFilter, TableFilter, parse_filter
 from core.views.minting import (
     BatchRow,
     Latency,
@@ -52,6 +59,7 @@ from core.views.readings import (
     Split,
     count_by_status,
     energy_series,
+    filtered_readings,
     ingest_rate,
     latest_readings,
 )
@@ -81,6 +89,7 @@ __all__ = [
     "DayPoint",
     "EventRow",
     "ExpectedSupply",
+    "InvalidFilter",
     "Latency",
     "MeterRow",
     "MintRow",
@@ -91,6 +100,7 @@ __all__ = [
     "ReadingRow",
     "SeriesPoint",
     "Split",
+    "TableFilter",
     "UserRow",
     "WalletTotals",
     "Window",
@@ -104,12 +114,16 @@ __all__ = [
     "event_log",
     "expected_supply",
     "failed_readings",
+    "filtered_events",
+    "filtered_readings",
     "ingest_rate",
     "is_staff",
     "latency_percentiles",
     "latest_readings",
     "meters",
+    "newest_event_id",
     "overview",
+    "parse_filter",
     "queue_depth",
     "read_session",
     "recent_batches",

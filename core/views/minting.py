@@ -96,24 +96,25 @@ def _per_bucket(
     return {int(start): int(count) for start, count in session.execute(statement)}
 
 
-def recent_batches(session: Session, viewer: User, *, limit: int = 50) -> list[BatchRow]:
-    """The newest mint transactions with their readings' acceptance -> minted latency."""
+def recent_batches(
+    session: Session, viewer: User, *, limit: int = 50, since: datetime | None = None
+) -> list[BatchRow]:
+    """The newest mint transactions (created since `since`) with their readings'
+    acceptance -> minted latency."""
     require_staff(viewer)
-    batches = session.execute(
-        select(
-            MintBatch.id,
-            MintBatch.status,
-            MintBatch.signature,
-            MintBatch.total_readings,
-            MintBatch.total_base_units,
-            MintBatch.created_at,
-            MintBatch.finished_at,
-            MintBatch.error,
-        )
-        .where(MintBatch.kind.not_in(CERTIFICATE_KINDS))  # their Wh are not GRX
-        .order_by(MintBatch.id.desc())
-        .limit(limit)
-    ).all()
+    statement = select(
+        MintBatch.id,
+        MintBatch.status,
+        MintBatch.signature,
+        MintBatch.total_readings,
+        MintBatch.total_base_units,
+        MintBatch.created_at,
+        MintBatch.finished_at,
+        MintBatch.error,
+    ).where(MintBatch.kind.not_in(CERTIFICATE_KINDS))  # their Wh are not GRX
+    if since is not None:
+        statement = statement.where(MintBatch.created_at >= since)
+    batches = session.execute(statement.order_by(MintBatch.id.desc()).limit(limit)).all()
     ids = [row.id for row in batches]
     latency = _latency()
     stats = (

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, User
 from core.views._sql import Window, from_epoch, scoped, status_is, time_bucket
+from core.views.filters import InvalidFilter, TableFilter
 
 TOP_SERIES = 8  # more lines than this on one chart are unreadable; the rest is "other"
 OTHER = "other"
@@ -121,6 +123,53 @@ def ingest_rate(session: Session, viewer: User, window: Window) -> list[RatePoin
         int(b): int(n) for b, n in session.execute(scoped(statement, viewer, MeterReading.user_id))
     }
     return [RatePoint(from_epoch(start), counts.get(start, 0)) for start in window.starts()]
+
+
+def readings_statement(viewer: User, flt: TableFilter) -> Select[Any]:
+    """ReadingRow's columns for the readings `flt` selects, unordered: the live page's
+    table and the readings export both read this."""
+    statement = (
+        select(
+            MeterReading.id,
+            Meter.serial,
+            User.username,
+            MeterReading.kwh_micro,
+            MeterReading.reading_timestamp,
+            MeterReading.submitted_at,
+            MeterReading.status,
+            MeterReading.token_base_units,
+            MeterReading.mint_tx_signature,
+            MeterReading.last_error,
+            MeterReading.review_reason,
+        )
+        .join(Meter, Meter.id == MeterReading.meter_id)
+        .join(User, User.id == MeterReading.user_id)
+    )
+    if flt.since is not None:
+        statement = statement.where(MeterReading.reading_timestamp >= flt.since)
+    if flt.until is not None:
+        statement = statement.where(MeterReading.reading_timestamp < flt.until)
+    if flt.meter:
+        statement = statement.where(Meter.serial == flt.meter)
+    if flt.user:
+        statement = statement.where(User.username == flt.user)
+    if flt.status:
+        try:
+            status = ReadingStatus(flt.status)
+        except ValueError as exc:
+            raise InvalidFilter(
+                f"status: {flt.status!r} is not a reading status", field="status"
+            ) from exc
+        statement = statement.where(status_is(MeterReading.status, status))
+    return scoped(statement, viewer, MeterReading.user_id)
+
+
+def filtered_readings(
+    session: Session, viewer: User, flt: TableFilter, *, limit: int = 50
+) -> list[ReadingRow]:
+    """The newest readings (by id) that `flt` selects."""
+    statement = readings_statement(viewer, flt).order_by(MeterReading.id.desc()).limit(limit)
+    return [ReadingRow(*row) for row in session.execute(statement)]
 
 
 def latest_readings(

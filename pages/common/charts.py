@@ -13,6 +13,9 @@ import plotly.graph_objects as go
 
 from core.units import micro_to_kwh
 from core.views import CostPoint, DayPoint, QueuePoint, RatePoint, SeriesPoint
+from core.views._sql import from_epoch
+from core.views.cockpit import TodayBar
+from core.views.fleet import CurvePoint
 
 _LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 70, "b": 50},
@@ -109,6 +112,41 @@ def cost_chart(points: Sequence[CostPoint], bucket_label: str) -> go.Figure:
             hovertemplate="%{customdata}<extra>per reading</extra>",
             mode="lines+markers",
             name="lamports per reading",
+        )
+    )
+    return figure
+
+
+def today_chart(bars: Sequence[TodayBar]) -> go.Figure:
+    """Generated and minted kWh per 15 minutes today; the last bar is the current one."""
+    figure = _figure("Today: energy generated and minted per 15 minutes", "Time (UTC)", "kWh")
+    x = [bar.bucket_start for bar in bars]
+    for name, values in (
+        ("generated", [bar.generated_kwh_micro for bar in bars]),
+        ("minted", [bar.minted_kwh_micro for bar in bars]),
+    ):
+        figure.add_trace(
+            go.Bar(
+                x=x,
+                y=[float(micro_to_kwh(value)) for value in values],
+                customdata=[f"{micro_to_kwh(value)} kWh" for value in values],
+                hovertemplate="%{customdata}<extra>" + name + "</extra>",
+                name=f"{name} (kWh)",
+            )
+        )
+    figure.update_layout(barmode="group")
+    return figure
+
+
+def meter_chart(points: Sequence[CurvePoint], serial: str, bucket_label: str) -> go.Figure:
+    figure = _figure(f"{serial}: energy per {bucket_label} (kWh)", "Reading time (UTC)", "kWh")
+    figure.add_trace(
+        go.Bar(
+            x=[from_epoch(p.bucket_start) for p in points],
+            y=[float(micro_to_kwh(p.kwh_micro)) for p in points],
+            customdata=[f"{micro_to_kwh(p.kwh_micro)} kWh, {p.readings} readings" for p in points],
+            hovertemplate="%{customdata}<extra></extra>",
+            name="kWh",
         )
     )
     return figure

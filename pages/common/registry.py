@@ -29,6 +29,7 @@ class PageSpec:
 PAGES = (
     PageSpec("overview", "Overview", ":material/dashboard:", "Operations", STAFF),
     PageSpec("live", "Live readings", ":material/monitoring:", "Operations", EVERYONE),
+    PageSpec("fleet", "Fleet health", ":material/sensors:", "Operations", STAFF),
     PageSpec("minting", "Minting", ":material/toll:", "Operations", STAFF),
     PageSpec("events", "Events", ":material/list_alt:", "Operations", EVERYONE),
     PageSpec("control", "Control", ":material/tune:", "Administration", ADMINS),

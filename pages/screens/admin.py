@@ -18,7 +18,7 @@ from core.gateways import (
 )
 from core.meters import register_meter, set_meter_status, update_device_attributes
 from core.users import create_user, set_user_disabled
-from pages.common import session, ui
+from pages.common import exports, session, ui
 
 NEW_KEY = "admin.new_api_key"
 NEW_GATEWAY_KEY = "admin.new_gateway_key"
@@ -80,6 +80,9 @@ with meters_tab:
         st.code(new_key[1], language=None)
         st.warning("Copy the key now: only its hash is stored, it cannot be shown again.")
     if meters:
+        exports.download_link(
+            app, viewer, "meters", views.TableFilter(), key="admin.meters_download"
+        )
         st.dataframe(
             [
                 {
@@ -217,6 +220,7 @@ with gateways_tab:
             )
 
 with users_tab:
+    exports.download_link(app, viewer, "users", views.TableFilter(), key="admin.users_download")
     st.dataframe(
         [
             {

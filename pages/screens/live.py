@@ -6,13 +6,16 @@ session state (explicit keys), so a refresh redraws the charts, never the choice
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from core import views
+from core.db.models import ReadingStatus
 from core.views import Split, Window
-from pages.common import charts, session, ui
+from pages.common import charts, exports, refresh, session, ui
 
-REFRESH_SECS = 5
+REFRESH_SECS = 15
 # range label -> (span, bucket, bucket name): about 60-170 points whatever the range.
 RANGES = {
     "Last hour": (3600, 60, "minute"),
@@ -30,12 +33,20 @@ EMPTY = (
 
 app = ui.get_app()
 viewer = session.viewer_for(app, "live")
+refresh.refresh_on_events(app, viewer)
 st.title("Live readings")
 splits = [Split.TOTAL, Split.METER] + ([Split.PROSUMER] if views.is_staff(viewer) else [])
 left, right = st.columns(2)
 range_label = left.radio("Range", list(RANGES), index=1, horizontal=True, key="live.range")
 split = right.radio(
     "Split by", splits, format_func=lambda s: s.value.title(), horizontal=True, key="live.split"
+)
+meter_col, status_col = st.columns(2)
+if "live.meter" not in st.session_state and st.query_params.get("meter"):
+    st.session_state["live.meter"] = st.query_params["meter"]  # a link from the fleet page
+meter = meter_col.text_input("Meter (serial)", key="live.meter", placeholder="every meter")
+status = status_col.selectbox(
+    "Status", ["", *ReadingStatus], key="live.status", format_func=lambda s: s or "any status"
 )
 
 
@@ -48,13 +59,18 @@ def live() -> None:
     with ui.reading(app) as session:
         energy = views.energy_series(session, viewer, Window.ending_at(now, span, bucket), split)
         rate = views.ingest_rate(session, viewer, Window.ending_at(now, ingest_span, ingest_bucket))
-        latest = views.latest_readings(session, viewer, limit=50)
+        flt = views.TableFilter(
+            since=now - timedelta(seconds=span), meter=meter.strip(), status=status
+        )
+        latest = views.filtered_readings(session, viewer, flt, limit=50)
     decimals = app.config().decimals
     if not any(point.readings for point in energy):
         st.info(EMPTY, icon=":material/info:")
     st.plotly_chart(charts.energy_chart(energy, bucket_name), key="live.energy_chart")
     st.plotly_chart(charts.ingest_chart(rate, ingest_name), key="live.rate_chart")
     st.subheader("Latest readings")
+    st.caption(f"The newest 50 of the range{' for ' + flt.meter if flt.meter else ''}.")
+    exports.download_link(app, viewer, "readings", flt, key="live.download")
     st.dataframe(
         [
             {

@@ -12,9 +12,9 @@ from core.chain.explorer import explorer_url
 from core.db.models import Role
 from core.minting.requests import retry_failed_readings
 from core.views import Window
-from pages.common import charts, session, ui
+from pages.common import charts, exports, refresh, session, ui
 
-REFRESH_SECS = 10
+REFRESH_SECS = 30
 RANGES = {
     "Last hour": (3600, 60, "minute"),
     "Last 24 hours": (86_400, 900, "15 minutes"),
@@ -29,6 +29,7 @@ def retried(count: int) -> str:
 
 app = ui.get_app()
 viewer = session.viewer_for(app, "minting")
+refresh.refresh_on_events(app, viewer)
 st.title("Minting")
 ui.show_flash()
 range_label = st.radio("Range", list(RANGES), index=1, horizontal=True, key="minting.range")
@@ -41,7 +42,8 @@ def queue_and_batches() -> None:
     with ui.reading(app) as session:
         queue = views.queue_depth(session, viewer, Window.ending_at(now, span, bucket))
         latency = views.latency_percentiles(session, viewer, now - LATENCY_SINCE)
-        batches = views.recent_batches(session, viewer, limit=50)
+        since = now - timedelta(seconds=span)
+        batches = views.recent_batches(session, viewer, limit=50, since=since)
     decimals = app.config().decimals
     st.plotly_chart(charts.queue_chart(queue, bucket_name), key="minting.queue_chart")
 
@@ -53,6 +55,10 @@ def queue_and_batches() -> None:
         cell.metric(f"p{percentile}", "—" if seconds is None else f"{seconds} s")
 
     st.subheader("Mint transactions")
+    st.caption("The newest 50 of the range.")
+    exports.download_link(
+        app, viewer, "mints", views.TableFilter(since=since), key="minting.download"
+    )
     if not batches:
         st.info("No mint transactions yet: the scheduler mints accepted readings (`make run`).")
         return

@@ -12,12 +12,13 @@ from core import views
 from core.chain.explorer import explorer_url
 from core.chain.reader import ChainRead
 from core.views import Window
-from pages.common import charts, session, ui
+from pages.common import charts, refresh, session, ui
 
 DAYS = 30
 
 app = ui.get_app()
 viewer = session.viewer_for(app, "wallet")
+refresh.refresh_on_events(app, viewer)
 st.title("My wallet")
 now = ui.now()
 with ui.reading(app) as session:

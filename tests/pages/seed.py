@@ -154,14 +154,30 @@ def seed_dashboard(session: Session, now: datetime = NOW) -> Seeded:
     publish(
         session,
         EventType.TOKENS_MINTED,
-        {"user_id": alice.id, "note": "alice-mint"},
+        {
+            "user_id": alice.id,
+            "note": "alice-mint",
+            "wallet_address": alice.wallet_address,
+            "kwh_amount": "1.500000",
+            "tokens_minted": 1500000000,
+            "reading_ids": [1],
+            "transaction_signature": "alice-mint",
+        },
         user_id=alice.id,
         at=now - timedelta(minutes=20),
     )
     publish(
         session,
         EventType.TOKENS_MINTED,
-        {"user_id": bob.id, "note": "bob-mint"},
+        {
+            "user_id": bob.id,
+            "note": "bob-mint",
+            "wallet_address": bob.wallet_address,
+            "kwh_amount": "1.500000",
+            "tokens_minted": 1500000000,
+            "reading_ids": [1],
+            "transaction_signature": "bob-mint",
+        },
         user_id=bob.id,
         at=now - timedelta(minutes=20),
     )

@@ -50,9 +50,9 @@ def test_a_prosumer_sees_only_their_own_readings(shared_dashboard: Dashboard) ->
 def test_a_prosumer_sees_only_their_own_events(shared_dashboard: Dashboard) -> None:
     at = shared_dashboard.open("alice", "events")
     at.selectbox(key="events.range").select("All time").run()
-    details = _cells(at, "details")
+    details = _cells(at, "what happened")
     assert "alice-mint" in details
     assert "bob-mint" not in details and "staff-only" not in details
     staff = shared_dashboard.open("ops", "events")
     staff.selectbox(key="events.range").select("All time").run()
-    assert "bob-mint" in _cells(staff, "details")
+    assert "bob-mint" in _cells(staff, "what happened")

@@ -105,7 +105,7 @@ def test_event_filters(dashboard: Dashboard) -> None:
     at.selectbox(key="events.range").select("All time")
     at.multiselect(key="events.types").select("tokens_minted")
     at.text_input(key="events.text").input("bob").run()
-    assert list(frame(at, "details")["type"]) == ["tokens_minted"]
+    assert list(frame(at, "what happened")["type"]) == ["tokens_minted"]
 
 
 def test_register_with_registry_fields_then_edit_them(dashboard: Dashboard) -> None:

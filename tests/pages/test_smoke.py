@@ -7,8 +7,8 @@ import pytest
 from tests.pages.conftest import Dashboard
 
 PAGES_BY_ROLE = {
-    "root": ["overview", "live", "minting", "events", "control", "review", "admin"],
-    "ops": ["overview", "live", "minting", "events"],
+    "root": ["overview", "fleet", "live", "minting", "events", "control", "review", "admin"],
+    "ops": ["overview", "fleet", "live", "minting", "events"],
     "alice": ["live", "events", "wallet"],
 }
 CASES = [(user, page) for user, pages in PAGES_BY_ROLE.items() for page in pages]

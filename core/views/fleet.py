@@ -1,0 +1,170 @@
+"""Fleet health: which meters report, which are late or silent, and each meter's
+readings, energy and rejections in a range.
+
+A meter's state comes from `meters.last_seen_at` (set by every accepted or refused
+submission) against the expected cadence: reporting within LATE_AFTER, late until
+SILENT_AFTER, silent beyond (or never seen). Suspended meters are counted apart:
+they are silent on purpose. Rejections are the meter_reading_validation_failed
+events naming the meter (docs/EVENTS.md), grouped by error code in SQL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from core.db.models import Event, Meter, MeterReading, MeterStatus, User
+from core.events import EventType
+from core.views._sql import require_staff, time_bucket
+
+CADENCE = timedelta(minutes=15)  # the demo fleet's and GridTokenX meters' interval
+LATE_AFTER = 2 * CADENCE
+SILENT_AFTER = timedelta(hours=2)
+
+
+class Health(StrEnum):
+    REPORTING = "reporting"
+    LATE = "late"
+    SILENT = "silent"
+    SUSPENDED = "suspended"
+
+
+def health_of(status: str, last_seen: datetime | None, now: datetime) -> Health:
+    if status == MeterStatus.SUSPENDED:
+        return Health.SUSPENDED
+    if last_seen is None or now - last_seen > SILENT_AFTER:
+        return Health.SILENT
+    if now - last_seen > LATE_AFTER:
+        return Health.LATE
+    return Health.REPORTING
+
+
+@dataclass(frozen=True, slots=True)
+class MeterHealth:
+    serial: str
+    owner: str
+    status: str
+    health: Health
+    last_seen_at: datetime | None
+    readings: int
+    kwh_micro: int
+    cadence_secs: int | None  # the median gap is costly; this is range / readings
+    rejections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejections.values())
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    counts: dict[Health, int]
+    worst: list[tuple[str, Health, datetime | None]]  # silent first, longest unseen first
+
+
+def fleet_summary(session: Session, viewer: User, now: datetime, *, worst: int = 5) -> FleetSummary:
+    """Counts per state over the meters table only (one row per meter): cheap."""
+    require_staff(viewer)
+    rows = session.execute(select(Meter.serial, Meter.status, Meter.last_seen_at)).all()
+    states = [(serial, health_of(status, seen, now), seen) for serial, status, seen in rows]
+    counts = Counter(state for _, state, _ in states)
+    rank = {Health.SILENT: 0, Health.LATE: 1}
+    troubled = sorted(
+        (s for s in states if s[1] in rank),
+        key=lambda s: (rank[s[1]], s[2].timestamp() if s[2] else float("-inf")),
+    )
+    return FleetSummary({state: counts.get(state, 0) for state in Health}, troubled[:worst])
+
+
+def fleet(session: Session, viewer: User, now: datetime, since: datetime) -> list[MeterHealth]:
+    """Every meter with its readings, energy and rejections since `since`."""
+    require_staff(viewer)
+    owner = aliased(User)
+    meters = session.execute(
+        select(Meter.id, Meter.serial, owner.username, Meter.status, Meter.last_seen_at)
+        .join(owner, owner.id == Meter.owner_id)
+        .order_by(Meter.serial)
+    ).all()
+    totals = {
+        meter_id: (int(count), int(kwh))
+        for meter_id, count, kwh in session.execute(
+            select(
+                MeterReading.meter_id,
+                func.count(),
+                func.coalesce(func.sum(MeterReading.kwh_micro), 0),
+            )
+            .where(MeterReading.reading_timestamp >= since)
+            .group_by(MeterReading.meter_id)
+        )
+    }
+    rejections: dict[str, dict[str, int]] = {}
+    for serial, code, count in rejection_counts(session, since):
+        rejections.setdefault(serial, {})[code] = int(count)
+    span = max(1, int((now - since).total_seconds()))
+    result = []
+    for meter_id, serial, username, status, seen in meters:
+        count, kwh = totals.get(meter_id, (0, 0))
+        result.append(
+            MeterHealth(
+                serial=serial,
+                owner=username,
+                status=status,
+                health=health_of(status, seen, now),
+                last_seen_at=seen,
+                readings=count,
+                kwh_micro=kwh,
+                cadence_secs=span // count if count else None,
+                rejections=rejections.get(serial, {}),
+            )
+        )
+    return result
+
+
+def rejection_counts(
+    session: Session, since: datetime, serial: str | None = None
+) -> list[tuple[str, str, int]]:
+    """(meter serial, error code, count) of refused submissions since `since`."""
+    meter_serial = Event.payload["meter_serial"].as_string()
+    code = Event.payload["error_code"].as_string()
+    statement = (
+        select(meter_serial, code, func.count())
+        .where(Event.type == EventType.METER_READING_VALIDATION_FAILED.value)
+        .where(Event.created_at >= since)
+        .group_by(meter_serial, code)
+    )
+    if serial is not None:
+        statement = statement.where(meter_serial == serial)
+    return [(s, c, int(n)) for s, c, n in session.execute(statement) if s]
+
+
+def meter_serials(session: Session, viewer: User) -> list[str]:
+    require_staff(viewer)
+    return list(session.scalars(select(Meter.serial).order_by(Meter.serial)))
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    bucket_start: int  # epoch seconds
+    readings: int
+    kwh_micro: int
+
+
+def meter_curve(
+    session: Session, viewer: User, serial: str, since: datetime, bucket_secs: int
+) -> list[CurvePoint]:
+    """One meter's energy per bucket since `since` (the drill-down's chart)."""
+    require_staff(viewer)
+    bucket = time_bucket(MeterReading.reading_timestamp, bucket_secs).label("bucket")
+    rows = session.execute(
+        select(bucket, func.count(), func.coalesce(func.sum(MeterReading.kwh_micro), 0))
+        .join(Meter, Meter.id == MeterReading.meter_id)
+        .where(Meter.serial == serial, MeterReading.reading_timestamp >= since)
+        .group_by(bucket)
+        .order_by(bucket)
+    ).all()
+    return [CurvePoint(int(b), int(n), int(k)) for b, n, k in rows]
