@@ -1,6 +1,6 @@
 """Benchmark: what minting a fleet costs, through the real scheduler and the embedded node.
 
-    .venv/bin/python -m bench.mint_cost [--seconds 90] [--only NAME]
+    .venv/bin/python -m bench.mint_cost [--seconds 90] [--only NAME] [--meters N --wallets W]
 
 A fleet of 10,000 meters owned by 2,500 wallets (four each), every meter
 reporting every 15 minutes: 11.1 readings/s. For each configuration (the wait
@@ -352,27 +352,38 @@ def run(config: Config, seconds: float) -> Result:
     return result
 
 
-def floor_line(factory_capacity: tuple[int, int]) -> str:
-    legacy, versioned = factory_capacity
-    return (
-        f"physical floor: {LAMPORTS_PER_SIGNATURE} lamports per transaction (one signature, "
-        f"no priority fee) / {versioned} MintTo per v0 transaction through one lookup table = "
-        f"{LAMPORTS_PER_SIGNATURE / versioned:.1f} lamports per MintTo "
-        f"(legacy: / {legacy} = {LAMPORTS_PER_SIGNATURE / legacy:.1f}); a MintTo carries "
-        "every waiting reading of its wallet, so per reading it is that divided by the "
-        "readings per MintTo"
+def floor_lines() -> list[str]:
+    """Fees per reading at full packing: 5,000 lamports per signature / MintTo per transaction."""
+    lines = [
+        "physical floor (full transactions, 5,000 lamports per signature, no priority fee, "
+        "one reading per MintTo):"
+    ]
+    for signatures, (legacy, versioned) in ((1, capacities(False)), (2, capacities(True))):
+        fee = LAMPORTS_PER_SIGNATURE * signatures
+        who = "the authority pays" if signatures == 1 else "a separate fee payer"
+        lines.append(
+            f"  {who} ({signatures} signature{'s' if signatures > 1 else ''}): legacy {fee:,} / "
+            f"{legacy} MintTo = {fee / legacy:.1f}; v0 through one lookup table {fee:,} / "
+            f"{versioned} MintTo = {fee / versioned:.1f} lamports per reading"
+        )
+    lines.append(
+        "  this run: the authority pays (1 signature); a MintTo carries every waiting reading "
+        "of its wallet, so per reading the floor is that divided by the readings per MintTo"
     )
+    return lines
 
 
-def capacities() -> tuple[int, int]:
+def capacities(separate_payer: bool) -> tuple[int, int]:
+    """MintTo per legacy and per v0 (one table) transaction, with the compute-unit limit."""
     from core.chain.factories import SplMintTo
     from core.chain.instructions import TOKEN_PROGRAM_ID
 
     factory = SplMintTo(Keypair().pubkey(), Keypair().pubkey(), TOKEN_PROGRAM_ID, 9)
     budget = ComputeBudget()
+    payer = Keypair().pubkey() if separate_payer else None
     return (
-        max_mints_per_transaction(factory, compute_budget=budget),
-        max_mints_per_versioned_transaction(factory, 1, compute_budget=budget),
+        max_mints_per_transaction(factory, compute_budget=budget, payer=payer),
+        max_mints_per_versioned_transaction(factory, 1, compute_budget=budget, payer=payer),
     )
 
 
@@ -409,7 +420,8 @@ def report(results: list[Result], seconds: float) -> int:
             f"{(r.rent_accounts + r.rent_tables) / 1e9:.6f} SOL (token accounts "
             f"{r.rent_accounts / 1e9:.6f}, lookup tables {r.rent_tables / 1e9:.6f})"
         )
-    print(floor_line(capacities()))
+    for line in floor_lines():
+        print(line)
     status = 0
     for r in results:
         if r.config.wait == 60 and r.config.lookup_tables:
@@ -427,10 +439,14 @@ def report(results: list[Result], seconds: float) -> int:
 
 
 def main() -> int:
+    global METERS, WALLETS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=90.0, help="measured window, real time")
     parser.add_argument("--only", choices=[c.name for c in CONFIGS], action="append")
+    parser.add_argument("--meters", type=int, default=METERS, help="scale the fleet down")
+    parser.add_argument("--wallets", type=int, default=WALLETS, help="meters' owners")
     args = parser.parse_args()
+    METERS, WALLETS = args.meters, args.wallets
     chosen = [c for c in CONFIGS if not args.only or c.name in args.only]
     results = []
     for config in chosen:
