@@ -24,7 +24,18 @@ from api import errors
 from api.body import MAX_BATCH_BODY_BYTES, MAX_READING_BODY_BYTES
 from api.metrics import LatencyMiddleware, Metrics
 from api.openapi import install_openapi
-from api.routes import admin, auth, bridge, costs, exports, gateways, ingest, ops, readings
+from api.routes import (
+    admin,
+    auth,
+    bridge,
+    certificates,
+    costs,
+    exports,
+    gateways,
+    ingest,
+    ops,
+    readings,
+)
 from api.schemas import BatchIn, ReadingIn
 from api.state import build_state, system_now
 from core.bootstrap import App, bootstrap
@@ -142,6 +153,7 @@ def create_app(
         ingest.router,
         bridge.router,
         readings.router,
+        certificates.router,
         admin.router,
         gateways.router,
         costs.router,

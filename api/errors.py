@@ -36,6 +36,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "username_taken": 409,
     "serial_taken": 409,
     "last_admin": 409,
+    "certificate_not_active": 409,
     "payload_too_large": 413,
     "kwh_out_of_range": 422,
     "too_many_decimals": 422,

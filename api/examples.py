@@ -41,6 +41,7 @@ READING_OUT = {
 
 # One example per error code a route may answer, for the OpenAPI `responses`.
 ERROR_MESSAGES: dict[str, str] = {
+    "certificate_not_active": "certificate 88 is retiring, not active",
     "unauthenticated": "a valid meter API key or session token is required",
     "invalid_signature": "meter_signature does not verify against this meter's public key",
     "meter_suspended": "meter 'MTR-0001' is suspended; ask an admin to resume it",

@@ -123,3 +123,65 @@ def test_a_crash_between_persist_and_send_mints_once(
         ).all()
         assert len(operations) == 6  # nothing was planned again
     assert_reconciles(second, mint_app, sum(expected.values()))
+
+
+def test_transfer_retire_and_cancel_burn_exactly_what_they_say(mint_app, make_minter) -> None:
+    from core.certificates.lifecycle import (
+        cancel_certificate,
+        parse_claim,
+        retire_certificate,
+        transfer_certificate,
+    )
+    from tests.factories import make_user
+
+    minter = make_minter()
+    _, expected = seed(mint_app)
+    minter.pipeline.run_cycle()
+    minter.certificates.run_cycle()
+    now = datetime.now(UTC)
+    with mint_app.sessions() as session:
+        buyer = make_user(session, "buyer")
+        admin = make_user(session, "root", role="admin")
+        first_of = {}
+        for certificate in session.scalars(select(Certificate).order_by(Certificate.id)):
+            first_of.setdefault(certificate.holder_wallet, certificate)
+        (seller_wallet, sold), (other_wallet, cancelled) = list(first_of.items())[:2]
+        seller = session.get(User, sold.holder_id)
+        # 100 Wh of the seller's first certificate to the buyer; the buyer retires 40 of them.
+        moving = transfer_certificate(
+            session, sold.id, "buyer", seller, now=now,
+            first_id=sold.first_id + 10, last_id=sold.first_id + 109,
+        )  # fmt: skip
+        cancel_certificate(session, cancelled.id, "meter found faulty", admin, now=now)
+        cancelled_wh = cancelled.wh
+    minter.certificates.run_cycle()
+    with mint_app.sessions() as session:
+        buyer = session.get(User, buyer.id)
+        claim = parse_claim(
+            {"beneficiary": "Plant 3", "purpose": "Scope 2", "period_start": "2026-12-01",
+             "period_end": "2026-12-01", "country": "TH"}
+        )  # fmt: skip
+        retire_certificate(
+            session, moving.id, claim, buyer, now=now,
+            first_id=moving.first_id, last_id=moving.first_id + 39,
+        )  # fmt: skip
+    minter.certificates.run_cycle()
+    # Oracle: integer arithmetic on what was asked.
+    assert certificate_balance(minter, seller_wallet) == expected[seller_wallet] - 100
+    assert certificate_balance(minter, other_wallet) == expected[other_wallet] - cancelled_wh
+    assert certificate_balance(minter, buyer.wallet_address) == 100 - 40
+    issued_wh = sum(expected.values())
+    assert_reconciles(minter, mint_app, issued_wh - 40 - cancelled_wh)
+    with mint_app.sessions() as session:
+        statuses = {
+            c.id: c.status for c in session.scalars(select(Certificate)) if c.status != "active"
+        }
+        assert sorted(statuses.values()) == ["cancelled", "retired", "split", "split"]
+        kinds = session.scalars(
+            select(MintBatch.kind).where(MintBatch.kind != "certificate_issue")
+        ).all()
+        assert sorted(k for k in kinds if k.startswith("certificate")) == [
+            "certificate_cancel",
+            "certificate_retire",
+            "certificate_transfer",
+        ]

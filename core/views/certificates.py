@@ -1,0 +1,258 @@
+"""Certificate read models: the registry list with filters, one certificate's history,
+the claims report and the per-day totals by technology and region.
+
+A prosumer sees the certificates they hold; staff see all (the filter is in the
+query). Wh are integers throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, aliased
+
+from core.db.models import (
+    Certificate,
+    CertificateBundle,
+    CertificateOperation,
+    CertificateStatus,
+    Meter,
+    MintBatch,
+    User,
+)
+from core.views._sql import is_staff, require_staff, time_bucket
+
+LIVE = (
+    CertificateStatus.ISSUING.value,
+    CertificateStatus.ACTIVE.value,
+    CertificateStatus.TRANSFERRING.value,
+    CertificateStatus.RETIRING.value,
+    CertificateStatus.CANCELLING.value,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRow:
+    id: int
+    bundle_id: int
+    first_id: int
+    last_id: int
+    wh: int
+    status: str
+    holder: str
+    holder_wallet: str
+    meter_serial: str
+    hour_start: datetime
+    technology: str
+    capacity_kw: Decimal
+    country: str
+    grid_region: str
+    commissioning_date: date
+    issue_signature: str | None
+    beneficiary: str | None
+    purpose: str | None
+    period_start: date | None
+    period_end: date | None
+    claim_country: str | None
+    cancel_reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    meter_serial: str | None = None
+    hour_from: datetime | None = None
+    hour_to: datetime | None = None  # exclusive
+    technology: str | None = None
+    grid_region: str | None = None
+    status: str | None = None
+    holder: str | None = None
+    include_split: bool = False  # split parents are history, not holdings
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRow:
+    operation_id: int
+    action: str
+    status: str
+    signature: str | None
+    slot: int | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass
+class CertificateHistory:
+    certificate: CertificateRow
+    ancestors: list[int] = field(default_factory=list)  # parent first, the bundle's root last
+    operations: list[OperationRow] = field(default_factory=list)  # its own and its ancestors'
+
+
+def _base(viewer: User) -> Select:
+    holder = aliased(User)
+    statement = (
+        select(
+            Certificate.id, Certificate.bundle_id, Certificate.first_id, Certificate.last_id,
+            Certificate.wh, Certificate.status, holder.username, Certificate.holder_wallet,
+            Meter.serial, CertificateBundle.hour_start, CertificateBundle.technology,
+            CertificateBundle.capacity_kw, CertificateBundle.country,
+            CertificateBundle.grid_region, CertificateBundle.commissioning_date,
+            Certificate.issue_signature, Certificate.beneficiary, Certificate.purpose,
+            Certificate.period_start, Certificate.period_end, Certificate.claim_country,
+            Certificate.cancel_reason, Certificate.created_at, Certificate.finished_at,
+            Meter.latitude, Meter.longitude,
+        )
+        .join(CertificateBundle, CertificateBundle.id == Certificate.bundle_id)
+        .join(Meter, Meter.id == CertificateBundle.meter_id)
+        .join(holder, holder.id == Certificate.holder_id)
+    )  # fmt: skip
+    if not is_staff(viewer):
+        statement = statement.where(Certificate.holder_id == viewer.id)
+    return statement
+
+
+def _filtered(statement: Select, wanted: CertificateFilter) -> Select:
+    if wanted.meter_serial:
+        statement = statement.where(Meter.serial == wanted.meter_serial)
+    if wanted.hour_from:
+        statement = statement.where(CertificateBundle.hour_start >= wanted.hour_from)
+    if wanted.hour_to:
+        statement = statement.where(CertificateBundle.hour_start < wanted.hour_to)
+    if wanted.technology:
+        statement = statement.where(CertificateBundle.technology == wanted.technology)
+    if wanted.grid_region:
+        statement = statement.where(CertificateBundle.grid_region == wanted.grid_region.upper())
+    if wanted.status:
+        statement = statement.where(Certificate.status == wanted.status)
+    elif not wanted.include_split:
+        statement = statement.where(Certificate.status != CertificateStatus.SPLIT.value)
+    if wanted.holder:
+        holder_id = select(User.id).where(User.username == wanted.holder).scalar_subquery()
+        statement = statement.where(Certificate.holder_id == holder_id)
+    return statement
+
+
+def certificates(
+    session: Session,
+    viewer: User,
+    wanted: CertificateFilter | None = None,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[CertificateRow], int]:
+    """One page of certificates (newest first) and how many match."""
+    statement = _filtered(_base(viewer), wanted or CertificateFilter())
+    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    rows = session.execute(statement.order_by(Certificate.id.desc()).limit(limit).offset(offset))
+    return [CertificateRow(*row) for row in rows], int(total or 0)
+
+
+def certificate_history(
+    session: Session, viewer: User, certificate_id: int
+) -> CertificateHistory | None:
+    """The certificate, the certificates it was split from, and every chain operation."""
+    row = session.execute(_base(viewer).where(Certificate.id == certificate_id)).first()
+    if row is None:
+        return None
+    history = CertificateHistory(CertificateRow(*row))
+    lineage = [certificate_id]
+    parent = session.scalar(select(Certificate.parent_id).where(Certificate.id == certificate_id))
+    while parent is not None:
+        history.ancestors.append(parent)
+        lineage.append(parent)
+        parent = session.scalar(select(Certificate.parent_id).where(Certificate.id == parent))
+    operations = session.execute(
+        select(
+            MintBatch.id, CertificateOperation.action, MintBatch.status, MintBatch.signature,
+            MintBatch.slot, MintBatch.error, MintBatch.created_at, MintBatch.finished_at,
+        )
+        .join(MintBatch, MintBatch.id == CertificateOperation.operation_id)
+        .where(CertificateOperation.certificate_id.in_(lineage))
+        .order_by(MintBatch.id)
+    )  # fmt: skip
+    history.operations = [OperationRow(*op) for op in operations]
+    return history
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRow:
+    beneficiary: str
+    purpose: str
+    country: str
+    period_start: date
+    period_end: date
+    certificates: int
+    wh: int
+
+
+def claims_report(
+    session: Session, viewer: User, *, since: datetime | None = None
+) -> list[ClaimRow]:
+    """Retired Wh by beneficiary, purpose, country and consumption period (own for a prosumer)."""
+    statement = select(
+        Certificate.beneficiary, Certificate.purpose, Certificate.claim_country,
+        Certificate.period_start, Certificate.period_end, func.count(), func.sum(Certificate.wh),
+    ).where(Certificate.status == CertificateStatus.RETIRED.value)  # fmt: skip
+    if not is_staff(viewer):
+        statement = statement.where(Certificate.holder_id == viewer.id)
+    if since is not None:
+        statement = statement.where(Certificate.finished_at >= since)
+    grouped = statement.group_by(
+        Certificate.beneficiary, Certificate.purpose, Certificate.claim_country,
+        Certificate.period_start, Certificate.period_end,
+    ).order_by(Certificate.period_start, Certificate.beneficiary)  # fmt: skip
+    return [ClaimRow(*row[:5], int(row[5]), int(row[6])) for row in session.execute(grouped)]
+
+
+@dataclass(frozen=True, slots=True)
+class DailyTotal:
+    day_start: int  # epoch seconds of the UTC day
+    technology: str
+    grid_region: str
+    status: str  # issued (every Wh ever issued), retired or cancelled
+    wh: int
+
+
+def daily_totals(session: Session, viewer: User, *, since: datetime) -> list[DailyTotal]:
+    """Wh issued, retired and cancelled per UTC day, technology and region (staff)."""
+    require_staff(viewer)
+    day = time_bucket(CertificateBundle.hour_start, 86400)
+    issued = (
+        select(day, CertificateBundle.technology, CertificateBundle.grid_region,
+               func.sum(CertificateBundle.wh))
+        .where(CertificateBundle.hour_start >= since, CertificateBundle.wh > 0)
+        .group_by(day, CertificateBundle.technology, CertificateBundle.grid_region)
+    )  # fmt: skip
+    rows = [DailyTotal(int(d), t, r, "issued", int(w)) for d, t, r, w in session.execute(issued)]
+    finished = time_bucket(Certificate.finished_at, 86400)
+    ended = (
+        select(finished, CertificateBundle.technology, CertificateBundle.grid_region,
+               Certificate.status, func.sum(Certificate.wh))
+        .join(CertificateBundle, CertificateBundle.id == Certificate.bundle_id)
+        .where(
+            Certificate.status.in_(
+                [CertificateStatus.RETIRED.value, CertificateStatus.CANCELLED.value]
+            ),
+            Certificate.finished_at >= since,
+        )
+        .group_by(finished, CertificateBundle.technology, CertificateBundle.grid_region,
+                  Certificate.status)
+    )  # fmt: skip
+    rows += [DailyTotal(int(d), t, r, s, int(w)) for d, t, r, s, w in session.execute(ended)]
+    return sorted(rows, key=lambda row: (row.day_start, row.status, row.technology))
+
+
+def live_wh(session: Session) -> int:
+    """Wh of certificates minted and not burned as the database sees them (staff figure)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Certificate.wh), 0)).where(Certificate.status.in_(LIVE))
+        )
+    )
