@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep, StateDep
@@ -63,8 +63,8 @@ class CancelIn(BaseModel):
 
 class PeriodCancelIn(BaseModel):
     meter_serial: str = Field(min_length=1, max_length=64)
-    start: datetime
-    end: datetime
+    start: AwareDatetime
+    end: AwareDatetime
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -118,8 +118,8 @@ def list_certificates(
     viewer: CurrentUser,
     session: ReadSessionDep,
     meter_serial: Serial = None,
-    hour_from: datetime | None = None,
-    hour_to: datetime | None = None,
+    hour_from: AwareDatetime | None = None,
+    hour_to: AwareDatetime | None = None,
     technology: Text = None,
     grid_region: Text = None,
     status: CertificateStatus | None = None,
@@ -158,7 +158,9 @@ def list_certificates(
     summary="Retired Wh by beneficiary, purpose, country and consumption period",
     responses=error_responses(*_AUTH),
 )
-def claims(viewer: CurrentUser, session: ReadSessionDep, since: datetime | None = None) -> dict:
+def claims(
+    viewer: CurrentUser, session: ReadSessionDep, since: AwareDatetime | None = None
+) -> dict:
     rows = claims_report(session, viewer, since=since)
     return {
         "claims": [

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from core.units import micro_to_kwh
 from core.views import CostPoint, DayPoint, QueuePoint, RatePoint, SeriesPoint
 from core.views._sql import from_epoch
+from core.views.certificates import DailyTotal
 from core.views.cockpit import TodayBar
 from core.views.fleet import CurvePoint
 
@@ -149,4 +150,24 @@ def meter_chart(points: Sequence[CurvePoint], serial: str, bucket_label: str) ->
             name="kWh",
         )
     )
+    return figure
+
+
+def certificate_chart(points: Sequence[DailyTotal], by: str) -> go.Figure:
+    """Wh per UTC day, one bar group per status, stacked by technology or grid region."""
+    figure = _figure(f"Certificates per day by {by.replace('_', ' ')} (MWh)", "Day (UTC)", "MWh")
+    figure.update_layout(barmode="stack")
+    keyed = sorted(points, key=lambda p: (p.status, getattr(p, by), p.day_start))
+    for (status, name), series in groupby(keyed, key=lambda p: (p.status, getattr(p, by))):
+        rows = list(series)
+        figure.add_trace(
+            go.Bar(
+                x=[from_epoch(row.day_start) for row in rows],
+                y=[row.wh / 1_000_000 for row in rows],
+                name=f"{status}: {name}",
+                offsetgroup=status,
+                customdata=[f"{row.wh:,} Wh" for row in rows],
+                hovertemplate="%{customdata}<extra>%{fullData.name}</extra>",
+            )
+        )
     return figure

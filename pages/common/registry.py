@@ -32,6 +32,7 @@ PAGES = (
     PageSpec("fleet", "Fleet health", ":material/sensors:", "Operations", STAFF),
     PageSpec("minting", "Minting", ":material/toll:", "Operations", STAFF),
     PageSpec("events", "Events", ":material/list_alt:", "Operations", EVERYONE),
+    PageSpec("certificates", "Certificates", ":material/verified:", "Operations", EVERYONE),
     PageSpec("control", "Control", ":material/tune:", "Administration", ADMINS),
     PageSpec("review", "Review queue", ":material/fact_check:", "Administration", ADMINS),
     PageSpec("admin", "Meters & users", ":material/group:", "Administration", ADMINS),

@@ -7,9 +7,19 @@ import pytest
 from tests.pages.conftest import Dashboard
 
 PAGES_BY_ROLE = {
-    "root": ["overview", "fleet", "live", "minting", "events", "control", "review", "admin"],
-    "ops": ["overview", "fleet", "live", "minting", "events"],
-    "alice": ["live", "events", "wallet"],
+    "root": [
+        "overview",
+        "fleet",
+        "live",
+        "minting",
+        "events",
+        "certificates",
+        "control",
+        "review",
+        "admin",
+    ],
+    "ops": ["overview", "fleet", "live", "minting", "events", "certificates"],
+    "alice": ["live", "events", "certificates", "wallet"],
 }
 CASES = [(user, page) for user, pages in PAGES_BY_ROLE.items() for page in pages]
 
