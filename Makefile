@@ -6,10 +6,11 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test bench mutation migrate lint install clean-venv
 
-$(INSTALLED): requirements.txt
+$(INSTALLED): requirements.txt requirements-broker.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-broker.txt
 	touch $@
 
 install: $(INSTALLED)

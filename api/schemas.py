@@ -319,11 +319,38 @@ class MintQueuedOut(BaseModel):
     reading_status: str
 
 
+class MqttHealthOut(BaseModel):
+    status: Literal["connected", "disconnected", "stopped", "not running"] = Field(
+        description="the bridge's last heartbeat: connected to its broker or not; stopped when "
+        "it is older than 15 s; not running when no bridge ever reported"
+    )
+    broker: str | None = None
+    messages_per_sec: str | None = Field(None, description="over the last heartbeat interval")
+    last_message_at: str | None = None
+    heartbeat_at: str | None = None
+
+
 class HealthOut(BaseModel):
-    model_config = _example({"status": "ok", "database": "ok", "chain": "ok"})
+    model_config = _example(
+        {
+            "status": "ok",
+            "database": "ok",
+            "chain": "ok",
+            "mqtt": {
+                "status": "connected",
+                "broker": "mqtt://127.0.0.1:1883",
+                "messages_per_sec": "12.5",
+                "last_message_at": "2026-11-20T11:59:58Z",
+                "heartbeat_at": "2026-11-20T11:59:59Z",
+            },
+        }
+    )
     status: Literal["ok", "degraded", "unavailable"]
     database: str
     chain: str
+    mqtt: MqttHealthOut | None = Field(
+        None, description="(addition) the MQTT ingest bridge; absent when the database is down"
+    )
 
 
 class CostPeriodOut(BaseModel):

@@ -84,3 +84,21 @@ def bridge_health(session: Session, now: datetime) -> list[BridgeHealth]:
         )
         for row in rows
     ]
+
+
+def summary_line(bridges: list[BridgeHealth], now: datetime) -> str:
+    """One line for the dashboard: the freshest bridge's state, rate and last message."""
+    if not bridges:
+        return "MQTT bridge: not running (no heartbeat yet)"
+    bridge = bridges[0]
+    parts = [f"MQTT bridge: {bridge.status}"]
+    if bridge.alive:
+        parts.append(f"{format(bridge.messages_per_sec, 'f')} messages/s")
+    if bridge.last_message_at is None:
+        parts.append("no message yet")
+    else:
+        seconds = max(0, int((now - bridge.last_message_at).total_seconds()))
+        parts.append(f"last message {seconds} s ago")
+    if not bridge.alive:
+        parts.append(f"last heartbeat {bridge.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
+    return " · ".join(parts)

@@ -2,7 +2,8 @@
 
 Order: migrate the database; create the first admin; start the embedded node
 (unless SOLANA_RPC_URL names another cluster); create the key and the GRX mint;
-then the api, the scheduler, the dashboard and, with DEMO=1, the demo fleet.
+start the embedded MQTT broker (unless MQTT_URL names a broker); then the api, the
+scheduler, the MQTT bridge, the dashboard and, with DEMO=1, the demo fleet.
 Ctrl-C (or SIGTERM) stops every child; a child that dies is reported and restarted.
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
 from core.bootstrap import bootstrap
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, load_settings, redacted
 from core.db.migrate import upgrade
 from core.errors import DomainError
 from core.file_modes import secure_data_dir
@@ -74,8 +76,39 @@ def services(settings: Settings) -> list[Service]:
         ),
     ]
     if app.demo:
-        planned.append(Service("simulator", [python, "-m", "simulator"]))
+        # Two meters report over MQTT, two over HTTP: both doors in the demo.
+        planned.append(Service("simulator", [python, "-m", "simulator", "--transport", "mixed"]))
     return planned
+
+
+def free_port_from(port: int, tries: int = 50) -> int:
+    """`port`, or the next one that is free on 127.0.0.1."""
+    for candidate in range(port, min(port + tries, 65_536)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise DomainError(f"no free port for the embedded MQTT broker in {port}..{port + tries - 1}")
+
+
+def start_embedded_broker(supervisor: Supervisor, port: int) -> str | None:
+    """Start the embedded broker on `port` or the next free one; the URL children use."""
+    chosen = free_port_from(port)
+    if chosen != port:
+        say(f"port {port} is taken; the embedded MQTT broker uses {chosen}")
+    broker = Service(
+        "broker",
+        [sys.executable, "-m", "mqtt_ingest.embedded_broker", "--port", str(chosen)],
+        f"tcp://127.0.0.1:{chosen}",
+    )
+    if not supervisor.start(broker):
+        return None
+    url = f"mqtt://127.0.0.1:{chosen}"
+    # The bridge and the simulator connect to it; amqtt speaks MQTT 3.1.1 only.
+    supervisor.base_env.update({"MQTT_URL": url, "MQTT_PROTOCOL": "3.1.1"})
+    return url
 
 
 def wait_for_file(path: Path, timeout: float) -> str | None:
@@ -130,6 +163,13 @@ def main() -> int:
         grx, authority = prepare_mint(app)
         verb = "created" if grx.created else "using"
         say(f"{verb} GRX mint {grx.address} ({grx.decimals} decimals), authority {authority}")
+        if app_settings.mqtt_url:
+            mqtt_url = app_settings.effective_mqtt_url
+            say(f"using the MQTT broker at {redacted(settings)['MQTT_URL']}")
+        else:
+            mqtt_url = start_embedded_broker(supervisor, app_settings.mqtt_port)
+            if mqtt_url is None:
+                return 1
         for service in services(settings):
             say(f"starting {service.name}")
             if not supervisor.start(service):
@@ -139,6 +179,8 @@ def main() -> int:
         if app_settings.uses_embedded_localnet:
             port = app_settings.localnet_port
             say(f"solana:    http://127.0.0.1:{port} (pubsub ws://127.0.0.1:{port + 1})")
+        if not app_settings.mqtt_url:
+            say(f'mqtt:      {mqtt_url} (embedded broker; topics in docs/API.md "MQTT")')
         if app_settings.demo:
             logins = app_settings.data_dir / "demo-logins.txt"
             if wait_for_file(logins, timeout=30) is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -44,12 +45,27 @@ def say(message: str) -> None:
     print(f"\033[1m[launcher]\033[0m {message}", flush=True)
 
 
+def _accepts_tcp(url: str) -> bool:
+    host, _, port = url.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_ready(url: str, payload: bytes | None, timeout: float, alive: Callable[[], bool]) -> bool:
-    """Poll a health URL until it answers 2xx, the child dies, or the deadline passes."""
+    """Poll a health URL until it answers 2xx (a tcp://host:port URL: until it accepts a
+    connection), the child dies, or the deadline passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
             return False
+        if url.startswith("tcp://"):
+            if _accepts_tcp(url):
+                return True
+            time.sleep(0.2)
+            continue
         request = urllib.request.Request(  # noqa: S310 - loopback URL built by us
             url, data=payload, headers={"Content-Type": "application/json"}
         )

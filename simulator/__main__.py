@@ -3,7 +3,9 @@
 Logs in as the admin (ADMIN_PASSWORD, or the password the API saved under
 DATA_DIR/secrets/admin_password), creates or reuses the demo users (an operator
 and two prosumers with wallets) and four meters, backfills the last hours
-through submit-batch, then reports live. The demo logins are written once to
+through submit-batch, then reports live. `--transport mqtt` publishes every meter's
+readings to the MQTT broker (MQTT_URL) instead; `mixed` (the demo's) sends two of
+the four meters over MQTT and two over HTTP. The demo logins are written once to
 DATA_DIR/demo-logins.txt (0600); the console says where, never the passwords.
 """
 
@@ -15,12 +17,19 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
 
 from core.config import ConfigError, load_settings
 from core.users import admin_password_file
 from simulator.client import ApiClient
 from simulator.fleet import FleetStore, ensure_meters, ensure_users, logins_notice
+from simulator.mqtt_transport import MqttMeters
 from simulator.runner import Simulator
+
+# Over MQTT in the mixed demo: Lisbon and Honolulu, ten hours apart, so at most hours
+# one of them has sun; the HTTP pair (Chiang Mai, New York) covers the day too.
+MIXED_MQTT_SERIALS = frozenset({"SIM-ALICE-LIS", "SIM-BOB-HNL"})
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +43,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="seconds between a meter's live readings (at least the duplicate window + 1 s)",
     )
     parser.add_argument("--once", action="store_true", help="one live cycle, then exit")
+    parser.add_argument(
+        "--transport",
+        choices=("http", "mqtt", "mixed"),
+        default="http",
+        help="how meters report: HTTP, MQTT (MQTT_URL), or mixed (two of each)",
+    )
     return parser.parse_args(argv)
 
 
@@ -51,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = settings.app
     client = ApiClient(args.api_url or f"http://{app.api_host}:{app.api_port}")
+    mqtt: MqttMeters | None = None
     try:
         client.wait_until_up()
         password = app.admin_password
@@ -68,7 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         if store.write_logins((app.admin_username, password), users):
             print(f"simulator: {logins_notice(store.logins_file)}", flush=True)
         window = int(client.config()["duplicate_window_secs"])
-        simulator = Simulator(client, store, fleet, window_secs=window, interval_secs=args.interval)
+        mqtt = _mqtt_meters(args.transport, fleet, app)
+        simulator = Simulator(
+            client, store, fleet, window_secs=window, interval_secs=args.interval, mqtt=mqtt
+        )
+        if mqtt is not None:
+            print(
+                f"simulator: {len(mqtt.acks)} meters report over MQTT "
+                f"({', '.join(sorted(mqtt.acks))})",
+                flush=True,
+            )
         if simulator.cadence.total_seconds() > args.interval:
             print(
                 f"simulator: TOKENIZATION_DUPLICATE_WINDOW_SECS is {window} s, so each meter "
@@ -98,6 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         client.close()
+        if mqtt is not None:
+            mqtt.close()
+
+
+def _mqtt_meters(transport: str, fleet: list, app: Any) -> MqttMeters | None:
+    if transport == "http":
+        return None
+    serials = [
+        meter.serial for meter in fleet if transport == "mqtt" or meter.serial in MIXED_MQTT_SERIALS
+    ]
+    meters = MqttMeters(
+        app.effective_mqtt_url, serials, protocol=app.mqtt_protocol, prefix=app.mqtt_topic_prefix
+    )
+    if not meters.wait_until_up(60):
+        where = urlsplit(app.effective_mqtt_url)
+        print(f"simulator: no MQTT broker at {where.hostname}:{where.port} yet", flush=True)
+    return meters
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Submitting readings: backfill (history through submit-batch) and live (one reading
-per meter per cadence through submit-reading), exactly as meters do.
+per meter per cadence through submit-reading), exactly as meters do; the meters in
+`mqtt_serials` publish the same bodies over MQTT instead (simulator.mqtt_transport).
 
 The cadence respects the API's duplicate window: a meter cannot report twice
 within `duplicate_window_secs`, so each meter reports every
@@ -19,6 +20,7 @@ from typing import Any
 from simulator.client import ApiClient
 from simulator.energy import export_kwh
 from simulator.fleet import FleetMeter, FleetStore, renew_key
+from simulator.mqtt_transport import MqttMeters, NoAck
 
 log = logging.getLogger("simulator")
 
@@ -79,8 +81,10 @@ class Simulator:
         window_secs: int,
         interval_secs: float,
         clock: Callable[[], datetime] = system_now,
+        mqtt: MqttMeters | None = None,
     ) -> None:
         self.client, self.store, self.fleet, self.clock = client, store, fleet, clock
+        self.mqtt = mqtt
         self.cadence = timedelta(seconds=max(interval_secs, window_secs + 1))
         whole_minutes = -(-max(900, window_secs + 1) // 60)
         self.backfill_step = timedelta(minutes=whole_minutes)
@@ -118,7 +122,12 @@ class Simulator:
                 counts.add(self._send_batch(meter, readings[start : start + MAX_BATCH]))
         return counts
 
+    def _over_mqtt(self, meter: FleetMeter) -> bool:
+        return self.mqtt is not None and meter.serial in self.mqtt.acks
+
     def _send_batch(self, meter: FleetMeter, readings: list[dict[str, Any]]) -> Counts:
+        if self._over_mqtt(meter):
+            return self._publish_batch(meter, readings)
         response = self.client.submit_batch(meter.api_key, readings)
         if response.status_code == 401:
             renew_key(self.client, self.store, meter)
@@ -151,7 +160,40 @@ class Simulator:
             counts.add(self._send(meter, signed_reading(meter, now, f"{kwh:f}"), now))
         return counts
 
+    def _publish_batch(self, meter: FleetMeter, readings: list[dict[str, Any]]) -> Counts:
+        assert self.mqtt is not None
+        try:
+            ack = self.mqtt.send(meter.serial, {"readings": readings})
+        except NoAck as exc:
+            log.warning("%s", exc)
+            return Counts(rejected=len(readings))
+        if ack["status"] != "batch":
+            log.warning("%s: batch refused over MQTT: %s", meter.serial, ack)
+            return Counts(rejected=len(readings))
+        return Counts(ack["accepted"], ack["duplicates"], ack["rejected"])
+
+    def _publish(self, meter: FleetMeter, reading: dict[str, Any], at: datetime) -> Counts:
+        assert self.mqtt is not None
+        try:
+            ack = self.mqtt.send(meter.serial, reading)
+        except NoAck as exc:
+            log.warning("%s", exc)  # not recorded as sent: the next cycle reports again
+            return Counts(rejected=1)
+        if ack["status"] in ("accepted", "duplicate"):
+            self.last[meter.serial] = at
+            return Counts(accepted=1) if ack["status"] == "accepted" else Counts(duplicate=1)
+        if ack.get("code") == "duplicate_reading":
+            existing = self.client.reading(ack["existing_reading_id"])
+            self.last[meter.serial] = datetime.fromisoformat(existing["reading_timestamp"])
+            return Counts(duplicate=1)
+        if ack.get("code") != "rate_limited":
+            self.last[meter.serial] = at
+        log.warning("%s: refused over MQTT: %s", meter.serial, ack)
+        return Counts(rejected=1)
+
     def _send(self, meter: FleetMeter, reading: dict[str, Any], at: datetime) -> Counts:
+        if self._over_mqtt(meter):
+            return self._publish(meter, reading, at)
         response = self.client.submit(meter.api_key, reading)
         if response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated":
             renew_key(self.client, self.store, meter)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -9,10 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from api.deps import StateDep
+from api.metrics import bridge_metrics
 from api.openapi import error_responses
 from api.schemas import HealthOut
 from api.state import ApiState
+from core.db.types import utcnow
 from core.errors import Forbidden
+from core.ingest_health import BridgeHealth, bridge_health
 
 router = APIRouter(tags=["operations"])
 
@@ -20,13 +25,27 @@ CHAIN_TIMEOUT_SECS = 1.5
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def _database_status(state: ApiState) -> str:
+def _database_status(state: ApiState) -> tuple[str, dict[str, Any] | None]:
+    """The database's status and, read in the same transaction, the MQTT bridge's."""
     try:
         with state.read_session() as session:
             session.execute(text("SELECT 1"))
-        return "ok"
+            return "ok", _mqtt_status(bridge_health(session, utcnow()))
     except Exception as exc:  # any failure is "unavailable", reported, never raised
-        return f"unavailable: {type(exc).__name__}"
+        return f"unavailable: {type(exc).__name__}", None
+
+
+def _mqtt_status(bridges: list[BridgeHealth]) -> dict[str, Any]:
+    if not bridges:
+        return {"status": "not running"}
+    bridge = bridges[0]  # the freshest heartbeat
+    return {
+        "status": bridge.status,
+        "broker": bridge.broker,
+        "messages_per_sec": format(bridge.messages_per_sec, "f"),
+        "last_message_at": bridge.last_message_at.isoformat() if bridge.last_message_at else None,
+        "heartbeat_at": bridge.heartbeat_at.isoformat(),
+    }
 
 
 async def _chain_status(state: ApiState) -> str:
@@ -59,12 +78,12 @@ async def _chain_status(state: ApiState) -> str:
     responses={503: {"model": HealthOut, "description": "The database is unavailable"}},
 )
 async def health(state: StateDep) -> JSONResponse:
-    database = await run_in_threadpool(_database_status, state)
+    database, mqtt = await run_in_threadpool(_database_status, state)
     chain = await _chain_status(state)
     if database != "ok":
         return JSONResponse({"status": "unavailable", "database": database, "chain": chain}, 503)
     status = "ok" if chain == "ok" else "degraded"
-    return JSONResponse({"status": status, "database": database, "chain": chain})
+    return JSONResponse({"status": status, "database": database, "chain": chain, "mqtt": mqtt})
 
 
 @router.get(
@@ -81,4 +100,11 @@ def metrics(request: Request, state: StateDep) -> Response:
     host = state.client_of(request)
     if host not in _LOOPBACK and not host.startswith("127."):
         raise Forbidden("metrics are served to loopback clients only")
-    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    try:
+        with state.read_session() as session:
+            bridges = bridge_health(session, utcnow())
+    except Exception:  # the database is down: the API's own counters are still served
+        bridges = []
+    return Response(
+        state.metrics.render() + bridge_metrics(bridges), media_type=CONTENT_TYPE_LATEST
+    )

@@ -1,6 +1,6 @@
 """Overview, the operator's cockpit: what needs a person now, today's generation and
 minting per 15 minutes, the queue and its latency, the fleet's health, what minting
-costs today, auto-mint, chain health and reconcile."""
+costs today, auto-mint, chain health, the MQTT bridge's health line and reconcile."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import views
 from core.chain.reader import ChainRead
+from core.ingest_health import bridge_health, summary_line
 from core.setting_fields import as_text
 from core.views.cockpit import Attention, attention_items, today_bars
 from core.views.fleet import FleetSummary, Health, fleet_summary
@@ -42,6 +43,7 @@ def overview() -> None:
         health = fleet_summary(session, viewer, now)
         latency = views.latency_percentiles(session, viewer, now - LATENCY_SINCE)
         spent = views.costs(session, viewer, now)
+        bridges = bridge_health(session, now)
     reader = ui.chain_reader(app)
     chain = ui.chain_health(reader.rpc_url, reader)
     supply: ChainRead[int] = (
@@ -105,6 +107,7 @@ def overview() -> None:
     )
     state[1].metric("Chain", "healthy" if chain.ok else "unavailable", help=reader.rpc_url)
     state[2].metric("Reconcile", status.state.value)
+    st.caption(summary_line(bridges, now))
     if not chain.ok:
         st.warning(chain.error or "chain unavailable")
     if status.state == ReconcileState.MISMATCH:

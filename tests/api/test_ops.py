@@ -65,7 +65,7 @@ def test_health_with_a_healthy_chain(
 ) -> None:
     assert _health(app, make_settings, node_url) == (
         200,
-        {"status": "ok", "database": "ok", "chain": "ok"},
+        {"status": "ok", "database": "ok", "chain": "ok", "mqtt": {"status": "not running"}},
     )
 
 

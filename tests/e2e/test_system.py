@@ -1,8 +1,10 @@
 """The whole system as `make run` starts it: real processes on free ports.
 
-`python -m launcher` (DEMO=0) starts the localnet, the api, the scheduler and the
-dashboard. The test acts as an admin, a meter vendor and a prosumer over HTTP and
-WebSocket only: it registers a prosumer and a meter, submits signed readings, waits
+`python -m launcher` (DEMO=0) starts the localnet, the embedded MQTT broker (no
+MQTT_URL), the api, the scheduler, the MQTT bridge and the dashboard. The test acts as
+an admin, a meter vendor and a prosumer over HTTP, MQTT and WebSocket only: it
+registers a prosumer and two meters, submits signed readings (one meter over HTTP,
+the other over MQTT through the embedded broker), waits
 for tokens_minted on the prosumer's WebSocket, checks the on-chain balance to the
 base unit, checks the dashboard answers, then stops everything with SIGTERM.
 """
@@ -23,18 +25,22 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from paho.mqtt.client import MQTTv311
 from solders.pubkey import Pubkey
 
 from core.chain.client import ChainClient
 from core.chain.instructions import TOKEN_PROGRAM_ID, associated_token_address
 from core.units import kwh_to_base_units
+from mqtt_ingest.topics import Topics
 from tests.factories import keypair_for, signed_reading, wallet_for
 from tests.support.localnet import wait_for
+from tests.support.mqtt import MeterClient
 from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 ADMIN_PASSWORD = "e2e-admin-password"
 KWH = ["2.01", "0.29", "1.234567"]
+MQTT_KWH = "0.5"
 
 
 def free_port() -> int:
@@ -46,10 +52,11 @@ def free_port() -> int:
 def free_ports() -> dict[str, int]:
     """Distinct free ports; the node also binds LOCALNET_PORT + 1 (pubsub), so keep it apart."""
     while True:
-        ports = {name: free_port() for name in ("API_PORT", "DASHBOARD_PORT", "LOCALNET_PORT")}
-        taken = {ports["API_PORT"], ports["DASHBOARD_PORT"]}
+        names = ("API_PORT", "DASHBOARD_PORT", "LOCALNET_PORT", "MQTT_PORT")
+        ports = {name: free_port() for name in names}
+        taken = {ports["API_PORT"], ports["DASHBOARD_PORT"], ports["MQTT_PORT"]}
         pubsub = ports["LOCALNET_PORT"] + 1
-        if len(taken) == 2 and ports["LOCALNET_PORT"] not in taken and pubsub not in taken:
+        if len(taken) == 3 and ports["LOCALNET_PORT"] not in taken and pubsub not in taken:
             with socket.socket() as probe:
                 try:
                     probe.bind(("127.0.0.1", pubsub))
@@ -64,7 +71,9 @@ def system(tmp_path: Path, database_url: str):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("TOKENIZATION_", "SOLANA_", "API_", "DASHBOARD_", "LOCALNET_"))
+        if not key.startswith(
+            ("TOKENIZATION_", "SOLANA_", "API_", "DASHBOARD_", "LOCALNET_", "MQTT_")
+        )
     }
     env.update(
         DATA_DIR=str(tmp_path / "data"),
@@ -178,15 +187,39 @@ def test_meters_to_tokens_through_the_real_processes(system) -> None:
             )
             answer = http.post("/api/meters/submit-reading", headers=key, json=body)
             assert answer.status_code == 201, answer.text
+        mqtt_key = keypair_for("meter:E2E-MQTT")
+        created = http.post(
+            "/api/admin/meters",
+            headers=admin,
+            json={
+                "serial": "E2E-MQTT",
+                "owner_username": "e2e-prosumer",
+                "public_key": str(mqtt_key.pubkey()),
+            },
+        )
+        assert created.status_code == 201, created.text
+        # Over MQTT, through the broker the launcher started (no MQTT_URL): acked in seconds.
+        assert f"mqtt://127.0.0.1:{system['mqtt_port']}" in system["log"]()
+        meter_mqtt = MeterClient(
+            f"mqtt://127.0.0.1:{system['mqtt_port']}", Topics(), "E2E-MQTT", protocol=MQTTv311
+        )
+        try:
+            body = signed_reading(mqtt_key, "E2E-MQTT", kwh=MQTT_KWH, at=start)
+            meter_mqtt.publish(body)
+            ack = meter_mqtt.next_ack(timeout=10)
+            assert ack["status"] == "accepted", ack
+        finally:
+            meter_mqtt.close()
+        assert http.get("/health").json()["mqtt"]["status"] == "connected"
         prosumer = http.post(
             "/api/auth/login", json={"username": "e2e-prosumer", "password": "prosumer-password-1"}
         )
         token = prosumer.json()["access_token"]
 
     ws_url = f"ws://127.0.0.1:{system['api_port']}"
-    minted = asyncio.run(collect_mints(ws_url, token, len(KWH), timeout=60))
-    expected = sum(kwh_to_base_units(Decimal(k), Decimal("1.0"), 9) for k in KWH)
-    assert sum(m["tokens_minted"] for m in minted) == expected == 3_534_567_000
+    minted = asyncio.run(collect_mints(ws_url, token, len(KWH) + 1, timeout=60))
+    expected = sum(kwh_to_base_units(Decimal(k), Decimal("1.0"), 9) for k in [*KWH, MQTT_KWH])
+    assert sum(m["tokens_minted"] for m in minted) == expected == 4_034_567_000
     assert {m["wallet_address"] for m in minted} == {wallet}
 
     with httpx.Client(timeout=10) as http:
