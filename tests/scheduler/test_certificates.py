@@ -4,6 +4,7 @@ whatever crashes between persisting and sending; the supply reconciles."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -185,3 +186,36 @@ def test_transfer_retire_and_cancel_burn_exactly_what_they_say(mint_app, make_mi
             "certificate_retire",
             "certificate_transfer",
         ]
+
+
+def test_two_schedulers_at_once_mint_each_certificate_once(mint_app, make_minter) -> None:
+    first, second = make_minter(), make_minter()
+    _, expected = seed(mint_app)
+    first.pipeline.run_cycle()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def cycle(minter) -> None:
+        try:
+            barrier.wait()
+            for _ in range(2):
+                minter.certificates.run_cycle()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=cycle, args=(m,)) for m in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    first.certificates.run_cycle()  # settle whatever a loser left in flight
+    assert {w: certificate_balance(first, w) for w in expected} == expected
+    with mint_app.sessions() as session:
+        landed = session.scalars(
+            select(MintBatch).where(
+                MintBatch.kind == "certificate_issue", MintBatch.status == "confirmed"
+            )
+        ).all()
+        assert len(landed) == 6  # one landed issue per bundle, whoever planned it
+    assert_reconciles(first, mint_app, sum(expected.values()))

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from solders.pubkey import Pubkey
 from sqlalchemy import select
 
 from core.bootstrap import bootstrap
-from core.db.models import MeterReading
+from core.chain.client import ChainClient
+from core.chain.instructions import TOKEN_2022_PROGRAM_ID, associated_token_address
+from core.db.models import Certificate, CertificateMint, MeterReading, User
 from core.db.types import utcnow
 from core.events import EventType, publish
+from tests.core.certificates.support import device_meter
+from tests.factories import make_reading
 from tests.scheduler.conftest import count_by_status
 from tests.support.localnet import wait_for
 from tests.support.processes import REPO_ROOT, Service
@@ -125,3 +130,49 @@ def test_a_waiting_reading_is_minted_when_it_becomes_due(
         if service.running:
             service.kill()
         app.close()
+
+
+def test_the_scheduler_process_issues_certificates_on_chain(
+    tmp_path, make_settings, database_url, localnet
+) -> None:
+    """Readings of a closed hour, minted by the process, become certificates it mints on
+    the certificate mint; Wh from integer arithmetic here."""
+    env = scheduler_env(tmp_path, database_url, localnet.port)
+    app = bootstrap(make_settings(**env))
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    with app.sessions() as session:
+        meter = device_meter(session)
+        owner = session.get(User, meter.owner_id)
+        wallet = owner.wallet_address
+        micro = [333_333, 333_333, 333_335, 1]  # 1,000,002 mWh
+        for n, amount in enumerate(micro):
+            make_reading(
+                session, meter, kwh=f"{amount / 10**6:.6f}", at=hour + timedelta(minutes=10 * n)
+            )
+    service = Service("scheduler", env, tmp_path / "scheduler.log").start()
+    try:
+        wait_for(
+            lambda: _certificate_statuses(app) == ["active"] or not service.running,
+            timeout=90,
+            what=f"a certificate issued on chain; log:\n{service.log()}",
+        )
+        assert service.running, service.log()
+        with app.sessions() as session:
+            [certificate] = session.scalars(select(Certificate)).all()
+            mint = session.scalars(select(CertificateMint)).one()
+        assert certificate.wh == sum(micro) // 1000 == 1000
+        account = associated_token_address(
+            Pubkey.from_string(wallet), Pubkey.from_string(mint.address), TOKEN_2022_PROGRAM_ID
+        )
+        with ChainClient(localnet.url) as chain:
+            assert chain.token_balance(account) == 1000
+        assert service.terminate(timeout=30) == 0, service.log()
+    finally:
+        if service.running:
+            service.kill()
+        app.close()
+
+
+def _certificate_statuses(app) -> list[str]:
+    with app.sessions() as session:
+        return list(session.scalars(select(Certificate.status)))
