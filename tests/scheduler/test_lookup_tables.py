@@ -395,3 +395,34 @@ def test_a_table_the_chain_does_not_hold_sends_its_wallet_to_legacy_in_the_same_
         account = pipeline.accounts.address(producer.wallet)
         assert minter.chain.token_balance(account) == units * (RECURRING_MINTS + 1)
     assert minter.chain.token_supply(minter.grx.address) == minter.grx.bootstrap_supply + expected
+
+
+def test_a_table_step_that_fails_on_chain_pauses_table_steps_not_minting(mint_app, gated) -> None:
+    minter, pipeline, gate = gated
+    # The node answers a slot that is not recent: the creation lands, and fails on chain.
+    gate.rewrite["getSlot"] = lambda slot: slot + 100_000
+    with mint_app.sessions() as session:
+        producers = seed_producers(session, 5, namespace="failing")
+    for round_ in range(RECURRING_MINTS):
+        seed_round(mint_app, producers, round_)
+        assert pipeline.run_cycle().confirmed == 1
+    [step] = table_operations(mint_app)
+    assert step.status == "failed" and step.error
+    signature = Signature.from_string(step.signature)
+    landed = Client(minter.chain.url).get_transaction(
+        signature, "base64", Confirmed, max_supported_transaction_version=0
+    )
+    assert landed.value.transaction.meta.err is not None
+    assert step.fee_lamports == landed.value.transaction.meta.fee == 5_000  # paid, recorded
+
+    gate.rewrite.clear()  # the node is right again, but a failed step paid a fee: pause
+    seed_round(mint_app, producers, RECURRING_MINTS)
+    report = pipeline.run_cycle()
+    assert report.confirmed == 1 and report.operations_sent == 0
+    assert [op.status for op in table_operations(mint_app)] == ["failed"]
+    with mint_app.sessions() as session:
+        assert [t.status for t in session.scalars(select(LookupTableRow))] == ["abandoned"]
+        assert session.scalars(select(LookupTableEntry)).all() == []  # dropped
+    assert {b.version for b in mint_batches(mint_app)} == {"legacy"}
+    assert count_by_status(mint_app) == {"minted": 5 * (RECURRING_MINTS + 1)}
+    assert credited_exactly(minter, producers, RECURRING_MINTS + 1)

@@ -6,7 +6,9 @@ relayed unchanged. Tests use it to stop a process between persisting a signed
 transaction and the node receiving it.
 
 `refuse(method)` returning true answers that call with an RPC error too (the
-node failing one kind of request), and `calls` counts the requests by method.
+node failing one kind of request), `rewrite[method]` changes the node's result
+of a single call on its way back (the node answering wrongly), and `calls`
+counts the requests by method.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class RpcGate:
@@ -26,6 +29,7 @@ class RpcGate:
         self.hold_sends = False
         self.held: list[bytes] = []
         self.refuse: Callable[[str], bool] = lambda _method: False
+        self.rewrite: dict[str, Callable[[Any], Any]] = {}
         self.calls: Counter[str] = Counter()
         gate = self
 
@@ -77,4 +81,12 @@ class RpcGate:
             self.target_url, data=body, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(forwarded, timeout=30) as response:
-            return response.read()
+            answer = response.read()
+        single = isinstance(request, dict)
+        rewrite = self.rewrite.get(str(request.get("method"))) if single else None
+        if rewrite is None:
+            return answer
+        decoded = json.loads(answer)
+        if "result" in decoded:
+            decoded["result"] = rewrite(decoded["result"])
+        return json.dumps(decoded).encode()
