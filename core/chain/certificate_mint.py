@@ -30,9 +30,12 @@ from core.chain.instructions import TOKEN_2022_PROGRAM_ID, CreateMintParams
 from core.chain.mint_setup import FEE_ALLOWANCE, SEND_ATTEMPTS, ensure_sol_balance
 from core.chain.signer import Signer, as_signer, sign_transactions
 from core.chain.transactions import build_transaction
+from core.db.locks import engine_of, exclusive
 from core.db.models import CertificateMint as CertificateMintRow
 
 log = logging.getLogger(__name__)
+
+CERTIFICATE_MINT_LOCK = "certificate-mint"  # core.db.locks name for creating it
 
 
 @dataclass(frozen=True)
@@ -104,37 +107,39 @@ def ensure_certificate_mint(
     """The verified certificate mint recorded for `rpc_url`, created the first time."""
     signer = as_signer(authority)
     rpc_url = rpc_url.rstrip("/")
-    with sessions() as session:
-        row = session.scalars(
-            select(CertificateMintRow)
-            .where(CertificateMintRow.rpc_url == rpc_url)
-            .order_by(CertificateMintRow.created_at.desc())
-            .limit(1)
-        ).first()
-        recorded = None if row is None else (row.address, row.bootstrap_supply)
-    if recorded is not None:
-        address = Pubkey.from_string(recorded[0])
-        try:
-            check_certificate_mint(client, address, signer.pubkey)
-        except MintNotFound as exc:
-            raise MintNotFound(
-                f"the certificate mint {address} recorded for {rpc_url} does not exist there: "
-                "the ledger was reset while the database was kept; restore it, or remove the "
-                "database and the ledger together"
-            ) from exc
-        return CertificateMint(address, signer.pubkey, recorded[1], created=False)
-    address = create_certificate_mint_account(
-        client, signer.pubkey, as_signer(payer or authority), airdrop=airdrop
-    )
-    supply = check_certificate_mint(client, address, signer.pubkey)
-    with sessions() as session:
-        session.add(
-            CertificateMintRow(
-                address=str(address),
-                rpc_url=rpc_url,
-                authority=str(signer.pubkey),
-                bootstrap_supply=supply,
-            )
+    # Schedulers starting together create one mint: see core.db.locks.
+    with exclusive(engine_of(sessions), CERTIFICATE_MINT_LOCK):
+        with sessions() as session:
+            row = session.scalars(
+                select(CertificateMintRow)
+                .where(CertificateMintRow.rpc_url == rpc_url)
+                .order_by(CertificateMintRow.created_at.desc())
+                .limit(1)
+            ).first()
+            recorded = None if row is None else (row.address, row.bootstrap_supply)
+        if recorded is not None:
+            address = Pubkey.from_string(recorded[0])
+            try:
+                check_certificate_mint(client, address, signer.pubkey)
+            except MintNotFound as exc:
+                raise MintNotFound(
+                    f"the certificate mint {address} recorded for {rpc_url} does not exist there: "
+                    "the ledger was reset while the database was kept; restore it, or remove the "
+                    "database and the ledger together"
+                ) from exc
+            return CertificateMint(address, signer.pubkey, recorded[1], created=False)
+        address = create_certificate_mint_account(
+            client, signer.pubkey, as_signer(payer or authority), airdrop=airdrop
         )
-        session.commit()
-    return CertificateMint(address, signer.pubkey, supply, created=True)
+        supply = check_certificate_mint(client, address, signer.pubkey)
+        with sessions() as session:
+            session.add(
+                CertificateMintRow(
+                    address=str(address),
+                    rpc_url=rpc_url,
+                    authority=str(signer.pubkey),
+                    bootstrap_supply=supply,
+                )
+            )
+            session.commit()
+        return CertificateMint(address, signer.pubkey, supply, created=True)

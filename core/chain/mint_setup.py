@@ -4,7 +4,9 @@
 the one recorded for this RPC URL, or creates one, and records it in
 token_mints with the supply it had then, so reconciliation can compare the
 chain with the minted readings. It never silently replaces a mint that has
-gone missing: readings already minted would no longer add up.
+gone missing: readings already minted would no longer add up. Several
+processes starting at once on a fresh database create one mint: the choice
+and the record are made under the database-wide lock of core.db.locks.
 
 Keys are reached through core.chain.signer only: the mint authority signs
 what only it may sign, the fee payer (the authority itself unless one is
@@ -39,6 +41,7 @@ from core.chain.signer import Signer, as_signer, sign_transactions
 from core.chain.status import MintInfo
 from core.chain.transactions import build_transaction
 from core.config import MintMode, Settings
+from core.db.locks import engine_of, exclusive
 from core.db.models import TokenMint
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ LOCALNET_AIRDROP = 100 * LAMPORTS_PER_SOL
 FEE_ALLOWANCE = 100_000  # lamports: signature fees of a few transactions
 SEND_ATTEMPTS = 3  # fresh blockhashes tried before giving up
 # Token-2022 ATAs carry the ImmutableOwner extension: 165 base bytes + account type + TLV.
+GRX_MINT_LOCK = "grx-mint"  # core.db.locks name for creating and recording the mint
 TOKEN_ACCOUNT_SIZE = {TOKEN_PROGRAM_ID: 165, TOKEN_2022_PROGRAM_ID: 170}
 
 
@@ -203,50 +207,55 @@ def ensure_grx_mint(
 
         expected_authority = verify_anchor_setup(client, signer.pubkey, app)
 
-    created = False
-    if app.energy_token_mint:
-        address = Pubkey.from_string(app.energy_token_mint)
-        try:
-            info = client.mint_info(address)
-        except MintNotFound as exc:
-            raise MintNotFound(
-                f"ENERGY_TOKEN_MINT={address} does not exist on {rpc_url}; check "
-                "SOLANA_RPC_URL, or unset ENERGY_TOKEN_MINT to create a GRX mint there"
-            ) from exc
-    else:
-        recorded = _recorded_mint(sessions, rpc_url)
-        if recorded is not None:
+    # Processes starting together on a fresh database must agree on one mint: the one
+    # holding the lock creates and records it, the others then find it recorded.
+    with exclusive(engine_of(sessions), GRX_MINT_LOCK):
+        created = False
+        if app.energy_token_mint:
+            address = Pubkey.from_string(app.energy_token_mint)
             try:
-                info = client.mint_info(Pubkey.from_string(recorded))
+                info = client.mint_info(address)
             except MintNotFound as exc:
                 raise MintNotFound(
-                    f"the GRX mint {recorded} recorded in the database for {rpc_url} does not "
-                    "exist there: the localnet ledger was probably reset while the database "
-                    "was kept. Restore the ledger (DATA_DIR/localnet), or start over by removing "
-                    "the database and the ledger together; do not mint to a new mint while "
-                    "minted readings point at the old one"
+                    f"ENERGY_TOKEN_MINT={address} does not exist on {rpc_url}; check "
+                    "SOLANA_RPC_URL, or unset ENERGY_TOKEN_MINT to create a GRX mint there"
                 ) from exc
         else:
-            address = create_grx_mint(
-                client,
-                signer,
-                decimals=decimals,
-                token_program=program,
-                airdrop=app.uses_embedded_localnet,
-                payer=payer,
+            recorded = _recorded_mint(sessions, rpc_url)
+            if recorded is not None:
+                try:
+                    info = client.mint_info(Pubkey.from_string(recorded))
+                except MintNotFound as exc:
+                    raise MintNotFound(
+                        f"the GRX mint {recorded} recorded in the database for {rpc_url} does "
+                        "not exist there: the localnet ledger was probably reset while the "
+                        "database was kept. Restore the ledger (DATA_DIR/localnet), or start "
+                        "over by removing the database and the ledger together; do not mint to "
+                        "a new mint while minted readings point at the old one"
+                    ) from exc
+            else:
+                address = create_grx_mint(
+                    client,
+                    signer,
+                    decimals=decimals,
+                    token_program=program,
+                    airdrop=app.uses_embedded_localnet,
+                    payer=payer,
+                )
+                info = client.mint_info(address)
+                created = True
+        check_mint(
+            info,
+            authority=expected_authority,
+            decimals=decimals,
+            token_program=program,
+            signer_name=signer.name,
+        )
+        if info.freeze_authority is not None:
+            log.warning(
+                "GRX mint %s has a freeze authority (%s)", info.address, info.freeze_authority
             )
-            info = client.mint_info(address)
-            created = True
-    check_mint(
-        info,
-        authority=expected_authority,
-        decimals=decimals,
-        token_program=program,
-        signer_name=signer.name,
-    )
-    if info.freeze_authority is not None:
-        log.warning("GRX mint %s has a freeze authority (%s)", info.address, info.freeze_authority)
-    supply = _record(sessions, info, rpc_url)
+        supply = _record(sessions, info, rpc_url)
     return GrxMint(info.address, info.token_program, info.decimals, supply, created)
 
 
