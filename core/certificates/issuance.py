@@ -3,7 +3,7 @@
 `issue_due(session, now=..., auto_issue=...)` finds minted readings not yet
 backing a certificate, of hours that have closed and whose readings have all
 settled (none pending, in review or minting), and issues one bundle per
-(device, hour), each in its own database transaction:
+(device, hour), a few devices per database transaction (bulk inserts):
 
     total  = the device's carried rest (mWh) + the hour's energy (kwh_micro = mWh)
     wh     = total // 1000          remainder = total % 1000, carried to the next bundle
@@ -13,8 +13,9 @@ Exactly once without locks held across steps: a reading is linked to its
 bundle by the primary key of certificate_readings (a second link fails), the
 carry row is moved by an UPDATE guarded on the bundle it last saw, and the id
 range comes from one guarded UPDATE of the sequence. Whichever concurrent
-issuer loses any of these rolls back everything it did; its readings stay
-free for the next cycle. A crash before the commit leaves nothing behind.
+issuer loses any of these rolls its whole transaction back (its id ranges
+included); its readings stay free for the next cycle. A crash before the
+commit leaves nothing behind.
 
 A bundle waits in review (certificate status `review`) when auto-issue is off,
 when the device is suspended, or when its Wh exceed what the rated capacity can
@@ -58,6 +59,8 @@ OPEN_STATUSES = (
     ReadingStatus.MINTING.value,
 )
 DEFAULT_LIMIT = 5000  # readings looked at per call
+# Devices per transaction: a lost race undoes one transaction, which the next cycle redoes.
+METERS_PER_TRANSACTION = 20
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,10 @@ def _open_hours(session: Session, meter_ids: list[int], start: datetime, end: da
 def issue_due(
     session: Session, *, now: datetime, auto_issue: bool, limit: int = DEFAULT_LIMIT
 ) -> IssueReport:
-    """Issue every due (device, hour) bundle; one commit per bundle."""
+    """Issue every due (device, hour) bundle, a few devices per transaction; commits."""
     report = IssueReport()
     rows = _candidates(session, hour_of(now), limit)
-    session.rollback()  # end the read: each bundle is its own transaction
+    session.rollback()  # end the read
     if not rows:
         return report
     groups: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
@@ -156,19 +159,14 @@ def issue_due(
     hours = [hour for _, hour in groups]
     blocked = _open_hours(session, sorted({m for m, _ in groups}), min(hours), max(hours) + HOUR)
     session.rollback()
+    by_meter: dict[int, list[tuple[datetime, list[tuple[int, int]]]]] = defaultdict(list)
     for (meter_id, hour), readings in groups.items():
-        if (meter_id, hour) in blocked:
-            continue
-        issued = _issue_bundle(session, meter_id, hour, readings, now=now, auto_issue=auto_issue)
-        if issued is None:
-            report.lost_races += 1
-            continue
-        bundle, in_review = issued
-        report.bundles += 1
-        report.wh += bundle.wh
-        report.in_review += int(in_review)
-        report.remainder_mwh += bundle.remainder_mwh
-        report.bundle_ids.append(bundle.id)
+        if (meter_id, hour) not in blocked:
+            by_meter[meter_id].append((hour, readings))  # in hour order: the carry follows it
+    meter_ids = list(by_meter)
+    for index in range(0, len(meter_ids), METERS_PER_TRANSACTION):
+        chunk = {m: by_meter[m] for m in meter_ids[index : index + METERS_PER_TRANSACTION]}
+        _issue_devices(session, chunk, now=now, auto_issue=auto_issue, report=report)
     return report
 
 
@@ -185,16 +183,16 @@ def _take_ids(session: Session, wh: int) -> int:
 
 
 def _move_carry(
-    session: Session, meter_id: int, carry: CertificateCarry | None, bundle_id: int, rest: int
+    session: Session, meter_id: int, seen: int | None, exists: bool, bundle_id: int, rest: int
 ) -> bool:
-    if carry is None:
+    """Set the device's carried rest, guarded on the bundle the carry pointed at."""
+    if not exists:
         session.execute(
             insert(CertificateCarry).values(
                 meter_id=meter_id, remainder_mwh=rest, bundle_id=bundle_id
             )
         )  # a concurrent first bundle of this device makes this fail
         return True
-    seen = carry.bundle_id
     guard = (
         CertificateCarry.bundle_id.is_(None) if seen is None else CertificateCarry.bundle_id == seen
     )
@@ -202,80 +200,115 @@ def _move_carry(
         update(CertificateCarry)
         .where(CertificateCarry.meter_id == meter_id, guard)
         .values(remainder_mwh=rest, bundle_id=bundle_id)
+        .execution_options(synchronize_session=False)
     ).rowcount
     return moved == 1
 
 
-def _issue_bundle(
+def _issue_devices(
     session: Session,
-    meter_id: int,
-    hour: datetime,
-    readings: list[tuple[int, int]],
+    devices: dict[int, list[tuple[datetime, list[tuple[int, int]]]]],
     *,
     now: datetime,
     auto_issue: bool,
-) -> tuple[CertificateBundle, bool] | None:
-    """One bundle and its certificate, committed; None when another issuer won a race."""
+    report: IssueReport,
+) -> None:
+    """These devices' due hours as bundles and certificates, in one transaction.
+
+    Any lost race (a reading linked, a carry moved, by another issuer) rolls the
+    whole transaction back: nothing of it was issued, and the next cycle retries.
+    """
     try:
-        meter = session.get(Meter, meter_id)
-        assert meter is not None
-        owner = session.get(User, meter.owner_id)
-        assert owner is not None
-        carry = session.get(CertificateCarry, meter_id)
-        carried_in = carry.remainder_mwh if carry is not None else 0
-        energy = sum(kwh_micro for _, kwh_micro in readings)
-        split = split_energy(energy, carried_in)
-        first = _take_ids(session, split.wh) if split.wh else None
-        reason = review_reason(meter, split.wh, auto_issue=auto_issue) if split.wh else None
-        bundle = CertificateBundle(
-            meter_id=meter_id,
-            producer_id=meter.owner_id,
-            hour_start=hour,
-            readings=len(readings),
-            energy_mwh=energy,
-            carried_in_mwh=carried_in,
-            wh=split.wh,
-            remainder_mwh=split.remainder_mwh,
-            first_id=first,
-            last_id=None if first is None else first + split.wh - 1,
-            technology=meter.technology,
-            capacity_kw=meter.capacity_kw,
-            country=meter.country,
-            grid_region=meter.grid_region,
-            commissioning_date=meter.commissioning_date,
-            review_reason=reason,
-            created_at=now,
-        )
-        session.add(bundle)
-        session.flush()
-        session.execute(
-            insert(CertificateReading),
-            [{"reading_id": reading_id, "bundle_id": bundle.id} for reading_id, _ in readings],
-        )
-        if not _move_carry(session, meter_id, carry, bundle.id, split.remainder_mwh):
-            session.rollback()
-            return None
-        if split.wh:
-            assert first is not None and owner.wallet_address
-            session.add(
-                Certificate(
-                    bundle_id=bundle.id,
-                    first_id=first,
-                    last_id=first + split.wh - 1,
-                    wh=split.wh,
-                    holder_id=owner.id,
-                    holder_wallet=owner.wallet_address,
-                    status=(
-                        CertificateStatus.REVIEW if reason else CertificateStatus.ISSUING
-                    ).value,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
+        meters = {
+            m.id: m for m in session.scalars(select(Meter).where(Meter.id.in_(list(devices))))
+        }
+        owners = {
+            u.id: u
+            for u in session.scalars(
+                select(User).where(User.id.in_({m.owner_id for m in meters.values()}))
             )
+        }
+        carries = {
+            c.meter_id: (c.bundle_id, c.remainder_mwh)
+            for c in session.execute(
+                select(CertificateCarry.meter_id, CertificateCarry.bundle_id,
+                       CertificateCarry.remainder_mwh)
+                .where(CertificateCarry.meter_id.in_(list(devices)))
+            )
+        }  # fmt: skip
+        planned = []  # (meter, hour, readings, energy, carried_in, split, reason)
+        for meter_id, hours in devices.items():
+            meter = meters[meter_id]
+            carried = carries.get(meter_id, (None, 0))[1]
+            for hour, readings in hours:
+                energy = sum(kwh_micro for _, kwh_micro in readings)
+                split = split_energy(energy, carried)
+                reason = review_reason(meter, split.wh, auto_issue=auto_issue) if split.wh else None
+                planned.append((meter, hour, readings, energy, carried, split, reason))
+                carried = split.remainder_mwh
+        total_wh = sum(item[5].wh for item in planned)
+        next_id = _take_ids(session, total_wh) if total_wh else None
+        bundle_rows = []
+        for meter, hour, readings, energy, carried, split, reason in planned:
+            first = None
+            if split.wh:
+                assert next_id is not None
+                first, next_id = next_id, next_id + split.wh
+            bundle_rows.append(
+                {
+                    "meter_id": meter.id, "producer_id": meter.owner_id, "hour_start": hour,
+                    "readings": len(readings), "energy_mwh": energy, "carried_in_mwh": carried,
+                    "wh": split.wh, "remainder_mwh": split.remainder_mwh, "first_id": first,
+                    "last_id": None if first is None else first + split.wh - 1,
+                    "technology": meter.technology, "capacity_kw": meter.capacity_kw,
+                    "country": meter.country, "grid_region": meter.grid_region,
+                    "commissioning_date": meter.commissioning_date, "review_reason": reason,
+                    "created_at": now,
+                }
+            )  # fmt: skip
+        ids = list(
+            session.scalars(
+                insert(CertificateBundle).returning(
+                    CertificateBundle.id, sort_by_parameter_order=True
+                ),
+                bundle_rows,
+            )
+        )
+        links, certificates = [], []
+        last_bundle: dict[int, tuple[int, int]] = {}
+        for bundle_id, row, item in zip(ids, bundle_rows, planned, strict=True):
+            meter, _, readings, _, _, split, reason = item
+            links += [{"reading_id": r, "bundle_id": bundle_id} for r, _ in readings]
+            last_bundle[meter.id] = (bundle_id, split.remainder_mwh)
+            if split.wh:
+                owner = owners[meter.owner_id]
+                assert owner.wallet_address
+                status = CertificateStatus.REVIEW if reason else CertificateStatus.ISSUING
+                certificates.append(
+                    {
+                        "bundle_id": bundle_id, "first_id": row["first_id"],
+                        "last_id": row["last_id"], "wh": split.wh, "holder_id": owner.id,
+                        "holder_wallet": owner.wallet_address, "status": status.value,
+                        "attempts": 0, "created_at": now, "updated_at": now,
+                    }
+                )  # fmt: skip
+        session.execute(insert(CertificateReading), links)
+        for meter_id, (bundle_id, rest) in last_bundle.items():
+            seen = carries.get(meter_id, (None, 0))[0]
+            if not _move_carry(session, meter_id, seen, meter_id in carries, bundle_id, rest):
+                session.rollback()
+                report.lost_races += 1
+                return
+        if certificates:
+            session.execute(insert(Certificate), certificates)
         session.commit()
     except IntegrityError:
         session.rollback()
-        log.info("meter %d hour %s: another issuer took these readings first", meter_id, hour)
-        return None
-    return bundle, reason is not None
+        report.lost_races += 1
+        log.info("another issuer took some of these readings first; retried next cycle")
+        return
+    report.bundles += len(ids)
+    report.wh += sum(item[5].wh for item in planned)
+    report.in_review += sum(1 for item in planned if item[6])
+    report.remainder_mwh += sum(rest for _, rest in last_bundle.values())
+    report.bundle_ids += ids
