@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from core.db.engine import create_db_engine
 from core.db.migrate import upgrade
+from tests.core.certificates.support import seed_certificates
 from tests.factories import DEFAULT_PASSWORD
 from tests.pages.seed import seed_dashboard, seed_history
 
@@ -68,6 +69,7 @@ def dashboard_url(tmp_path: Path) -> Iterator[str]:
     now = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as session:
         seed_history(session, seed_dashboard(session, now), now)
+        seed_certificates(session, now)
     engine.dispose()
     port = _free_port()
     env = {
@@ -200,3 +202,34 @@ def test_prosumer_sees_their_wallet_and_is_refused_staff_pages(
     token = page.url.split("session=", 1)[1]
     page.goto(f"{dashboard_url}/control?session={token}")
     expect(page.get_by_text("Refused: Control is for admin only")).to_be_visible()
+
+
+def test_certificates_page_for_staff_and_a_prosumer(
+    dashboard_url: str, browser: object, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page.set_default_timeout(WAIT_MS)
+    _log_in(page, dashboard_url, "root")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    page.get_by_role("link", name="Certificates").click()
+    expect(page.get_by_role("heading", name="Certificates")).to_be_visible()
+    chart = page.get_by_test_id("stPlotlyChart").first
+    expect(chart.locator(".main-svg").first).to_be_visible()
+    expect(chart).to_contain_text("Certificates per day")
+    expect(page.get_by_text("Admin: approve or cancel")).to_be_visible()
+    _shoot(page, "certificates-staff", tmp_path)
+
+    prosumer = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    prosumer.set_default_timeout(WAIT_MS)
+    _log_in(prosumer, dashboard_url, "alice")
+    expect(prosumer.get_by_role("heading", name="My wallet")).to_be_visible()
+    prosumer.get_by_role("link", name="Certificates").click()
+    expect(prosumer.get_by_role("heading", name="My certificates")).to_be_visible()
+    expect(prosumer.get_by_text("Retire (claim)")).to_be_visible()
+    expect(
+        prosumer.get_by_role("button", name="Download statement (HTML, printable)")
+    ).to_be_visible()
+    expect(prosumer.get_by_test_id("stPlotlyChart")).to_have_count(0)  # staff only
+    _shoot(prosumer, "certificates-prosumer", tmp_path)

@@ -29,3 +29,30 @@ def device_meter(session: Session, owner: User | None = None, **fields: str) -> 
 
 def minted(session: Session, meter: Meter, at: datetime, kwh: str | Decimal) -> MeterReading:
     return make_reading(session, meter, kwh=str(kwh), at=at, status=ReadingStatus.MINTED)
+
+
+def seed_certificates(session: Session, now: datetime) -> None:
+    """Demo-sized certificates for the browser test: two devices of alice and bob, six
+    closed hours each, issued and active; alice has retired one. Commits."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from core.certificates.issuance import issue_due
+    from core.db.models import Certificate
+
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    for name, technology, region in (("alice", "solar_pv", "TH-PEA"), ("bob", "wind", "TH-MEA")):
+        owner = session.scalar(select(User).where(User.username == name))
+        meter = device_meter(session, owner, technology=technology, grid_region=region)
+        for h in range(1, 7):
+            for quarter in range(4):
+                at = hour - timedelta(hours=h) + timedelta(minutes=15 * quarter)
+                minted(session, meter, at, f"{0.4 + 0.05 * quarter + 0.01 * h:.6f}")
+    issue_due(session, now=now, auto_issue=True)
+    session.execute(update(Certificate).values(status="active", issue_signature="5" * 88))
+    first = session.scalars(select(Certificate).order_by(Certificate.id).limit(1)).one()
+    first.status, first.beneficiary, first.purpose = "retired", "Alice's bakery", "Scope 2"
+    first.period_start = first.period_end = now.date()
+    first.claim_country, first.finished_at = "TH", now
+    session.commit()
