@@ -64,8 +64,11 @@ class ApiClient:
     def meters(self) -> dict[str, dict[str, Any]]:
         return {meter["serial"]: meter for meter in self._call("GET", "/api/admin/meters")}
 
-    def register_meter(self, serial: str, owner: str, public_key: str) -> str:
+    def register_meter(
+        self, serial: str, owner: str, public_key: str, device: dict[str, str] | None = None
+    ) -> str:
         body = {"serial": serial, "owner_username": owner, "public_key": public_key}
+        body |= device or {}  # registry fields (technology, capacity_kw, ...): certificates
         return self._call("POST", "/api/admin/meters", json=body)["api_key"]
 
     def rotate_key(self, serial: str) -> str:

@@ -51,6 +51,27 @@ DEMO_METERS = (
     PlannedMeter("SIM-BOB-HNL", "bob", Site("Honolulu", -10, 6.0)),
 )
 
+# What a certificate registry knows of each demo device (docs/CERTIFICATES.md).
+DEMO_DEVICES = {
+    "SIM-ALICE-CNX": ("TH", "TH-PEA", "18.788300", "98.985300"),
+    "SIM-ALICE-LIS": ("PT", "PT", "38.722300", "-9.139300"),
+    "SIM-BOB-NYC": ("US", "US-NYISO", "40.712800", "-74.006000"),
+    "SIM-BOB-HNL": ("US", "US-HI", "21.306900", "-157.858300"),
+}
+
+
+def device_fields(plan: PlannedMeter) -> dict[str, str]:
+    country, region, latitude, longitude = DEMO_DEVICES[plan.serial]
+    return {
+        "technology": "solar_pv",
+        "capacity_kw": f"{plan.site.peak_kw:.3f}",
+        "country": country,
+        "grid_region": region,
+        "latitude": latitude,
+        "longitude": longitude,
+        "commissioning_date": "2024-01-15",
+    }
+
 
 @dataclass
 class FleetMeter:
@@ -171,7 +192,9 @@ def ensure_meters(client: ApiClient, store: FleetStore) -> list[FleetMeter]:
         keypair, api_key = store.load_meter(plan)
         existing = registered.get(plan.serial)
         if existing is None:
-            api_key = client.register_meter(plan.serial, plan.owner, str(keypair.pubkey()))
+            api_key = client.register_meter(
+                plan.serial, plan.owner, str(keypair.pubkey()), device_fields(plan)
+            )
             store.save_meter(plan, keypair, api_key)
             log.info("registered demo meter %s (%s)", plan.serial, plan.site.name)
         elif existing["public_key"] != str(keypair.pubkey()):
