@@ -74,6 +74,15 @@ BENCHES = (
         ),
     ),
     Bench(
+        "mqtt_ingest",
+        "10,000 meters publishing through Mosquitto to the MQTT bridge on PostgreSQL",
+        (
+            ">= 5,000 accepted readings/s",
+            "publish -> ack p99 < 250 ms",
+            "accepted == stored",
+        ),
+    ),
+    Bench(
         "ws_latency",
         "500 WebSocket clients, events at 50/s on PostgreSQL",
         ("commit -> receipt p99 < 50 ms", "every entitled event delivered exactly once"),

@@ -1,13 +1,14 @@
 """The bridge's loop: take what the broker delivered, accept it in one commit, answer, PUBACK.
 
-Threads: paho's network thread only queues each message (`on_message`); one worker
-thread (the caller of `run`) takes everything queued, up to MAX_GROUP messages, and
-accepts it in one transaction, so messages arriving together share a commit and a
-busy broker is met with bigger groups, not a longer queue. Only after the commit are
-the acks published and the PUBACKs sent, in the order the messages came (MQTT
-requires that order). A crash before the PUBACK leaves the message at the broker,
-which redelivers it; the store answers the redelivery as a duplicate with the stored
-id, so nothing is lost and nothing is minted twice.
+Threads: paho's network thread only queues each message (`on_message`); the caller
+of `run` takes everything queued, up to MAX_GROUP messages, as one group and hands it
+to one of WORKERS threads, which accepts it in one transaction, so messages arriving
+together share a commit and a busy broker is met with bigger groups, not a longer
+queue. Only after a group's commit are its acks published and its PUBACKs sent, and
+groups are answered in the order their messages came (MQTT requires that order). A
+crash before the PUBACK leaves the message at the broker, which redelivers it; the
+store answers the redelivery as a duplicate with the stored id, so nothing is lost
+and nothing is minted twice.
 
 A message taken before a reconnect is not acknowledged after it (its packet id
 belonged to the old connection): the broker redelivers it in the new session and
@@ -20,7 +21,8 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,13 +42,16 @@ from mqtt_ingest.connection import (
     new_client,
     subscribe_readings,
 )
-from mqtt_ingest.ingest import Inbound, accept_messages
+from mqtt_ingest.ingest import Answer, Inbound, accept_messages
 from mqtt_ingest.messages import encode
 from mqtt_ingest.topics import Topics
 
 log = logging.getLogger("mqtt_ingest")
 
 MAX_GROUP = 500
+# Groups accepted at once, each on its own database connection (the pool's default
+# size is 5): a group waits mostly on round trips, so a few overlap well.
+WORKERS = 4
 HEARTBEAT_SECS = 2.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -68,12 +73,14 @@ class Bridge:
         protocol: str = "5",
         cafile: Any = None,
         max_group: int = MAX_GROUP,
+        workers: int = WORKERS,
     ) -> None:
         self.app = app
         self.address = address
         self.client_id = client_id
         self.topics = topics
         self.max_group = max_group
+        self.workers = workers
         self.inbox: queue.Queue[_Received] = queue.Queue()
         self.counters: Counter[str] = Counter()
         self.connected = threading.Event()
@@ -119,15 +126,27 @@ class Bridge:
     # the worker
 
     def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set; what is taken but not committed is redelivered later."""
+        """Serve until `stop` is set; what is taken but not committed is redelivered later.
+
+        Up to `workers` groups are accepted at once, each in its own transaction (a
+        group's wall time is mostly database round trips); their acks and PUBACKs still
+        go out in the order the messages came. Meters are locked in id order in every
+        transaction, so concurrent groups naming the same meters wait, never deadlock.
+        """
         connect(self.client, self.address)
+        in_flight: deque[tuple[list[_Received], Future[list[Answer] | None]]] = deque()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mqtt-accept")
         try:
             while not stop.is_set():
-                group = self._take(timeout=0.2)
-                if group and not self._serve(group, stop):
-                    break
+                self._finish_done(in_flight, block=len(in_flight) >= self.workers)
+                group = self._take(timeout=0.05 if in_flight else 0.2)
+                if group:
+                    in_flight.append((group, pool.submit(self._accept, group, stop)))
                 self._maybe_beat()
+            while in_flight:  # stopping: what commits is answered, the rest redelivered
+                self._finish_done(in_flight, block=True)
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             self.client.disconnect()
             self.client.loop_stop()
             self.connected.clear()
@@ -145,25 +164,44 @@ class Bridge:
                 break
         return group
 
-    def _serve(self, group: list[_Received], stop: threading.Event) -> bool:
+    def _accept(self, group: list[_Received], stop: threading.Event) -> list[Answer] | None:
+        """The group's answers once committed; None when stopped before it could commit."""
         inbound = [
             Inbound(r.message.topic, r.message.payload, bool(r.message.retain)) for r in group
         ]
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        attempt = 0
+        while True:
             try:
-                answers = accept_messages(self.app, self.topics, inbound, self.budget)
-                break
+                return accept_messages(self.app, self.topics, inbound, self.budget)
             except SQLAlchemyError as exc:
-                if delay is None:
-                    delay = RETRY_DELAYS[-1]
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                attempt += 1
                 log.warning(
                     "accepting %d message(s) failed (%s); retry %d in %.1fs, nothing acknowledged",
-                    len(group), type(exc).__name__, attempt + 1, delay,
+                    len(group), type(exc).__name__, attempt, delay,
                 )  # fmt: skip
                 if stop.wait(delay):
-                    return False
-        else:  # pragma: no cover - the loop always breaks or returns
-            return False
+                    return None
+
+    def _finish_done(
+        self,
+        in_flight: deque[tuple[list[_Received], Future[list[Answer] | None]]],
+        *,
+        block: bool,
+    ) -> None:
+        """Answer the oldest groups that committed, in order (waiting for the oldest if
+        `block`); a group is never answered before the ones that came before it."""
+        while in_flight:
+            group, future = in_flight[0]
+            if not future.done() and not block:
+                return
+            answers = future.result()
+            in_flight.popleft()
+            block = False
+            if answers is not None:
+                self._answer(group, answers)
+
+    def _answer(self, group: list[_Received], answers: list[Answer]) -> None:
         for received, answer in zip(group, answers, strict=True):
             if answer.ack is not None and answer.serial is not None:
                 self.client.publish(
@@ -179,7 +217,6 @@ class Bridge:
                 self.client.ack(received.message.mid, received.message.qos)
         self.counters["messages"] += len(group)
         self._last_message_at = utcnow()
-        return True
 
     def _maybe_beat(self, *, force: bool = False) -> None:
         now = time.monotonic()
