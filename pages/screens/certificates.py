@@ -15,9 +15,11 @@ from core.certificates.lifecycle import (
     retire_certificate,
     transfer_certificate,
 )
+from core.certificates.matching import hourly_match, parse_consumption_csv
 from core.certificates.statement import retirement_statement_html
 from core.db.models import CertificateStatus, Role
 from core.device_attributes import Technology
+from core.errors import DomainError
 from core.views._sql import is_staff
 from core.views.certificates import CertificateFilter, certificates, daily_totals
 from pages.common import charts, session, ui
@@ -153,6 +155,43 @@ if retired:
         mime="text/html",
         key="certs.statement_download",
     )
+
+if retired or staff:
+    st.subheader("Hourly matching")
+    st.caption(
+        "Upload a consumption profile (CSV `hour_start,wh`, one row per UTC hour): each hour "
+        "is matched only by certificates retired for energy produced in that same hour and "
+        "grid region."
+    )
+    upload = st.file_uploader("Consumption CSV", type=["csv"], key="certs.profile")
+    match_region = st.text_input("Grid region of the consumption", key="certs.match_region")
+    if upload is not None and match_region:
+        try:
+            profile = parse_consumption_csv(upload.getvalue().decode("utf-8", "replace"))
+            with ui.reading(app) as reading:
+                report = hourly_match(reading, viewer, profile, match_region)
+        except DomainError as exc:
+            ui.show_error(exc)
+        else:
+            st.metric(
+                "Matched hour by hour",
+                f"{report.share} %",
+                help=f"{report.matched_wh:,} of {report.consumption_wh:,} Wh",
+            )
+            st.dataframe(
+                [
+                    {
+                        "hour (UTC)": ui.when(h.hour_start),
+                        "consumption Wh": h.consumption_wh,
+                        "retired Wh (same hour, region)": h.certified_wh,
+                        "matched Wh": h.matched_wh,
+                        "matched %": str(h.share),
+                    }
+                    for h in report.hours
+                ],
+                hide_index=True,
+                key="certs.matching",
+            )
 
 if viewer.role == Role.ADMIN.value:
     st.subheader("Admin: approve or cancel")
