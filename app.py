@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.db.models import Role
@@ -18,6 +19,12 @@ from pages.common import session, ui
 from pages.common.export_route import export_routes
 from pages.common.registry import PAGES, default_page
 from pages.common.server import dashboard_middleware
+
+# Our `pages/` is a Python package, not Streamlit's v1 multipage folder. Until the first
+# st.navigation call of the process Streamlit assumes it is, and the very first run
+# after a start (a bookmarked /live or /overview) answers "Page not found" before
+# app.py's own navigation runs. Navigation is always app.py's: say so before any run.
+PagesManager.uses_pages_directory = False
 
 # The ASGI application `streamlit run app.py` and `python -m pages` serve: this script
 # with the dashboard's limits around it (pages/common/server.py) and its CSV download
@@ -38,21 +45,28 @@ def main() -> None:
             title=spec.title,
             icon=spec.icon,
             url_path=spec.url_path,
-            default=spec.url_path == home,
             visibility="visible" if role in spec.roles else "hidden",
         )
         for spec in PAGES
     }
+
+    def start() -> None:
+        st.switch_page(pages[home])
+
+    # "/" opens the role's home page under its own URL (/overview, /wallet), so every
+    # page, the home page included, has a URL that survives a bookmark.
+    entry = st.Page(start, title="GridTokenX", url_path="start", default=True, visibility="hidden")
     sections: dict[str, list[StreamlitPage]] = {}
     for spec in PAGES:
         sections.setdefault(spec.section, []).append(pages[spec.url_path])
+    sections[PAGES[0].section].insert(0, entry)
     page = st.navigation(sections, position="sidebar" if user else "hidden")
     if user is None:
         # The asked-for page stays in the URL: after login the rerun opens it.
         session.login_form(app)
         return
-    spec = next(spec for spec in PAGES if spec.title == page.title)
-    if session.just_logged_in() and role not in spec.roles:
+    spec = next((spec for spec in PAGES if spec.title == page.title), None)
+    if spec is not None and session.just_logged_in() and role not in spec.roles:
         st.switch_page(pages[home])  # e.g. a prosumer logging in at the staff home page
     session.sidebar(user)
     page.run()

@@ -28,7 +28,7 @@ from core.views.admin import (
     user_for_email,
     users,
 )
-from core.views.costs import CostPoint, Costs, PeriodCost, costs
+from core.views.costs import CostPoint, Costs, CostsToday, PeriodCost, costs, costs_today
 from core.views.events import (
     EVENT_TYPES,
     EventRow,
@@ -86,6 +86,7 @@ __all__ = [
     "BatchRow",
     "CostPoint",
     "Costs",
+    "CostsToday",
     "DayPoint",
     "EventRow",
     "ExpectedSupply",
@@ -106,6 +107,7 @@ __all__ = [
     "Window",
     "any_user",
     "costs",
+    "costs_today",
     "count_by_status",
     "current_token_mint",
     "daily_production",

@@ -73,10 +73,28 @@ class Costs:
 
     @property
     def runway_days(self) -> Decimal | None:
-        if self.fee_payer is None or not self.spent_last_24h_lamports:
-            return None
-        days = Decimal(self.fee_payer.balance_lamports) / self.spent_last_24h_lamports
-        return days.quantize(CENT, ROUND_HALF_EVEN)
+        return _runway(self.fee_payer, self.spent_last_24h_lamports)
+
+
+def _runway(payer: PayerState | None, spent_last_24h: int) -> Decimal | None:
+    """Days the payer's balance lasts at the last 24 hours' rate (None: nothing spent)."""
+    if payer is None or not spent_last_24h:
+        return None
+    return (Decimal(payer.balance_lamports) / spent_last_24h).quantize(CENT, ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class CostsToday:
+    """The Overview's share of the costs: today, the payer and its runway, without the
+    30-day series (which scan a month of minted readings)."""
+
+    fee_payer: PayerState | None
+    today: PeriodCost
+    spent_last_24h_lamports: int
+
+    @property
+    def runway_days(self) -> Decimal | None:
+        return _runway(self.fee_payer, self.spent_last_24h_lamports)
 
 
 def _sum_of(kind: CostKind) -> ColumnElement[int]:
@@ -130,10 +148,35 @@ def _series(session: Session, window: Window) -> list[CostPoint]:
     return points
 
 
+def _payer(session: Session) -> PayerState | None:
+    payer = session.scalars(select(FeePayer).order_by(FeePayer.read_at.desc()).limit(1)).first()
+    if payer is None:
+        return None
+    return PayerState(payer.address, payer.lamports, payer.min_lamports, payer.low, payer.read_at)
+
+
+def _spent_last_24h(session: Session, now: datetime) -> int:
+    spent = session.scalar(
+        select(func.coalesce(func.sum(ChainCost.lamports), 0)).where(
+            ChainCost.recorded_at >= now - timedelta(days=1)
+        )
+    )
+    return int(spent or 0)
+
+
+def costs_today(session: Session, viewer: User, now: datetime) -> CostsToday:
+    """Today's fees and rent, the fee payer and its runway (staff only)."""
+    require_staff(viewer)
+    return CostsToday(
+        fee_payer=_payer(session),
+        today=_period(session, day_start(now), now + timedelta(microseconds=1)),
+        spent_last_24h_lamports=_spent_last_24h(session, now),
+    )
+
+
 def costs(session: Session, viewer: User, now: datetime) -> Costs:
     """The costs panel and GET /api/admin/costs (staff only)."""
     require_staff(viewer)
-    payer = session.scalars(select(FeePayer).order_by(FeePayer.read_at.desc()).limit(1)).first()
     rent = dict(
         session.execute(
             select(ChainCost.operation_kind, func.sum(ChainCost.lamports))
@@ -149,21 +192,12 @@ def costs(session: Session, viewer: User, now: datetime) -> Costs:
             MintBatch.created_at >= month_ago,
         )
     ).one()
-    spent = session.scalar(
-        select(func.coalesce(func.sum(ChainCost.lamports), 0)).where(
-            ChainCost.recorded_at >= now - timedelta(days=1)
-        )
-    )
     return Costs(
-        fee_payer=None
-        if payer is None
-        else PayerState(
-            payer.address, payer.lamports, payer.min_lamports, payer.low, payer.read_at
-        ),
+        fee_payer=_payer(session),
         today=_period(session, day_start(now), now + timedelta(microseconds=1)),
         last_30_days=_period(session, month_ago, now + timedelta(microseconds=1)),
         rent_locked_lamports={kind: int(total) for kind, total in rent.items()},
-        spent_last_24h_lamports=int(spent or 0),
+        spent_last_24h_lamports=_spent_last_24h(session, now),
         mints_per_transaction=None
         if not transactions
         else (Decimal(int(mints)) / int(transactions)).quantize(CENT, ROUND_HALF_EVEN),

@@ -42,7 +42,7 @@ def overview() -> None:
         bars = today_bars(session, viewer, now)
         health = fleet_summary(session, viewer, now)
         latency = views.latency_percentiles(session, viewer, now - LATENCY_SINCE)
-        spent = views.costs(session, viewer, now)
+        spent = views.costs_today(session, viewer, now)
         bridges = bridge_health(session, now)
     reader = ui.chain_reader(app)
     chain = ui.chain_health(reader.rpc_url, reader)
@@ -160,7 +160,7 @@ def fleet_strip(health: FleetSummary) -> None:
         )
 
 
-def costs_today(spent: views.Costs, decimals: int) -> None:
+def costs_today(spent: views.CostsToday, decimals: int) -> None:
     st.subheader("Costs today")
     payer = spent.fee_payer
     cells = st.columns(4)

@@ -21,6 +21,7 @@ from core.db.engine import create_db_engine
 from core.db.models import Meter, MeterReading
 from core.events import EventType, publish
 from tests.e2e.test_dashboard_browser import WAIT_MS, _log_in, _shoot, browser, dashboard_url
+from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.slow
 __all__ = ["browser", "dashboard_url"]  # fixtures, used by name
@@ -107,3 +108,28 @@ def test_cockpit_fleet_exports_and_events(
         session.commit()
     engine.dispose()
     expect(page.get_by_text("Newest 2 events")).to_be_visible()  # the grid is a canvas
+
+
+def test_deep_links_open_after_login_without_page_not_found(
+    dashboard_url: str, browser: object
+) -> None:
+    from playwright.sync_api import expect
+
+    # The first page load after the server started is the one that used to show it.
+    for path, username, heading in [("fleet", "ops", "Fleet health"),
+                                    ("overview", "root", "Overview"),
+                                    ("wallet", "alice", "My wallet")]:  # fmt: skip
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{dashboard_url}/{path}")
+        expect(page.get_by_label("Username")).to_be_visible()
+        expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password", exact=True).fill(DEFAULT_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+        assert page.url.split("?")[0].endswith(f"/{path}"), page.url
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        context.close()
