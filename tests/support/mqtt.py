@@ -114,12 +114,15 @@ class RunningBridge:
 
 
 @pytest.fixture
-def start_bridge(app: App, mosquitto: str, topics: Topics) -> Iterator[Any]:
+def start_bridge(request: pytest.FixtureRequest, mosquitto: str, topics: Topics) -> Iterator[Any]:
+    """Start a bridge in a thread: on the test's `app` (asked for only when no app is given,
+    so a test on its own database is not run once per backend)."""
     started: list[RunningBridge] = []
     client_id = f"bridge-{uuid.uuid4().hex[:12]}"
 
     def start(bridge_app: App | None = None) -> RunningBridge:
-        bridge = RunningBridge(bridge_app or app, mosquitto, topics, client_id).start()
+        bridge_app = bridge_app or request.getfixturevalue("app")
+        bridge = RunningBridge(bridge_app, mosquitto, topics, client_id).start()
         started.append(bridge)
         return bridge
 
