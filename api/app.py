@@ -35,6 +35,7 @@ from api.routes import (
     ingest,
     ops,
     readings,
+    telemetry,
 )
 from api.schemas import BatchIn, ReadingIn
 from api.state import build_state, system_now
@@ -156,6 +157,7 @@ def create_app(
         certificates.router,
         admin.router,
         gateways.router,
+        telemetry.router,
         costs.router,
         exports.router,
         ops.router,

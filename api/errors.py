@@ -24,6 +24,7 @@ from core.text import printable
 log = logging.getLogger("api")
 
 STATUS_BY_CODE: dict[str, int] = {
+    "decrypt_failed": 400,
     "unauthenticated": 401,
     "invalid_signature": 401,
     "meter_suspended": 403,
@@ -31,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_meter": 404,
     "not_found": 404,
     "duplicate_reading": 409,
+    "replayed_counter": 409,
     "conflict": 409,
     "already_minted": 409,
     "username_taken": 409,
@@ -49,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "method_not_allowed": 405,
     "not_acceptable": 406,
     "invalid_filter": 422,
+    "encryption_required": 426,
     "rate_limited": 429,
     "server_busy": 503,
     "database_not_migrated": 503,

@@ -70,8 +70,14 @@ ERROR_MESSAGES: dict[str, str] = {
     "rate_limited": (
         "too many readings from this meter: at most 120 per minute; retry after the delay"
     ),
+    "replayed_counter": "invocation counter 41 is not above 41, the meter's last",
+    "decrypt_failed": 'the frame does not authenticate with this meter\'s key and AAD "GTX-1:42"',
+    "encryption_required": "meter 'GTX-1' sends encrypted frames only (protocol dlms-enc)",
 }
 ERROR_FIELDS = {
+    "replayed_counter": "payload.enc.counter",
+    "decrypt_failed": "payload.enc",
+    "encryption_required": "protocol",
     "invalid_signature": "meter_signature",
     "forbidden": "meter_serial",
     "unknown_meter": "meter_serial",

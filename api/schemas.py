@@ -157,6 +157,23 @@ class MeterCreate(DeviceFields):
     public_key: ShortText = Field(
         description="ed25519 public key (32 bytes): base58, or 64 hex characters"
     )
+    reporting: Literal["tick_energy", "cumulative_registers"] = Field(
+        "tick_energy",
+        description=(
+            "GridTokenX telemetry: import/export registers hold each tick's own energy "
+            "(tick_energy, their simulator) or running counters (cumulative_registers)"
+        ),
+    )
+    aes_key: str | None = Field(
+        None,
+        min_length=64,
+        max_length=64,
+        pattern="^[0-9A-Fa-f]{64}$",
+        description="its dlms-enc AES-256 key, 64 hex; stored sealed, never shown again",
+    )
+    encryption_required: bool = Field(
+        False, description="refuse its plaintext GridTokenX frames (426); needs aes_key"
+    )
 
 
 class MeterCreated(BaseModel):
@@ -433,3 +450,14 @@ class CostsOut(BaseModel):
     mints_per_transaction: str | None = Field(description="MintTo per mint transaction, 30 days")
     hourly: list[CostPointOut] = Field(description="24 hourly buckets, oldest first")
     daily: list[CostPointOut] = Field(description="30 daily buckets (UTC days), oldest first")
+
+
+class MeterEncryption(BaseModel):
+    aes_key: str | None = Field(
+        None,
+        min_length=64,
+        max_length=64,
+        pattern="^[0-9A-Fa-f]{64}$",
+        description="the meter's new dlms-enc AES-256 key (64 hex); null removes it",
+    )
+    required: bool = Field(False, description="refuse its plaintext GridTokenX frames (426)")

@@ -6,6 +6,7 @@ settings) and receive the engine, session factory and settings they share.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -37,6 +38,14 @@ class App:
             return self.settings.app.api_secret_key
         secret, _ = ensure_secret(self.settings.app.data_dir / "secrets" / "api_secret_key")
         return secret
+
+    def device_key_wrap(self) -> bytes:
+        """The key that seals meters' dlms-enc keys in the database (0600 under DATA_DIR)."""
+        secret, _ = ensure_secret(
+            self.settings.app.data_dir / "secrets" / "device_key_wrap",
+            lambda: secrets.token_hex(32),
+        )
+        return bytes.fromhex(secret)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -68,6 +68,10 @@ class TokenizationConfig(BaseSettings):
     priority_fee_microlamports: int = Field(0, ge=0, le=100_000_000)  # per compute unit
     fee_payer_min_sol: Decimal = Field(Decimal("1"), ge=0, le=1_000_000, decimal_places=9)
     create_token_accounts: bool = True
+    # Telemetry (GridTokenX samples at any cadence) settles in epoch-aligned intervals;
+    # one closes when a sample at or after its end arrives, or this grace after its end.
+    settlement_interval_secs: int = Field(900, ge=60, le=86_400)
+    settlement_grace_secs: int = Field(120, ge=0, le=86_400)
 
     @field_validator("review_threshold_kwh", mode="before")
     @classmethod
@@ -76,8 +80,11 @@ class TokenizationConfig(BaseSettings):
 
 
 # Fields of TokenizationConfig an admin may override at run time.
+# Not the settlement interval: changing it under open intervals would re-cut them.
 OVERRIDABLE_KEYS: tuple[str, ...] = tuple(
-    name for name in TokenizationConfig.model_fields if name != "decimals"
+    name
+    for name in TokenizationConfig.model_fields
+    if name not in ("decimals", "settlement_interval_secs", "settlement_grace_secs")
 )
 
 

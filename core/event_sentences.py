@@ -153,6 +153,13 @@ def _gateway(p: Payload) -> str:
     return f"{_get(p, 'by')}: gateway {_get(p, 'gateway')} {change}."
 
 
+def _meter_flagged(p: Payload) -> str:
+    flag = str(p.get("flag") or "?").replace("_", " ")
+    evidence = p.get("evidence")
+    facts = ", ".join(f"{k} {v}" for k, v in evidence.items()) if isinstance(evidence, dict) else ""
+    return f"Meter {_get(p, 'meter_serial')} flagged for {flag}" + (f": {facts}." if facts else ".")
+
+
 def _certificate(p: Payload) -> str:
     return (
         f"certificate {_get(p, 'certificate_id')} of {_get(p, 'wh')} Wh from meter "
@@ -203,6 +210,7 @@ SENTENCES: dict[str, Callable[[Payload], str]] = {
     "signer_unavailable": _signer,
     "mint_authority_changed": _authority,
     "gateway_changed": _gateway,
+    "meter_flagged": _meter_flagged,
     "certificate_issued": _certificate_issued,
     "certificate_transferred": _certificate_transferred,
     "certificate_retired": _certificate_retired,

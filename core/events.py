@@ -44,6 +44,7 @@ class EventType(StrEnum):
     USER_CHANGED = "user_changed"
     METER_CHANGED = "meter_changed"
     GATEWAY_CHANGED = "gateway_changed"
+    METER_FLAGGED = "meter_flagged"
     FEE_PAYER_LOW = "fee_payer_low"
     SIGNER_UNAVAILABLE = "signer_unavailable"
     MINT_AUTHORITY_CHANGED = "mint_authority_changed"

@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db.models import Meter, MeterStatus, Role, User
+from core.db.models import Meter, MeterStatus, Reporting, Role, User
 from core.device_attributes import parse_device_attributes, shown
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
@@ -137,9 +137,22 @@ def register_meter(
     *,
     by: str = "system",
     device: dict[str, Any] | None = None,
+    reporting: str = Reporting.TICK_ENERGY.value,
+    enc_key: str | None = None,
+    encryption_required: bool = False,
 ) -> RegisteredMeter:
-    """Store a meter and return its API key, shown this once. Commits."""
+    """Store a meter and return its API key, shown this once. Commits.
+
+    `reporting` says what its GridTokenX telemetry registers hold: each tick's own
+    energy (`tick_energy`, their simulator) or running counters (`cumulative_registers`).
+    `enc_key` is its dlms-enc key already sealed (core.device_keys); with
+    `encryption_required` its plaintext frames are refused.
+    """
+    if encryption_required and not enc_key:
+        raise InvalidMeter("encryption_required needs the meter's aes_key", field="aes_key")
     serial, public_key = parse_serial(serial), parse_public_key(public_key)
+    if reporting not in {r.value for r in Reporting}:
+        raise InvalidMeter("reporting is tick_energy or cumulative_registers", field="reporting")
     attributes = parse_device_attributes(device or {})
     owner = None
     if is_clean_text(owner_username, max_length=64):
@@ -160,6 +173,9 @@ def register_meter(
         public_key=public_key,
         api_key_hash=hash_api_key(api_key),
         status=MeterStatus.ACTIVE.value,
+        reporting=reporting,
+        enc_key=enc_key,
+        encryption_required=encryption_required,
     )
     _apply(meter, attributes)
     session.add(meter)

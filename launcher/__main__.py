@@ -78,6 +78,13 @@ def services(settings: Settings) -> list[Service]:
     if app.demo:
         # Two meters report over MQTT, two over HTTP: both doors in the demo.
         planned.append(Service("simulator", [python, "-m", "simulator", "--transport", "mixed"]))
+        # Two meters in GridTokenX's own form (plaintext and encrypted, one gateway key).
+        planned.append(
+            Service(
+                "gridtokenx-meters",
+                [python, "-m", "simulator", "--protocol", "gridtokenx", "--wait-for-owners", "120"],
+            )
+        )
     return planned
 
 

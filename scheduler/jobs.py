@@ -1,5 +1,6 @@
 """APScheduler jobs: the mint cycle (on an interval and on arrival), the certificate
-cycle (every few seconds) and reconciliation of both mints.
+cycle (every few seconds), reconciliation of both mints, and the settlement grace
+(telemetry intervals no later sample closed).
 
 Job settings are deliberate: fixed ids with replace_existing (a restart never
 doubles a job), coalesce (a backlog of missed runs is one run), max_instances=1
@@ -34,6 +35,7 @@ from core.event_watch import EventWatcher
 from core.events import EventType, publish
 from core.minting.pipeline import CycleReport
 from core.minting.reconcile import reconcile
+from core.settlement import close_due_intervals
 from scheduler.service import Minter
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ CERTIFICATE_JOB = "certificates"
 RECONCILE_SECS = 30
 # Hours close once an hour, but transfers and retirements are asked for at any time.
 CERTIFICATE_SECS = 5
+SETTLE_JOB = "settle-intervals"
+SETTLE_SECS = 5  # an interval closes at most this long after its grace ends
 GATHER_SECS = 0.3  # after the first new reading, wait this long so a batch can fill
 DUE_MARGIN = timedelta(milliseconds=50)  # wake just after a waiting reading is due
 WAKING_EVENTS = {
@@ -101,6 +105,16 @@ class MintScheduler:
             max_instances=1,
             misfire_grace_time=CERTIFICATE_SECS,
             next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+        )
+        self.scheduler.add_job(
+            self.settle_job,
+            IntervalTrigger(seconds=SETTLE_SECS),
+            id=SETTLE_JOB,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=SETTLE_SECS,
+            next_run_time=datetime.now(UTC),
         )
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
@@ -230,6 +244,19 @@ class MintScheduler:
             str(certificates),
             lambda: self.minter.chain.token_supply(certificates),
         )
+
+    def settle_job(self) -> None:
+        """Close the telemetry intervals whose grace passed; their surplus is then minted.
+
+        Their readings' meter_reading_received events wake the mint cycle like any other.
+        """
+        if self.stop.is_set():
+            return
+        with self._tracked():
+            app = self.minter.app
+            closed = close_due_intervals(app.sessions, app.config(), datetime.now(UTC))
+            if closed:
+                log.info("settlement: %d intervals closed by their grace", closed)
 
     # --- triggers and listeners --------------------------------------------------------
 

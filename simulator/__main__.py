@@ -16,6 +16,8 @@ import logging
 import signal
 import sys
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from core.config import ConfigError, load_settings
 from core.users import admin_password_file
 from simulator.client import ApiClient
 from simulator.fleet import FleetStore, ensure_meters, ensure_users, logins_notice
+from simulator.gridtokenx import BRIDGE_METERS, GATEWAY, BridgeFleet
 from simulator.mqtt_transport import MqttMeters
 from simulator.runner import Simulator
 
@@ -48,6 +51,23 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         choices=("http", "mqtt", "mixed"),
         default="http",
         help="how meters report: HTTP, MQTT (MQTT_URL), or mixed (two of each)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("ours", "gridtokenx"),
+        default="ours",
+        help="ours: the demo fleet's signed readings; gridtokenx: two meters in GridTokenX's "
+        "bridge form (plaintext and encrypted) through one gateway key",
+    )
+    parser.add_argument(
+        "--tick", type=float, default=5.0, help="seconds between GridTokenX ticks (--protocol)"
+    )
+    parser.add_argument(
+        "--wait-for-owners",
+        type=float,
+        default=0.0,
+        help="gridtokenx: wait this long for the demo fleet to create its owners instead of "
+        "creating them (make run starts both simulators at once)",
     )
     return parser.parse_args(argv)
 
@@ -78,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
             password = password_file.read_text(encoding="utf-8").strip()
         client.login(app.admin_username, password)
         store = FleetStore(app.data_dir)
+        if args.protocol == "gridtokenx" and args.wait_for_owners > 0:
+            if not _owners_appear(client, args.wait_for_owners):
+                print("simulator: the demo owners never appeared", file=sys.stderr)
+                return 1
+            return _run_gridtokenx(client, store, args)
         users = store.users()
         ensure_users(client, users)
+        if args.protocol == "gridtokenx":
+            return _run_gridtokenx(client, store, args)
         fleet = ensure_meters(client, store)
         if store.write_logins((app.admin_username, password), users):
             print(f"simulator: {logins_notice(store.logins_file)}", flush=True)
@@ -125,6 +152,40 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
         if mqtt is not None:
             mqtt.close()
+
+
+def _owners_appear(client: ApiClient, timeout_secs: float) -> bool:
+    owners = {meter.owner for meter in BRIDGE_METERS}
+    deadline = time.monotonic() + timeout_secs
+    while time.monotonic() < deadline:
+        names = {user["username"] for user in client.call("GET", "/api/admin/users")}
+        if owners <= names:
+            return True
+        time.sleep(1)
+    return False
+
+
+def _run_gridtokenx(client: ApiClient, store: FleetStore, args: argparse.Namespace) -> int:
+    bridge = BridgeFleet(client, store)
+    bridge.ensure()
+    if args.once:
+        statuses = bridge.tick(datetime.now(UTC), timedelta(seconds=args.tick))
+        print(f"simulator: one GridTokenX tick: {statuses}", flush=True)
+        return 0 if all(status in (200, 202) for status in statuses.values()) else 1
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(
+        f"simulator: {len(BRIDGE_METERS)} GridTokenX meters ticking every {args.tick:g} s "
+        f"through gateway {GATEWAY}",
+        flush=True,
+    )
+    bridge.run(stop, args.tick)
+    return 0
 
 
 def _mqtt_meters(transport: str, fleet: list, app: Any) -> MqttMeters | None:

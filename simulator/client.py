@@ -42,6 +42,10 @@ class ApiClient:
                     raise
             time.sleep(0.5)
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An admin call; its JSON answer (None for 204), ApiError for a refusal."""
+        return self._call(method, path, **kwargs)
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = kwargs.pop("headers", {})
         if self.token:
@@ -49,7 +53,7 @@ class ApiClient:
         response = self.http.request(method, path, headers=headers, **kwargs)
         if response.status_code >= 400:
             raise ApiError(response)
-        return response.json()
+        return None if response.status_code == 204 else response.json()
 
     def login(self, username: str, password: str) -> None:
         body = self._call(

@@ -18,6 +18,7 @@ from api.schemas import (
     DeviceUpdate,
     MeterCreate,
     MeterCreated,
+    MeterEncryption,
     MeterOut,
     UserCreate,
     UserListItem,
@@ -26,6 +27,7 @@ from api.schemas import (
 from api.serialize import rfc3339
 from core.db.models import Meter, User
 from core.device_attributes import FIELD_NAMES, certificate_blocker, shown
+from core.device_keys import sealed_device_key, set_device_key
 from core.meters import (
     register_meter,
     rotate_meter_key,
@@ -162,7 +164,9 @@ def enable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -
         *_AUTH, "not_found", "invalid_owner", "serial_taken", "invalid_format"
     ),
 )
-def create_meter(body: MeterCreate, admin: AdminUser, session: SessionDep) -> MeterCreated:
+def create_meter(
+    body: MeterCreate, admin: AdminUser, session: SessionDep, state: StateDep
+) -> MeterCreated:
     registered = register_meter(
         session,
         body.serial,
@@ -170,6 +174,13 @@ def create_meter(body: MeterCreate, admin: AdminUser, session: SessionDep) -> Me
         body.public_key,
         by=admin.username,
         device=_device_values(body, only_given=False),
+        reporting=body.reporting,
+        enc_key=(
+            sealed_device_key(state.core.device_key_wrap(), body.serial, body.aes_key)
+            if body.aes_key
+            else None
+        ),
+        encryption_required=body.encryption_required,
     )
     meter = registered.meter
     return MeterCreated(
@@ -258,4 +269,28 @@ def rotate_key(serial: SerialPath, admin: AdminUser, session: SessionDep) -> Met
         serial=meter.serial,
         owner_username=_owner_name(session, meter),
         api_key=registered.api_key,
+    )
+
+
+@router.put(
+    "/api/admin/meters/{serial}/encryption",
+    status_code=204,
+    summary="Set (or remove) a meter's dlms-enc AES key and whether plaintext is refused",
+    description="The key is stored sealed with DATA_DIR's wrapping key and never shown again.",
+    responses=error_responses(*_AUTH, "not_found", "invalid_format"),
+)
+def set_encryption(
+    serial: SerialPath,
+    body: MeterEncryption,
+    admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+) -> None:
+    set_device_key(
+        session,
+        serial,
+        body.aes_key,
+        state.core.device_key_wrap(),
+        required=body.required,
+        by=admin.username,
     )

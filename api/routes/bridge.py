@@ -9,25 +9,49 @@ their bridge defines one (202 accepted, 403 bad signature) and ours elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import MeterKey, ReadingBody, StateDep
 from api.errors import error_body
 from api.openapi import error_responses
 from api.routes.ingest import body_field, refuse_body, unit_of_work
-from core.readings import InvalidSignature, SubmittingMeter, accept_reading
-from core.readings.gridtokenx import parse_gridtokenx_ingest
+from api.serialize import rfc3339
+from api.state import ApiState
+from core.db.models import Meter
+from core.device_keys import device_key_of
+from core.readings import (
+    Acceptance,
+    InvalidSignature,
+    ReadingRejected,
+    ReplayedCounter,
+    SubmittingMeter,
+    accept_reading,
+    record_rejection,
+)
+from core.readings.encryption import DecryptFailed, EncryptionRequired, open_frame
+from core.readings.gridtokenx import (
+    PROTOCOL_PLAIN,
+    parse_gridtokenx_frame,
+    parse_gridtokenx_ingest,
+    parse_gridtokenx_payload,
+)
+from core.readings.rules import Submission
 
 router = APIRouter(tags=["meters"])
 
 
 def _their_errors() -> dict[int | str, dict[str, Any]]:
     responses = error_responses(
+        "decrypt_failed",
+        "encryption_required",
+        "replayed_counter",
         "unauthenticated",
         "forbidden",
         "meter_suspended",
@@ -51,7 +75,32 @@ def _their_errors() -> dict[int | str, dict[str, Any]]:
 _ERRORS = _their_errors()
 
 # Where GridTokenX's bridge answers differently from our contract for the same refusal.
-THEIR_STATUS = {InvalidSignature.code: 403}
+THEIR_STATUS = {
+    InvalidSignature.code: 403,
+    DecryptFailed.code: 400,
+    ReplayedCounter.code: 409,
+    EncryptionRequired.code: 426,
+}
+
+
+def sample_out(meter: SubmittingMeter, acceptance: Acceptance) -> dict[str, Any]:
+    sample = acceptance.sample
+    assert sample is not None
+    body: dict[str, Any] = {
+        "status": "accepted" if acceptance.created else "duplicate",
+        "sample_id": sample.id,
+        "device_id": meter.serial,
+        "timestamp": rfc3339(sample.sample_timestamp),
+    }
+    if sample.settled is not None:
+        body.update(
+            interval_start=rfc3339(sample.settled.interval_start),
+            interval_end=rfc3339(sample.settled.interval_end),
+            interval_status=sample.settled.status,
+            late=sample.settled.late,
+            readings=list(sample.settled.readings),
+        )
+    return body
 
 
 @router.post(
@@ -63,7 +112,8 @@ THEIR_STATUS = {InvalidSignature.code: 403}
         '`{"protocol": "dlms", "device_id": <serial>, "payload": {OBIS registers, kwh, '
         "energy_generated, energy_consumed, timestamp, signature, zone_code}}`, the "
         "signature ed25519 (base58) over `{device_id}:{kwh}:{timestamp_ms}` (kwh as Rust's "
-        "f64 Display). 202 accepted; the identical sample again 200. A bad signature is "
+        "f64 Display). Every sample is stored and settles into its meter's interval "
+        "(docs/API.md). 202 accepted; the identical sample again 200. A bad signature is "
         "403 (theirs); other refusals are ours (CONTRACT codes). See docs/API.md."
     ),
     responses={200: {"description": "The identical sample was already stored"}, **_ERRORS},
@@ -73,26 +123,52 @@ async def ingest_private_network(
 ) -> JSONResponse:
     def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
         refuse_body(session, meter, body, now)
+        try:
+            parse = _parser_for(session, state, meter, body.value)
+        except ReadingRejected as error:
+            record_rejection(session, meter, error, now=now)
+            raise
         acceptance = accept_reading(
-            session, meter, body.value, state.config(), now=now, parse=parse_gridtokenx_ingest
+            session, meter, body.value, state.config(), now=now, parse=parse
         )
         (state.metrics.accepted if acceptance.created else state.metrics.duplicates).inc()
-        reading = acceptance.reading
-        return JSONResponse(
-            {
-                "status": "accepted" if acceptance.created else "duplicate",
-                "reading_id": reading.id,
-                "device_id": reading.meter_serial,
-                "reading_status": reading.status,
-            },
-            202 if acceptance.created else 200,
-        )
+        return JSONResponse(sample_out(meter, acceptance), 202 if acceptance.created else 200)
 
     try:
         return await unit_of_work(
             state, api_key, work, serial_of=lambda: body_field(body, "device_id")
         )
-    except InvalidSignature as error:
+    except (InvalidSignature, DecryptFailed, EncryptionRequired, ReplayedCounter) as error:
         return JSONResponse(
             error_body(error.code, error.message, error.field), THEIR_STATUS[error.code]
         )
+
+
+def _parser_for(
+    session: Session, state: ApiState, meter: SubmittingMeter, raw: Any
+) -> Callable[[Any], Submission]:
+    """The frame's parser: plaintext as it is, encrypted opened with the meter's key.
+
+    Their order: authenticate the ciphertext (GCM) first, then the counter (when
+    stored) and the signature inside, so a forged frame never moves the counter.
+    """
+    frame = parse_gridtokenx_frame(raw)
+    sealed, required = session.execute(
+        select(Meter.enc_key, Meter.encryption_required).where(Meter.id == meter.id)
+    ).one()
+    if frame.protocol == PROTOCOL_PLAIN:
+        if required:
+            raise EncryptionRequired(
+                f"meter {meter.serial!r} sends encrypted frames only (protocol dlms-enc)"
+            )
+        return parse_gridtokenx_ingest
+    if sealed is None:
+        raise DecryptFailed(f"no AES key is provisioned for meter {meter.serial!r}")
+    key = device_key_of(state.core.device_key_wrap(), meter.serial, sealed)
+    assert key is not None
+    opened = open_frame(frame.device_id, frame.payload, key)
+
+    def parse(_raw: Any) -> Submission:
+        return parse_gridtokenx_payload(frame.device_id, opened.payload, counter=opened.counter)
+
+    return parse

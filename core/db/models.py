@@ -156,6 +156,15 @@ class Meter(Base):
     status: Mapped[str] = mapped_column(String(16), default=MeterStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # GridTokenX telemetry: what its import/export registers hold (Reporting).
+    reporting: Mapped[str] = mapped_column(
+        String(24), default="tick_energy", server_default="tick_energy"
+    )
+    # Its dlms-enc AES key, sealed with DATA_DIR's wrapping key (core.readings.encryption).
+    enc_key: Mapped[str | None] = mapped_column(Text)
+    encryption_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     # The device as a certificate registry knows it (core.device_attributes checks them);
     # NULL until an admin sets them, and a meter lacking one cannot issue certificates.
     technology: Mapped[str | None] = mapped_column(String(16))
@@ -270,6 +279,98 @@ class MeterReading(Base):
     @property
     def kwh_amount(self) -> Decimal:
         return Decimal(self.kwh_micro).scaleb(-KWH_SCALE)
+
+
+class Reporting(StrEnum):
+    """What a meter's telemetry registers hold (GridTokenX form)."""
+
+    TICK_ENERGY = "tick_energy"  # each sample's own energy (their simulator)
+    CUMULATIVE = "cumulative_registers"  # running import/export counters
+
+
+class IntervalStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class TelemetrySample(Base):
+    """One accepted telemetry sample, whatever its cadence: it settles into an interval.
+
+    `energy_micro` is what it adds to its interval's net: the signed net kWh of the
+    tick, or for a cumulative-register meter the register difference since the
+    meter's previous sample (0 for the first, for a reset and out of order).
+    """
+
+    __tablename__ = "telemetry_samples"
+    __table_args__ = (
+        UniqueConstraint("meter_id", "sample_timestamp"),
+        Index("ix_telemetry_samples_meter_interval", "meter_id", "interval_start"),
+        Index("ix_telemetry_samples_meter_counter", "meter_id", "counter"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    sample_timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    interval_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    net_micro: Mapped[int] = mapped_column(BigInteger)  # the signed kwh, micro-kWh
+    energy_micro: Mapped[int] = mapped_column(BigInteger)
+    generated_micro: Mapped[int | None] = mapped_column(BigInteger)
+    consumed_micro: Mapped[int | None] = mapped_column(BigInteger)
+    import_micro: Mapped[int | None] = mapped_column(BigInteger)  # OBIS 1.1.1.8.0.255
+    export_micro: Mapped[int | None] = mapped_column(BigInteger)  # OBIS 1.1.2.8.0.255
+    registers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(String(88))
+    counter: Mapped[int | None] = mapped_column(BigInteger)  # dlms-enc invocation counter
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # its interval was closed
+    note: Mapped[str | None] = mapped_column(String(32))  # register_reset, out_of_order
+
+
+class SettlementInterval(Base):
+    """A meter's epoch-aligned interval; closed once, its net surplus minted once."""
+
+    __tablename__ = "settlement_intervals"
+    __table_args__ = (
+        UniqueConstraint("meter_id", "interval_start"),
+        CheckConstraint(_one_of("status", IntervalStatus), name="status"),
+        Index(
+            "ix_settlement_intervals_due",
+            "interval_end",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    interval_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    interval_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(8), default=IntervalStatus.OPEN.value)
+    net_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    generated_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    consumed_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    sample_count: Mapped[int] = mapped_column(Integer, default=0)
+    settled_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # made mintable so far
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(8))  # sample | grace
+
+
+class IntervalAmount(Base):
+    """A mintable amount an interval produced: its surplus (seq 0), then adjustments.
+
+    UNIQUE(interval_id, seq) is the exactly-once: an interval's surplus and each of
+    its adjustments become one reading each, never two.
+    """
+
+    __tablename__ = "interval_amounts"
+    __table_args__ = (UniqueConstraint("interval_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    interval_id: Mapped[int] = mapped_column(ForeignKey("settlement_intervals.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    reading_id: Mapped[int] = mapped_column(ForeignKey("meter_readings.id"), unique=True)
+    kwh_micro: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class GatewayStatus(StrEnum):

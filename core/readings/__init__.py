@@ -29,6 +29,11 @@ Public API:
   for a refused request (used for refusals found outside these functions,
   e.g. an oversized body). Commits.
 
+Telemetry (a GridTokenX frame: `Submission.sample`) takes the same path up to
+storing; then each sample is stored and settled into its interval
+(core.readings.samples, core.settlement) in the same transaction, and its result
+names the sample. `Acceptance.sample` carries it (`reading` is None).
+
 Duplicates: same meter and |Δt| < duplicate_window_secs. The identical reading
 (same timestamp, kWh and signature) is a resend and is answered with the stored
 reading; anything else in the window is `duplicate_reading`.
@@ -37,7 +42,7 @@ reading; anything else in the window is `duplicate_reading`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -59,6 +64,7 @@ from core.readings.errors import (
     PayloadTooLarge,
     ReadingRejected,
     ReadingTooOld,
+    ReplayedCounter,
     TimestampInFuture,
     TooManyDecimals,
     UnknownMeter,
@@ -75,6 +81,7 @@ from core.readings.identity import (
 )
 from core.readings.queries import ReadingView, get_reading
 from core.readings.rules import CheckedReading, Submission, check_submission, parse_submission
+from core.readings.samples import SampleStored, store_sample
 from core.readings.store import Stored, store_checked, touch_meter, view_of_new
 
 __all__ = [
@@ -92,6 +99,7 @@ __all__ = [
     "PayloadTooLarge",
     "ReadingRejected",
     "ReadingTooOld",
+    "ReplayedCounter",
     "SubmittingGateway",
     "SubmittingMeter",
     "TimestampInFuture",
@@ -120,8 +128,11 @@ _MAX_ATTEMPTS = 4
 
 @dataclass(frozen=True, slots=True)
 class Acceptance:
-    reading: ReadingView
+    """A stored reading, or for telemetry the stored sample (its interval settles it)."""
+
+    reading: ReadingView | None
     created: bool
+    sample: SampleStored | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +182,15 @@ def _publish_rejection(
         },
         at=now,
     )
+    if error.code == InvalidSignature.code:
+        # Imported here: core.meter_health reads the samples this package stores.
+        from core import meter_health
+
+        flag = meter_health.signature_run_flag(session, meter.serial, now)
+        if flag is not None:
+            meter_health.raise_flag(
+                session, serial=meter.serial, owner_id=meter.owner_id, flag=flag, now=now
+            )
 
 
 def _refuse_suspended(meter: SubmittingMeter) -> None:
@@ -245,6 +265,9 @@ class _Judged:
     checked: list[tuple[int, CheckedReading]]
     rejected: list[tuple[int, ReadingRejected]]
     stored: list[Stored]
+    # Telemetry samples of the part (core.readings.samples), and those refused on storing.
+    samples: list[tuple[int, SampleStored]] = field(default_factory=list)
+    sample_rejected: list[tuple[int, ReadingRejected]] = field(default_factory=list)
 
 
 def _store(
@@ -282,17 +305,35 @@ def _store_part(
     session: Session, entry: _Judged, config: TokenizationConfig, now: datetime
 ) -> list[Stored]:
     meter = entry.part.meter
-    stored = store_checked(
-        session,
-        meter_id=meter.id,
-        meter_serial=meter.serial,
-        owner_id=meter.owner_id,
-        wallet_address=meter.wallet_address,
-        checked=entry.checked,
-        config=config,
-        now=now,
+    readings = [(i, r) for i, r in entry.checked if r.sample is None]
+    stored = (
+        store_checked(
+            session,
+            meter_id=meter.id,
+            meter_serial=meter.serial,
+            owner_id=meter.owner_id,
+            wallet_address=meter.wallet_address,
+            checked=readings,
+            config=config,
+            now=now,
+        )
+        if readings
+        else []
     )
-    refusals = entry.rejected + [(s.index, s.duplicate_error()) for s in stored if s.conflict]
+    # Samples settle into intervals instead (core.settlement), in the same transaction.
+    entry.samples, entry.sample_rejected = [], []
+    for index, reading in entry.checked:
+        if reading.sample is None:
+            continue
+        try:
+            entry.samples.append((index, store_sample(session, meter, reading, config, now)))
+        except (DuplicateReading, ReplayedCounter, InvalidFormat) as error:
+            entry.sample_rejected.append((index, error))
+    refusals = (
+        entry.rejected
+        + entry.sample_rejected
+        + [(s.index, s.duplicate_error()) for s in stored if s.conflict]
+    )
     for position, (index, error) in enumerate(sorted(refusals, key=lambda r: r[0])):
         if position == MAX_REJECTION_EVENTS_PER_REQUEST:
             break
@@ -304,7 +345,12 @@ def _store_part(
 
 
 def _outcome(entry: _Judged) -> BatchOutcome:
-    results = [ItemResult(index, "rejected", error=error) for index, error in entry.rejected]
+    results = [
+        ItemResult(index, "rejected", error=error)
+        for index, error in entry.rejected + entry.sample_rejected
+    ]
+    for index, sample in entry.samples:
+        results.append(ItemResult(index, "accepted" if sample.created else "duplicate", sample.id))
     for s in entry.stored:
         if s.created:
             results.append(ItemResult(s.index, "accepted", s.known.id))
@@ -383,6 +429,11 @@ def accept_reading(
         raise rejected[0][1]
     entry = _Judged(Part(meter, [raw], in_batch=False, parse=parse), checked, [], [])
     _store(session, [entry], config, now)
+    if entry.sample_rejected:
+        raise entry.sample_rejected[0][1]
+    if entry.samples:
+        [(_, sample)] = entry.samples
+        return Acceptance(None, sample.created, sample)
     [stored] = entry.stored
     if stored.conflict:
         raise stored.duplicate_error()

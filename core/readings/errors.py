@@ -81,3 +81,10 @@ class DuplicateReading(ReadingRejected):
     @property
     def details(self) -> dict[str, Any]:
         return {"existing_reading_id": self.existing_reading_id}
+
+
+class ReplayedCounter(ReadingRejected):
+    """An encrypted frame whose invocation counter is not above the meter's last."""
+
+    code = "replayed_counter"
+    field = "payload.enc.counter"

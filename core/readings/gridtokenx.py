@@ -23,6 +23,7 @@ same acceptance function as our own submit-reading. No web framework here.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +31,7 @@ from typing import Any
 
 from core.meters import SERIAL_PATTERN
 from core.readings.errors import InvalidFormat, TooManyDecimals
-from core.readings.rules import FieldNames, Submission, parse_timestamp
+from core.readings.rules import FieldNames, SampleFields, Submission, parse_timestamp
 from core.readings.rust_format import json_f64, rust_f64_display, serde_json_bytes
 from core.signatures import parse_signature, unix_ms
 from core.text import text_problem
@@ -42,6 +43,7 @@ PROTOCOL_ENCRYPTED = "dlms-enc"
 OBIS_IMPORT_WH = "1.1.1.8.0.255"  # active energy import (consumed), Wh
 OBIS_EXPORT_WH = "1.1.2.8.0.255"  # active energy export (generated), Wh
 _MAX_TEXT = 128
+_OBIS = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 FIELDS = FieldNames(
     serial="device_id",
     amount="payload.kwh",
@@ -84,7 +86,9 @@ def parse_gridtokenx_frame(raw: Any) -> GridTokenXFrame:
     return GridTokenXFrame(protocol, device_id, payload)
 
 
-def parse_gridtokenx_payload(device_id: str, payload: Mapping[str, Any]) -> Submission:
+def parse_gridtokenx_payload(
+    device_id: str, payload: Mapping[str, Any], *, counter: int | None = None
+) -> Submission:
     """A plaintext DLMS payload of `device_id` as the checked submission's input."""
     field = FIELDS.timestamp
     timestamp = parse_timestamp(_text(payload, "timestamp", field), field)
@@ -107,7 +111,71 @@ def parse_gridtokenx_payload(device_id: str, payload: Mapping[str, Any]) -> Subm
         signature=signature,
         signed_messages=signed_messages(device_id, signed_value, unix_ms(timestamp), payload),
         fields=FIELDS,
+        sample=sample_fields(payload, counter=counter),
     )
+
+
+def sample_fields(payload: Mapping[str, Any], *, counter: int | None = None) -> SampleFields:
+    """Generation, consumption and the registers, exactly, as the payload reports them.
+
+    Their simulator's import/export OBIS values are the tick's own Wh, not running
+    counters; what they mean for a meter is its registration's `reporting`
+    (core.settlement reads them). Generation and consumption come from
+    energy_generated / energy_consumed, else from export / import Wh.
+    """
+    import_micro = _wh_micro(payload.get(OBIS_IMPORT_WH), f"payload.{OBIS_IMPORT_WH}")
+    export_micro = _wh_micro(payload.get(OBIS_EXPORT_WH), f"payload.{OBIS_EXPORT_WH}")
+    generated = _kwh_micro(payload.get("energy_generated"), "payload.energy_generated")
+    consumed = _kwh_micro(payload.get("energy_consumed"), "payload.energy_consumed")
+    registers = {
+        key: _register_text(value)
+        for key, value in payload.items()
+        if (_OBIS.fullmatch(key) and key not in (OBIS_IMPORT_WH, OBIS_EXPORT_WH))
+        or key == "zone_code"
+    }
+    return SampleFields(
+        generated_micro=generated if generated is not None else export_micro,
+        consumed_micro=consumed if consumed is not None else import_micro,
+        import_micro=import_micro,
+        export_micro=export_micro,
+        registers=registers or None,
+        counter=counter,
+    )
+
+
+def _exact(value: Any, field: str, decimals: int) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InvalidFormat(f"{field} must be a number", field=field)
+    text = value.literal if isinstance(value, JsonNumber) else str(value)
+    try:
+        amount = parse_decimal_text(text, max_decimals=decimals)
+    except UnitsTooManyDecimals as exc:
+        raise TooManyDecimals(
+            f"{field} {text} has more than {decimals} decimals; never rounded", field=field
+        ) from exc
+    except InvalidAmount as exc:
+        raise InvalidFormat(f"{field}: {exc}", field=field) from exc
+    if amount.adjusted() > 12:
+        raise InvalidFormat(f"{field} {text} is out of range", field=field)
+    return amount
+
+
+def _kwh_micro(value: Any, field: str) -> int | None:
+    amount = _exact(value, field, 6)
+    return None if amount is None else int(amount * 1_000_000)
+
+
+def _wh_micro(value: Any, field: str) -> int | None:
+    # Wh with at most 3 decimals is a whole number of micro-kWh.
+    amount = _exact(value, field, 3)
+    return None if amount is None else int(amount * 1000)
+
+
+def _register_text(value: Any) -> str:
+    text = value.literal if isinstance(value, JsonNumber) else str(value)
+    return text[:_MAX_TEXT]
 
 
 def parse_gridtokenx_ingest(raw: Any) -> Submission:

@@ -61,6 +61,22 @@ OUR_FIELDS = FieldNames()
 
 
 @dataclass(frozen=True, slots=True)
+class SampleFields:
+    """What a telemetry sample carries besides its signed net kWh (micro-kWh, exact).
+
+    A sample is not a mintable amount: it settles into its meter's interval
+    (core.settlement), whose net surplus is.
+    """
+
+    generated_micro: int | None = None
+    consumed_micro: int | None = None
+    import_micro: int | None = None  # OBIS 1.1.1.8.0.255 as reported (Wh × 1000)
+    export_micro: int | None = None  # OBIS 1.1.2.8.0.255
+    registers: dict[str, str] | None = None  # every other register, as written
+    counter: int | None = None  # an encrypted frame's invocation counter
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """A reading whose fields are well-formed; nothing about it is trusted yet."""
 
@@ -72,6 +88,8 @@ class Submission:
     # canonical forms, core.readings.gridtokenx); None: ours, CONTRACT "Meter signature".
     signed_messages: tuple[bytes, ...] | None = None
     fields: FieldNames = OUR_FIELDS
+    # Set for telemetry: a signed net that may be negative, settled by interval.
+    sample: SampleFields | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +103,7 @@ class CheckedReading:
     status: ReadingStatus
     # Why it waits in review (status review); the store may add an energy hold.
     hold: Hold | None = None
+    sample: SampleFields | None = None
 
 
 def parse_submission(raw: Any) -> Submission:
@@ -192,7 +211,15 @@ def check_submission(
             field=submission.fields.signature,
         )
     kwh = submission.kwh
-    if not 0 < kwh <= config.max_reading_kwh:
+    if submission.sample is not None:
+        # Net energy may be negative (the household consumed more), never a refusal;
+        # the bound only stops absurd values.
+        if abs(kwh) > config.max_reading_kwh:
+            raise KwhOutOfRange(
+                f"{fields.amount} must be within ±{config.max_reading_kwh}, got {kwh}",
+                field=fields.amount,
+            )
+    elif not 0 < kwh <= config.max_reading_kwh:
         raise KwhOutOfRange(
             f"{fields.amount} must be > 0 and <= {config.max_reading_kwh}, got {kwh}",
             field=fields.amount,
@@ -209,6 +236,16 @@ def check_submission(
             f"{fields.timestamp} {timestamp.isoformat()} is older than "
             f"{config.reading_max_age_days} days",
             field=fields.timestamp,
+        )
+    if submission.sample is not None:
+        # Held or not is judged on the interval's amount (core.settlement), not the sample.
+        return CheckedReading(
+            kwh=kwh,
+            kwh_micro=kwh_to_micro(kwh),
+            reading_timestamp=timestamp,
+            signature=str(submission.signature),
+            status=ReadingStatus.PENDING,
+            sample=submission.sample,
         )
     hold = standing_hold(kwh, timestamp, config=config, now=now)
     return CheckedReading(

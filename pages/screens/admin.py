@@ -17,6 +17,8 @@ from core.gateways import (
     rotate_gateway_key,
 )
 from core.meters import register_meter, set_meter_status, update_device_attributes
+from core.settlement.queries import recent_intervals
+from core.units import format_kwh
 from core.users import create_user, set_user_disabled
 from pages.common import exports, session, ui
 
@@ -114,6 +116,13 @@ with meters_tab:
         public_key = st.text_input(
             "Public key (ed25519: base58 or 64 hex)", key="admin.meter_public_key"
         )
+        reporting = st.selectbox(
+            "GridTokenX telemetry registers",
+            ["tick_energy", "cumulative_registers"],
+            help="tick_energy: each sample's own energy (their simulator); "
+            "cumulative_registers: running import/export counters, settled by difference",
+            key="admin.meter_reporting",
+        )
         st.caption("Registry fields (needed before the meter can issue certificates)")
         device = device_inputs("admin.meter_new")
         register = st.form_submit_button("Register", type="primary", key="admin.meter_register")
@@ -121,7 +130,13 @@ with meters_tab:
         registered = ui.act(
             app,
             lambda s: register_meter(
-                s, serial, owner or "", public_key, by=viewer.username, device=device
+                s,
+                serial,
+                owner or "",
+                public_key,
+                by=viewer.username,
+                device=device,
+                reporting=reporting,
             ),
         )
         if registered is not None:
@@ -153,6 +168,36 @@ with meters_tab:
                 lambda s: set_meter_status(s, chosen, target, by=viewer.username),
                 f"Meter {chosen} is now {target.value}.",
             )
+
+    if meters:
+        st.subheader("Telemetry intervals")
+        st.caption(
+            "GridTokenX samples settle into intervals; a closed interval's net surplus is "
+            "minted once. Net at or below zero is kept here and never minted."
+        )
+        watched = st.selectbox("Meter", [m.serial for m in meters], key="admin.interval_serial")
+        with ui.reading(app) as session:
+            recent = recent_intervals(session, watched, 24)
+        if recent:
+            st.dataframe(
+                [
+                    {
+                        "interval (UTC)": ui.when(v.interval_start),
+                        "status": v.status,
+                        "samples": v.sample_count,
+                        "net kWh": format_kwh(v.net_micro, micro=True),
+                        "generated kWh": format_kwh(v.generated_micro, micro=True),
+                        "consumed kWh": format_kwh(v.consumed_micro, micro=True),
+                        "minted kWh": format_kwh(v.settled_micro, micro=True),
+                        "closed by": v.closed_by or "",
+                    }
+                    for v in recent
+                ],
+                hide_index=True,
+                key="admin.intervals",
+            )
+        else:
+            st.info(f"No telemetry from {watched} yet.")
 
 with gateways_tab:
     st.caption(

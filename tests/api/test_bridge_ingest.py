@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db.models import MeterReading
+from core.db.models import MeterReading, TelemetrySample
 from core.meters import register_meter
 from tests.api.conftest import error_of
 from tests.factories import NOW, keypair_for, make_user
@@ -22,7 +22,7 @@ AT = NOW - timedelta(minutes=5)
 
 def stored(session: Session) -> int:
     session.expire_all()
-    count = session.scalar(select(func.count()).select_from(MeterReading)) or 0
+    count = session.scalar(select(func.count()).select_from(TelemetrySample)) or 0
     session.rollback()  # end the read: on SQLite it would hold off the API's next write
     return count
 
@@ -45,7 +45,10 @@ def test_their_plaintext_frame_is_accepted_then_resent(
     again = sim.post(client, body, key)
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     assert stored(session) == 1
-    assert session.scalar(select(MeterReading.kwh_micro)) == 1_000_000
+    assert session.scalar(select(TelemetrySample.net_micro)) == 1_000_000
+    # A sample is not a mintable amount: its interval's surplus will be.
+    assert session.scalar(select(func.count()).select_from(MeterReading)) == 0
+    session.rollback()
 
 
 @pytest.mark.parametrize("fallback", ["seconds", "json"])
@@ -123,3 +126,16 @@ def test_an_unknown_key_is_401(client: TestClient, session: Session) -> None:
     body = sim.plain("GTX-0007", generated=1, consumed=0, at=AT)
     response = sim.post(client, body, "gtx_nope")
     assert (response.status_code, error_of(response)["code"]) == (401, "unauthenticated")
+
+
+def test_negative_net_and_five_second_ticks_are_accepted(
+    client: TestClient, session: Session
+) -> None:
+    key = their_meter(session, "GTX-0008")
+    for second in range(0, 60, 5):
+        body = sim.plain(
+            "GTX-0008", generated=0.0, consumed=0.0125, at=AT + timedelta(seconds=second)
+        )
+        response = sim.post(client, body, key)
+        assert response.status_code == 202, response.text
+    assert stored(session) == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -11,8 +12,11 @@ from fastapi.testclient import TestClient
 from solders.keypair import Keypair
 from sqlalchemy.orm import Session
 
+from core.bootstrap import App
+from core.device_keys import set_device_key
 from core.meters import register_meter
-from core.readings.gridtokenx import parse_gridtokenx_ingest
+from core.readings.encryption import open_frame
+from core.readings.gridtokenx import parse_gridtokenx_ingest, parse_gridtokenx_payload
 from core.units import JsonNumber
 from tests.factories import make_user
 from tests.gridtokenx import simulator as sim
@@ -68,5 +72,36 @@ def test_the_example_body_is_accepted(client: TestClient, session: Session) -> N
         sim.URL,
         content=_body(section),
         headers={"X-API-KEY": api_key, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_the_encrypted_example_opens_to_its_plaintext(
+    client: TestClient, session: Session, app: App
+) -> None:
+    section = _section("Encrypted frames (dlms-enc)")
+    doc = _table(section.split("Worked example", 1)[1])
+    plaintext = section.split("The plaintext:", 1)[1].split("```", 2)[1].strip()
+    raw = _body(section)
+    key = bytes.fromhex(doc["aes_key (hex)"])
+    assert key == sim.aes_key(doc["device_id"])  # their HKDF derivation
+    body = json.loads(raw, parse_float=JsonNumber)
+    assert base64.b64decode(body["payload"]["enc"]["nonce"]) == base64.b64decode(
+        doc["nonce (base64)"]
+    )
+    opened = open_frame(doc["device_id"], body["payload"], key)
+    assert opened.counter == int(doc["counter"])
+    assert f"{doc['device_id']}:{opened.counter}" == doc["aad"]
+    assert json.dumps(json.loads(plaintext), separators=(",", ":"), sort_keys=True) == plaintext
+    assert opened.payload == json.loads(plaintext, parse_float=JsonNumber)
+    inner = parse_gridtokenx_payload(doc["device_id"], opened.payload, counter=opened.counter)
+    assert inner.signed_messages[0].decode() == doc["signed message"]
+    owner = make_user(session)
+    api_key = register_meter(
+        session, doc["device_id"], owner.username, sim.public_key_hex(doc["device_id"])
+    ).api_key
+    set_device_key(session, doc["device_id"], key.hex(), app.device_key_wrap(), required=True)
+    response = client.post(
+        sim.URL, content=raw, headers={"X-API-KEY": api_key, "Content-Type": "application/json"}
     )
     assert response.status_code == 202, response.text

@@ -41,6 +41,8 @@ EXPECTED = {
                            "3 batches released"],
     "mint_authority_changed": ["26qHcV4n", "4YEq1rHt", "3nQbV8ZD"],
     "gateway_changed": ["admin: gateway headend-1 created"],
+    "meter_flagged": ["Meter GTX-0001 flagged for missing intervals", "count 2",
+                      "before 2026-11-27T10:00:00+00:00"],
     "certificate_issued": ["Issued certificate 88 of 1342 Wh from meter MTR-00042",
                            "2026-12-02T08:00:00Z", "solar_pv", "5xJv3fQ8"],
 }  # fmt: skip

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from core.bootstrap import App, bootstrap
-from core.db.models import Event, Meter, MeterReading
+from core.db.models import Event, Meter, MeterReading, TelemetrySample
 from core.db.types import utcnow
 from core.meters import register_meter
 from tests.factories import make_meter, make_user
@@ -192,7 +192,13 @@ def test_gridtokenx_samples_on_their_topic_enter_the_same_acceptance(
     assert meter.next_ack()["code"] == "forbidden"
     meter.publish({**other, "device_id": "GTX-M1"}, topic=their_topic)
     assert meter.next_ack()["code"] == "invalid_signature"
-    assert stored(app) == [(ack_meter_id(app, "GTX-M1"), 1_000_000)]
+    # A GridTokenX frame is a telemetry sample: stored, and settled by its interval.
+    assert stored(app) == []
+    with app.sessions() as session:
+        samples = session.execute(
+            select(TelemetrySample.id, TelemetrySample.meter_id, TelemetrySample.net_micro)
+        ).all()
+    assert samples == [(ack["id"], ack_meter_id(app, "GTX-M1"), 1_000_000)]
 
 
 def ack_meter_id(app: App, serial: str) -> int:

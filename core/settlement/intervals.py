@@ -1,0 +1,321 @@
+"""Telemetry settles into intervals; a closed interval's net surplus becomes a reading.
+
+Intervals are TOKENIZATION_SETTLEMENT_INTERVAL_SECS long (default 900), aligned to
+the epoch (:00/:15/:30/:45 by default), cut by the meter's own reading time. An
+interval closes when a sample at or after its end arrives (`settle_sample`) or when
+TOKENIZATION_SETTLEMENT_GRACE_SECS have passed since its end (`close_due_intervals`,
+a scheduler job). Closing makes its net surplus, when above zero, one reading the
+mint pipeline claims like any other; net <= 0 is kept and shown, never minted.
+
+Exactly once: each amount is an `interval_amounts` row, UNIQUE(interval_id, seq),
+written in the transaction that creates its reading, and an interval is closed by
+one guarded change of its row (locked first). A sample that arrives for a closed
+interval is not lost: its interval's net is updated and, if the surplus grew, the
+difference becomes an adjustment (seq 1, 2, ...) that mints once. A surplus that
+shrank cannot be unminted; the interval shows net below what was settled.
+
+Concurrency: every path locks the meter's row first (ingest through claim_meter,
+the job explicitly), so one meter's settlement is serialised; SQLite serialises
+writers anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import TokenizationConfig
+from core.db.models import (
+    IntervalAmount,
+    IntervalStatus,
+    Meter,
+    MeterReading,
+    ReadingStatus,
+    SettlementInterval,
+    TelemetrySample,
+    User,
+)
+from core.events import EventType, publish
+from core.units import format_kwh, micro_to_kwh
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Intervals the grace job closes per transaction.
+_JOB_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRef:
+    """What settlement needs of a meter to write its readings."""
+
+    id: int
+    serial: str
+    owner_id: int
+    wallet_address: str | None
+    capacity_kw: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Where a sample went: its interval, whether that was already closed, what minted."""
+
+    interval_start: datetime
+    interval_end: datetime
+    status: str
+    late: bool
+    readings: tuple[int, ...] = ()
+    # The meter's latest interval before this one, when this sample opened a new one.
+    opened_after: datetime | None = None
+    opened: bool = False
+
+
+def interval_bounds(at: datetime, length_secs: int) -> tuple[datetime, datetime]:
+    """The epoch-aligned interval holding `at` (its start included, its end not)."""
+    delta = at - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    start = _EPOCH + timedelta(seconds=seconds - seconds % length_secs)
+    return start, start + timedelta(seconds=length_secs)
+
+
+def meter_ref(session: Session, meter_id: int) -> MeterRef:
+    row = session.execute(
+        select(Meter.id, Meter.serial, Meter.owner_id, User.wallet_address, Meter.capacity_kw)
+        .join(User, User.id == Meter.owner_id)
+        .where(Meter.id == meter_id)
+    ).one()
+    return MeterRef(*row)
+
+
+def settle_sample(
+    session: Session,
+    meter: MeterRef,
+    at: datetime,
+    *,
+    energy_micro: int,
+    generated_micro: int,
+    consumed_micro: int,
+    config: TokenizationConfig,
+    now: datetime,
+) -> Settled:
+    """Add a just-stored sample to its interval; close what it completes. No commit."""
+    start, end = interval_bounds(at, config.settlement_interval_secs)
+    interval = session.scalar(
+        select(SettlementInterval)
+        .where(SettlementInterval.meter_id == meter.id, SettlementInterval.interval_start == start)
+        .with_for_update()
+    )
+    readings: list[int] = []
+    late = False
+    opened = interval is None
+    before = None
+    if interval is None:
+        before = session.scalar(
+            select(func.max(SettlementInterval.interval_start)).where(
+                SettlementInterval.meter_id == meter.id,
+                SettlementInterval.interval_start < start,
+            )
+        )
+        interval = SettlementInterval(
+            meter_id=meter.id,
+            interval_start=start,
+            interval_end=end,
+            status=IntervalStatus.OPEN.value,
+            net_micro=energy_micro,
+            generated_micro=generated_micro,
+            consumed_micro=consumed_micro,
+            sample_count=1,
+            settled_micro=0,
+        )
+        session.add(interval)
+        session.flush()
+    else:
+        interval.net_micro += energy_micro
+        interval.generated_micro += generated_micro
+        interval.consumed_micro += consumed_micro
+        interval.sample_count += 1
+        if interval.status == IntervalStatus.CLOSED:
+            late = True
+            readings.extend(_adjust(session, meter, interval, config, now))
+    latest = session.scalar(
+        select(func.max(TelemetrySample.sample_timestamp)).where(
+            TelemetrySample.meter_id == meter.id
+        )
+    )
+    readings.extend(_close_completed(session, meter, max(latest or at, at), config, now))
+    return Settled(start, end, interval.status, late, tuple(readings), before, opened)
+
+
+def _close_completed(
+    session: Session, meter: MeterRef, latest: datetime, config: TokenizationConfig, now: datetime
+) -> list[int]:
+    """Close the meter's open intervals that a sample at or after their end completes."""
+    due = session.scalars(
+        select(SettlementInterval)
+        .where(
+            SettlementInterval.meter_id == meter.id,
+            SettlementInterval.status == IntervalStatus.OPEN.value,
+            SettlementInterval.interval_end <= latest,
+        )
+        .order_by(SettlementInterval.interval_start)
+        .with_for_update()
+    ).all()
+    return [r for interval in due for r in _close(session, meter, interval, "sample", config, now)]
+
+
+def _close(
+    session: Session,
+    meter: MeterRef,
+    interval: SettlementInterval,
+    by: str,
+    config: TokenizationConfig,
+    now: datetime,
+) -> list[int]:
+    interval.status = IntervalStatus.CLOSED.value
+    interval.closed_at = now
+    interval.closed_by = by
+    surplus = max(interval.net_micro, 0)
+    if surplus == 0:
+        return []
+    interval.settled_micro = surplus
+    return [_amount(session, meter, interval, 0, surplus, surplus, config, now)]
+
+
+def _adjust(
+    session: Session,
+    meter: MeterRef,
+    interval: SettlementInterval,
+    config: TokenizationConfig,
+    now: datetime,
+) -> list[int]:
+    """A late sample changed a closed interval: mint the surplus it added, once."""
+    target = max(interval.net_micro, 0)
+    delta = target - interval.settled_micro
+    if delta <= 0:
+        return []
+    seq = 1 + (
+        session.scalar(
+            select(func.max(IntervalAmount.seq)).where(IntervalAmount.interval_id == interval.id)
+        )
+        or 0
+    )
+    interval.settled_micro = target
+    return [_amount(session, meter, interval, seq, delta, target, config, now)]
+
+
+def _amount(
+    session: Session,
+    meter: MeterRef,
+    interval: SettlementInterval,
+    seq: int,
+    micro: int,
+    interval_total_micro: int,
+    config: TokenizationConfig,
+    now: datetime,
+) -> int:
+    """One mintable reading for `micro` of the interval's surplus; its id."""
+    # Imported here: core.readings stores samples through this module.
+    from core.readings.plausibility import review_hold
+
+    kwh = micro_to_kwh(micro)
+    # Judged on what the interval delivered in all, over the interval's length.
+    hold = review_hold(
+        micro_to_kwh(interval_total_micro),
+        interval.interval_end,
+        interval.interval_start,
+        capacity_kw=meter.capacity_kw,
+        config=config,
+        now=now,
+    )
+    # Its instant is the interval's start (+ seq ms for adjustments): inside the
+    # interval, and unique per meter as UNIQUE(meter_id, reading_timestamp) needs.
+    at = interval.interval_start + timedelta(milliseconds=seq)
+    reading_id = session.scalar(
+        insert(MeterReading)
+        .values(
+            meter_id=meter.id,
+            user_id=meter.owner_id,
+            wallet_address=meter.wallet_address,
+            kwh_micro=micro,
+            reading_timestamp=at,
+            submitted_at=now,
+            status=(ReadingStatus.REVIEW if hold else ReadingStatus.PENDING).value,
+            meter_signature=f"interval:{interval.id}:{seq}",
+            attempts=0,
+            review_reason=hold.reason if hold else None,
+        )
+        .returning(MeterReading.id)
+    )
+    assert reading_id is not None
+    session.execute(
+        insert(IntervalAmount).values(
+            interval_id=interval.id,
+            seq=seq,
+            reading_id=reading_id,
+            kwh_micro=micro,
+            created_at=now,
+        )
+    )
+    payload: dict[str, Any] = {
+        "reading_id": reading_id,
+        "user_id": meter.owner_id,
+        "wallet_address": meter.wallet_address,
+        "meter_serial": meter.serial,
+        "kwh_amount": format_kwh(kwh),
+        "reading_timestamp": at,
+        "status": (ReadingStatus.REVIEW if hold else ReadingStatus.PENDING).value,
+        "interval_start": interval.interval_start,
+        "interval_end": interval.interval_end,
+        "settlement": "surplus" if seq == 0 else "adjustment",
+    }
+    if hold is not None:
+        payload["review_reason"] = hold.reason
+    publish(session, EventType.METER_READING_RECEIVED, payload, user_id=meter.owner_id, at=now)
+    return reading_id
+
+
+def close_due_intervals(
+    sessions: sessionmaker[Session], config: TokenizationConfig, now: datetime
+) -> int:
+    """Close every open interval whose grace has passed (the scheduler's job); how many.
+
+    One transaction per meter, its row locked first like ingest does.
+    """
+    cutoff = now - timedelta(seconds=config.settlement_grace_secs)
+    closed = 0
+    while True:
+        with sessions() as session:
+            meter_ids = list(
+                session.scalars(
+                    select(SettlementInterval.meter_id)
+                    .where(
+                        SettlementInterval.status == IntervalStatus.OPEN.value,
+                        SettlementInterval.interval_end <= cutoff,
+                    )
+                    .order_by(SettlementInterval.interval_end)
+                    .limit(_JOB_PAGE)
+                )
+            )
+            session.rollback()
+            if not meter_ids:
+                return closed
+            for meter_id in dict.fromkeys(meter_ids):
+                session.execute(select(Meter.id).where(Meter.id == meter_id).with_for_update())
+                meter = meter_ref(session, meter_id)
+                due = session.scalars(
+                    select(SettlementInterval)
+                    .where(
+                        SettlementInterval.meter_id == meter_id,
+                        SettlementInterval.status == IntervalStatus.OPEN.value,
+                        SettlementInterval.interval_end <= cutoff,
+                    )
+                    .order_by(SettlementInterval.interval_start)
+                    .with_for_update()
+                ).all()
+                for interval in due:
+                    _close(session, meter, interval, "grace", config, now)
+                    closed += 1
+                session.commit()
