@@ -34,6 +34,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.certificates.rollup import add_daily
 from core.db.models import (
     Certificate,
     CertificateBundle,
@@ -58,7 +59,7 @@ OPEN_STATUSES = (
     ReadingStatus.REVIEW.value,
     ReadingStatus.MINTING.value,
 )
-DEFAULT_LIMIT = 5000  # readings looked at per call
+DEFAULT_LIMIT = 50_000  # readings looked at per call (each call rescans for unlinked ones)
 # Devices per transaction: a lost race undoes one transaction, which the next cycle redoes.
 METERS_PER_TRANSACTION = 20
 
@@ -301,6 +302,13 @@ def _issue_devices(
                 return
         if certificates:
             session.execute(insert(Certificate), certificates)
+        add_daily(
+            session,
+            (
+                ((hour.date(), meter.technology, meter.grid_region, "issued"), split.wh)
+                for meter, hour, _, _, _, split, _ in planned
+            ),
+        )
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -28,6 +28,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.certificates.rollup import add_daily
 from core.chain.certificate_instructions import (
     CERTIFICATE_DECIMALS,
     BurnParams,
@@ -284,6 +285,11 @@ def _announce(
         "transaction_signature": operation.signature,
     }
     event = EVENT_OF[was]
+    if was in (CertificateStatus.RETIRING.value, CertificateStatus.CANCELLING.value):
+        ended = SETTLED_AS[was].value
+        add_daily(
+            session, [((now.date(), bundle.technology, bundle.grid_region, ended), certificate.wh)]
+        )
     if was == CertificateStatus.TRANSFERRING.value:
         sender, recipient = parties
         payload |= {"from_user_id": sender, "to_user_id": recipient}

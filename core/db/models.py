@@ -678,3 +678,16 @@ class IngestBridge(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_message_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CertificateDaily(Base):
+    """Wh issued, retired and cancelled per UTC day, technology and grid region: the
+    Certificates page's chart, kept in the transactions that issue and settle."""
+
+    __tablename__ = "certificate_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    technology: Mapped[str] = mapped_column(String(16), primary_key=True)
+    grid_region: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)  # issued|retired|cancelled
+    wh: Mapped[int] = mapped_column(BigInteger, default=0)

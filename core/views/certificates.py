@@ -8,7 +8,7 @@ query). Wh are integers throughout.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from sqlalchemy import Select, func, select
@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, aliased
 from core.db.models import (
     Certificate,
     CertificateBundle,
+    CertificateDaily,
     CertificateOperation,
     CertificateStatus,
     Meter,
     MintBatch,
     User,
 )
-from core.views._sql import is_staff, require_staff, time_bucket
+from core.views._sql import is_staff, require_staff
 
 LIVE = (
     CertificateStatus.ISSUING.value,
@@ -148,8 +149,22 @@ def certificates(
     offset: int = 0,
 ) -> tuple[list[CertificateRow], int]:
     """One page of certificates (newest first) and how many match."""
-    statement = _filtered(_base(viewer), wanted or CertificateFilter())
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    wanted = wanted or CertificateFilter()
+    statement = _filtered(_base(viewer), wanted)
+    counting = select(func.count(Certificate.id))
+    if (
+        wanted.meter_serial
+        or wanted.hour_from
+        or wanted.hour_to
+        or wanted.technology
+        or (wanted.grid_region)
+    ):  # only these need the bundle and the meter
+        counting = counting.join(
+            CertificateBundle, CertificateBundle.id == Certificate.bundle_id
+        ).join(Meter, Meter.id == CertificateBundle.meter_id)
+    if not is_staff(viewer):
+        counting = counting.where(Certificate.holder_id == viewer.id)
+    total = session.scalar(_filtered(counting, wanted))
     rows = session.execute(statement.order_by(Certificate.id.desc()).limit(limit).offset(offset))
     return [CertificateRow(*row) for row in rows], int(total or 0)
 
@@ -221,32 +236,25 @@ class DailyTotal:
 
 
 def daily_totals(session: Session, viewer: User, *, since: datetime) -> list[DailyTotal]:
-    """Wh issued, retired and cancelled per UTC day, technology and region (staff)."""
+    """Wh issued, retired and cancelled per UTC day, technology and region (staff).
+
+    Read from certificate_daily, kept by issuance and settlement: a few rows a day
+    whatever the number of certificates.
+    """
     require_staff(viewer)
-    day = time_bucket(CertificateBundle.hour_start, 86400)
-    issued = (
-        select(day, CertificateBundle.technology, CertificateBundle.grid_region,
-               func.sum(CertificateBundle.wh))
-        .where(CertificateBundle.hour_start >= since, CertificateBundle.wh > 0)
-        .group_by(day, CertificateBundle.technology, CertificateBundle.grid_region)
+    rows = session.execute(
+        select(
+            CertificateDaily.day, CertificateDaily.technology, CertificateDaily.grid_region,
+            CertificateDaily.status, CertificateDaily.wh,
+        ).where(CertificateDaily.day >= since.date())
     )  # fmt: skip
-    rows = [DailyTotal(int(d), t, r, "issued", int(w)) for d, t, r, w in session.execute(issued)]
-    finished = time_bucket(Certificate.finished_at, 86400)
-    ended = (
-        select(finished, CertificateBundle.technology, CertificateBundle.grid_region,
-               Certificate.status, func.sum(Certificate.wh))
-        .join(CertificateBundle, CertificateBundle.id == Certificate.bundle_id)
-        .where(
-            Certificate.status.in_(
-                [CertificateStatus.RETIRED.value, CertificateStatus.CANCELLED.value]
-            ),
-            Certificate.finished_at >= since,
+    totals = [
+        DailyTotal(
+            int(datetime.combine(day, time(), tzinfo=UTC).timestamp()), tech, region, status, wh
         )
-        .group_by(finished, CertificateBundle.technology, CertificateBundle.grid_region,
-                  Certificate.status)
-    )  # fmt: skip
-    rows += [DailyTotal(int(d), t, r, s, int(w)) for d, t, r, s, w in session.execute(ended)]
-    return sorted(rows, key=lambda row: (row.day_start, row.status, row.technology))
+        for day, tech, region, status, wh in rows
+    ]
+    return sorted(totals, key=lambda row: (row.day_start, row.status, row.technology))
 
 
 def live_wh(session: Session) -> int:

@@ -202,3 +202,33 @@ def test_a_transfer_moves_the_holder_and_tells_both(sessions) -> None:
         assert {(e.payload["from_user_id"], e.payload["to_user_id"]) for e in told} == {
             (seller, buyer.id)
         }
+
+
+def test_daily_totals_follow_issuance_and_retirement(sessions) -> None:
+    from core.db.models import CertificateDaily, User
+    from core.views.certificates import daily_totals
+
+    certificate_id = issued(sessions)
+    box = outbox(sessions)
+    with sessions() as session:
+        first = plan_move(session, box, certificate_id, now=NOW)
+        settle(session, first.operation_id, "confirmed")
+        apply_outcomes(session, now=NOW)
+        session.execute(
+            update(Certificate)
+            .where(Certificate.id == certificate_id)
+            .values(status="retiring", operation_id=None)
+        )
+        session.commit()
+        move = plan_move(session, box, certificate_id, now=NOW)
+        settle(session, move.operation_id, "confirmed")
+        apply_outcomes(session, now=NOW)
+        rows = {(r.status, r.wh) for r in session.scalars(select(CertificateDaily))}
+        assert rows == {("issued", 1234), ("retired", 1234)}
+        staff = User(id=0, username="ops", role="operator")
+        totals = daily_totals(session, staff, since=NOW - timedelta(days=1))
+        assert [(t.status, t.technology, t.grid_region, t.wh) for t in totals] == [
+            ("issued", "solar_pv", "TH-PEA", 1234),
+            ("retired", "solar_pv", "TH-PEA", 1234),
+        ]
+        assert totals[0].day_start == int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
