@@ -4,7 +4,7 @@ Certificates page's chart reads a few hundred rows instead of every certificate.
 Existing certificates are summed in once here.
 
 Revision ID: 0173
-Revises: 0151
+Revises: 0132
 Create Date: 2026-12-02 07:45:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0173"
-down_revision: str | None = "0151"
+down_revision: str | None = "0132"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
