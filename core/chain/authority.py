@@ -1,4 +1,4 @@
-"""`python -m core.chain.authority`: show or move the GRX mint authority.
+"""`python -m core.chain.authority`: show or move the mint authority (GRX and certificates).
 
     python -m core.chain.authority show
     python -m core.chain.authority rotate --to vault-transit:<key>[@<version>]
@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from core.bootstrap import bootstrap
+from core.chain.certificate_mint import ensure_certificate_mint
 from core.chain.client import ChainClient
 from core.chain.mint_setup import ensure_grx_mint
 from core.chain.signer_setup import load_signers, signer_from_spec
@@ -63,14 +64,23 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             from core.minting.authority import rotate_mint_authority  # the outbox lives there
 
-            change = rotate_mint_authority(app, chain, signers, grx, new)
+            certificates = ensure_certificate_mint(
+                chain,
+                signers.authority,
+                app.sessions,
+                settings.effective_rpc_url,
+                payer=signers.fee_payer,
+                airdrop=settings.uses_embedded_localnet,
+            )
+            change = rotate_mint_authority(app, chain, signers, grx, new, certificates)
     except DomainError as exc:
         print(f"authority: {exc}", file=sys.stderr)
         return 1
     finally:
         app.close()
     print(
-        f"mint authority of {grx.address} moved from {change.old_authority} to "
+        f"mint authority of {grx.address} and certificate mint {certificates.address} moved "
+        f"from {change.old_authority} to "
         f"{change.new_authority} ({new.name}) in {change.signature} (batch {change.batch_id})"
     )
     print(

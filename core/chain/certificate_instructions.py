@@ -34,6 +34,8 @@ _INITIALIZE_PERMANENT_DELEGATE = 35
 
 EXTENSION_NON_TRANSFERABLE = 9
 EXTENSION_PERMANENT_DELEGATE = 12
+# Token-2022's AuthorityType: SetAuthority with this moves the permanent delegate.
+AUTHORITY_TYPE_PERMANENT_DELEGATE = 8
 _ACCOUNT_LEN = 165  # the base account size every extended mint is padded to
 _TLV_HEADER = 4
 # base + account type + NonTransferable (empty) + PermanentDelegate (a pubkey)

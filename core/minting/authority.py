@@ -1,4 +1,9 @@
-"""Moving the GRX mint authority to another signer, through the outbox like every chain write.
+"""Moving the mint authority to another signer, through the outbox like every chain write.
+
+One transaction moves every authority the console holds: the GRX mint's and, when
+a certificate mint exists, its mint authority and its permanent delegate. They
+move together or not at all, so the scheduler never starts with a signer that
+runs one mint and not the other.
 
 The SetAuthority transaction is planned as a `set_authority` batch, signed by
 the current authority (and the fee payer), committed, sent and settled from the
@@ -14,13 +19,16 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from sqlalchemy import select
 
 from core.bootstrap import App
+from core.chain.certificate_instructions import AUTHORITY_TYPE_PERMANENT_DELEGATE
+from core.chain.certificate_mint import CertificateMint
 from core.chain.client import ChainClient
 from core.chain.errors import ChainError, SignerError
-from core.chain.instructions import SetAuthorityParams, set_authority
+from core.chain.instructions import AUTHORITY_TYPE_MINT_TOKENS, SetAuthorityParams, set_authority
 from core.chain.mint_setup import GrxMint
 from core.chain.signer import Signer
 from core.chain.signer_setup import ChainSigners
@@ -56,10 +64,32 @@ def check_signer_works(signer: Signer) -> None:
         raise SignerError(f"{signer.name} signs, but not as {signer.pubkey}")
 
 
+def authority_moves(
+    grx: GrxMint, certificates: CertificateMint | None, old: Pubkey, new: Pubkey
+) -> list[Instruction]:
+    """The SetAuthority instructions that hand every mint the console runs to `new`."""
+    moves = [set_authority(SetAuthorityParams(grx.token_program, grx.address, old, new))]
+    if certificates is not None:
+        for kind in (AUTHORITY_TYPE_MINT_TOKENS, AUTHORITY_TYPE_PERMANENT_DELEGATE):
+            moves.append(
+                set_authority(
+                    SetAuthorityParams(
+                        certificates.token_program, certificates.address, old, new, kind
+                    )
+                )
+            )
+    return moves
+
+
 def rotate_mint_authority(
-    app: App, chain: ChainClient, signers: ChainSigners, grx: GrxMint, new: Signer
+    app: App,
+    chain: ChainClient,
+    signers: ChainSigners,
+    grx: GrxMint,
+    new: Signer,
+    certificates: CertificateMint | None = None,
 ) -> AuthorityChange:
-    """SetAuthority(MintTokens) from the configured authority to `new`, exactly once."""
+    """SetAuthority from the configured authority to `new` on every mint, exactly once."""
     old = signers.authority
     if new.pubkey == old.pubkey:
         raise AuthorityChangeRefused(f"{new.name} ({new.pubkey}) is already the mint authority")
@@ -88,16 +118,15 @@ def rotate_mint_authority(
         "new_authority": str(new.pubkey),
         "new_signer": new.name,
         "new_key_version": new.key_version,
+        "certificate_mint": None if certificates is None else str(certificates.address),
     }
-    instruction = set_authority(
-        SetAuthorityParams(grx.token_program, grx.address, old.pubkey, new.pubkey)
-    )
+    instructions = authority_moves(grx, certificates, old.pubkey, new.pubkey)
     for _ in range(ATTEMPTS):
         with app.sessions() as session:
             batch_id = outbox.plan(session, OperationKind.SET_AUTHORITY, payload)
             session.commit()
         blockhash, last_valid = chain.latest_blockhash()
-        tx = build_transaction([instruction], signers.fee_payer.pubkey, blockhash)
+        tx = build_transaction(instructions, signers.fee_payer.pubkey, blockhash)
         kind = OperationKind.SET_AUTHORITY.value
         try:
             prepared = outbox.sign_all([(batch_id, tx, last_valid, kind)])

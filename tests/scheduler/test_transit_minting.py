@@ -18,6 +18,7 @@ from solders.transaction import Transaction
 from sqlalchemy import select
 
 from core.bootstrap import bootstrap
+from core.chain.certificate_instructions import permanent_delegate_of
 from core.chain.errors import MintMismatch
 from core.db.models import Event, MintBatch
 from tests.scheduler.conftest import count_by_status
@@ -96,6 +97,10 @@ def test_rotation_moves_the_authority_and_later_mints_use_the_new_key(
     new_authority = Pubkey.from_string(rotation.payload["new_authority"])
     assert rotation.status == "confirmed" and rotation.signer == "file"
     assert old.chain.mint_info(old.grx.address).mint_authority == new_authority
+    certificates = old.certificate_mint.address  # moved in the same transaction
+    assert old.chain.mint_info(certificates).mint_authority == new_authority
+    assert permanent_delegate_of(bytes(old.chain.account(certificates).data)) == new_authority
+    assert rotation.payload["certificate_mint"] == str(certificates)
     assert event.payload["transaction_signature"] == rotation.signature
     assert f"moved from {old.pipeline.target.authority.pubkey} to {new_authority}" in result.stdout
     with pytest.raises(MintMismatch, match=r"not \S+ \(the configured signer, file\)"):
