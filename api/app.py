@@ -130,7 +130,10 @@ def create_app(
                 # Startup objects live as long as the process: keep them out of the
                 # collector, whose full passes otherwise stall every WebSocket client.
                 gc.freeze()
-                yield
+                try:
+                    yield
+                finally:
+                    state.meter_budget.close()
         finally:
             if core is None:
                 built.close()

@@ -24,6 +24,7 @@ from core.config import TokenizationConfig
 from core.db.engine import read_only
 from core.ratelimit import TokenBuckets
 from core.readings.budget import ReadingBudget
+from core.readings.shared_budget import SharedReadingBudget, reading_budget
 from serving.client_address import TrustedProxies, client_address
 
 LOGIN_ATTEMPTS_PER_MINUTE = 30
@@ -38,7 +39,8 @@ class ApiState:
     core: App
     secret: str
     metrics: Metrics
-    meter_budget: ReadingBudget
+    # Shared by every api process on PostgreSQL, per process on SQLite.
+    meter_budget: ReadingBudget | SharedReadingBudget
     login_limiter: TokenBuckets
     clock: Callable[[], datetime] = system_now
     monotonic: Callable[[], float] = time.monotonic
@@ -92,8 +94,12 @@ def build_state(
         core=core,
         secret=core.api_secret_key(),
         metrics=metrics or Metrics(),
-        meter_budget=ReadingBudget(
-            app.meter_rate_limit_per_minute, app.meter_rate_limit_burst, clock=monotonic
+        meter_budget=reading_budget(
+            app.effective_database_url,
+            app.meter_rate_limit_per_minute,
+            app.meter_rate_limit_burst,
+            # A test's clock; in production the database's (or time.monotonic on SQLite).
+            clock=None if monotonic is time.monotonic else monotonic,
         ),
         login_limiter=TokenBuckets(LOGIN_ATTEMPTS_PER_MINUTE, clock=monotonic),
         clock=clock,

@@ -7,8 +7,9 @@ refused whole, spending nothing, with the time until enough tokens are there
 exact without sleeping.
 
 The buckets live in one process: with N API workers a key may reach N times the
-rate. A shared limiter (database or Redis) would cost a round trip per request;
-the limit guards against runaway meters, not against a determined adversary.
+rate. That is accepted for logins (the limit slows guessing from one client); a
+meter's reading budget is shared across processes on PostgreSQL instead
+(core.readings.shared_budget).
 """
 
 from __future__ import annotations

@@ -691,3 +691,18 @@ class CertificateDaily(Base):
     grid_region: Mapped[str] = mapped_column(String(32), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), primary_key=True)  # issued|retired|cancelled
     wh: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MeterBudget(Base):
+    """A meter's reading budget shared by the api processes (PostgreSQL; see
+    core/readings/shared_budget.py): micro-tokens left at `refilled_us`, the database
+    clock in microseconds, and whether the last spend was granted."""
+
+    __tablename__ = "meter_budgets"
+
+    meter_id: Mapped[int] = mapped_column(
+        ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True
+    )
+    micro_tokens: Mapped[int] = mapped_column(BigInteger)
+    refilled_us: Mapped[int] = mapped_column(BigInteger)
+    granted: Mapped[bool] = mapped_column(Boolean)

@@ -6,6 +6,9 @@ nothing is free. A request the budget cannot cover is refused whole and spends
 nothing; nothing of it is stored. Every ingest door (our HTTP, GridTokenX HTTP,
 MQTT, a gateway submitting for several meters) calls `spend` once per meter
 before accepting, so one meter has one budget however it reports.
+
+This bucket lives in process memory; on PostgreSQL the api processes share one
+per meter in the database instead (core.readings.shared_budget).
 """
 
 from __future__ import annotations
@@ -47,3 +50,6 @@ class ReadingBudget:
 
     def remaining(self, meter_id: int) -> int:
         return self._buckets.remaining(meter_id)
+
+    def close(self) -> None:
+        """Nothing to release (core.readings.shared_budget's twin holds an engine)."""
