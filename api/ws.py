@@ -1,4 +1,4 @@
-"""WS /ws?token=JWT[&since=event_id]: the live event feed for logged-in users.
+"""WS /ws?token=JWT[&since=event_id|&mode=summary]: the live event feed for logged-in users.
 
 A refused client is accepted and then closed, so it reads a close code and a
 reason instead of a bare HTTP 403. An accepted one is subscribed to the
@@ -6,18 +6,26 @@ process's EventHub before its handshake completes, then replays what it missed
 from the events table up to the hub's position at that instant, then gets live
 events: no gap, no duplicate. Close codes (docs/EVENTS.md):
 
-4400 bad `since`; 4401 no, bad or expired session token, unknown or disabled
-user, or a meter key; 4429 more than 5 connections for this user; 1013 the
-client fell too far behind; 1001 the server is shutting down; 1011 server error.
+4400 bad `since` or `mode`; 4401 no, bad or expired session token, unknown or
+disabled user, or a meter key; 4403 a summary asked for by a non-staff user;
+4429 more than 5 connections for this user; 1013 the client fell too far
+behind; 1001 the server is shutting down; 1011 server error.
+
+`mode=summary` (staff only) coalesces: at fleet rate a console needs the
+pulse, not a thousand messages a second, so the connection gets at most one
+message per SUMMARY_INTERVAL_SECS counting the events since the last one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +46,9 @@ from core.event_stream import (
 
 log = logging.getLogger(__name__)
 
-BAD_REQUEST, UNAUTHENTICATED, TOO_MANY = 4400, 4401, 4429
+BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, TOO_MANY = 4400, 4401, 4403, 4429
+SUMMARY = "summary"
+SUMMARY_INTERVAL_SECS = 1.0
 GOING_AWAY, SERVER_ERROR, TRY_AGAIN_LATER = 1001, 1011, 1013
 REPLAY_PAGE = 500
 CLOSE_TIMEOUT_SECS = 5.0  # a close frame queued behind a stalled client is given up after this
@@ -93,6 +103,7 @@ async def event_socket(websocket: WebSocket) -> None:
     try:
         viewer, lifetime = await run_in_threadpool(_authenticate, state, _token_of(websocket))
         since = _since_of(websocket)
+        summary = _summary_of(websocket, viewer, since)
         subscription = hub.subscribe(viewer)
     except Exception as error:
         # Accepted only to be closed: a refused handshake would hide the reason.
@@ -104,7 +115,7 @@ async def event_socket(websocket: WebSocket) -> None:
         # Subscribed before the handshake completes: once the client's connect returns,
         # every later commit reaches it, even without `since`.
         await websocket.accept()
-        code, reason = await _serve(websocket, state, subscription, since, lifetime)
+        code, reason = await _serve(websocket, state, subscription, since, lifetime, summary)
     except (WebSocketDisconnect, WebSocketDisconnected, OSError):
         return  # gone during the handshake
     finally:
@@ -139,6 +150,20 @@ def _since_of(websocket: WebSocket) -> int | None:
     return int(raw)
 
 
+def _summary_of(websocket: WebSocket, viewer: Viewer, since: int | None) -> bool:
+    """True for `mode=summary`: staff only, and live only (a summary has no event ids)."""
+    mode = websocket.query_params.get("mode")
+    if mode is None or mode == "":
+        return False
+    if mode != SUMMARY:
+        raise Refused(BAD_REQUEST, "mode must be summary (or absent for every event)")
+    if not viewer.is_staff:
+        raise Refused(FORBIDDEN, "the summary stream is for operators and admins")
+    if since is not None:
+        raise Refused(BAD_REQUEST, "a summary starts now: it takes no since")
+    return True
+
+
 def _authenticate(state: ApiState, token: str) -> tuple[Viewer, float]:
     """The viewer behind a session token and the seconds its session has left."""
     if not token:
@@ -163,9 +188,14 @@ async def _serve(
     subscription: Subscription,
     since: int | None,
     lifetime: float,
+    summary: bool = False,
 ) -> tuple[int | None, str]:
     """Forward until the client leaves (None) or the server must close: (code, reason)."""
-    forward = asyncio.ensure_future(_forward(websocket, state, subscription, since))
+    forward = asyncio.ensure_future(
+        _forward_summaries(websocket, subscription)
+        if summary
+        else _forward(websocket, state, subscription, since)
+    )
     client_gone = asyncio.ensure_future(_until_disconnect(websocket))
     expiry = asyncio.ensure_future(asyncio.sleep(max(lifetime, 0)))
     tasks = {forward, client_gone, expiry}
@@ -218,6 +248,62 @@ async def _forward(
             if event.id > last:
                 await send(event.text)
                 last = event.id
+
+
+class _Tally:
+    """Events counted since the last summary was sent."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.by_type: Counter[str] = Counter()
+        self.first_id: int | None = None
+        self.last_id: int | None = None
+
+    def add(self, event_id: int, event_type: str) -> None:
+        if self.first_id is None:
+            self.first_id = event_id
+        self.last_id = event_id
+        self.by_type[event_type] += 1
+
+    def take(self) -> str | None:
+        """The summary message, or None when nothing happened; starts a new tally."""
+        if self.first_id is None:
+            return None
+        message = {
+            "type": SUMMARY,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "events": sum(self.by_type.values()),
+            "first_id": self.first_id,
+            "last_id": self.last_id,
+            "by_type": dict(sorted(self.by_type.items())),
+        }
+        self._reset()
+        return json.dumps(message, separators=(",", ":"))
+
+
+async def _forward_summaries(websocket: WebSocket, subscription: Subscription) -> None:
+    """Count live events as they come (the queue never fills), send a tally each interval."""
+    tally = _Tally()
+
+    async def count() -> None:
+        while True:
+            for event in await subscription.next_batch():
+                tally.add(event.id, event.type)
+
+    counting = asyncio.ensure_future(count())
+    try:
+        while True:
+            await asyncio.sleep(SUMMARY_INTERVAL_SECS)
+            if counting.done():
+                counting.result()  # raises what stopped it
+            text = tally.take()
+            if text is not None:
+                await websocket.send_text(text)
+    finally:
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
