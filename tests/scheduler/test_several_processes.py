@@ -62,9 +62,13 @@ def mints_with_authority(client: Client, program, authority) -> list[str]:
     return sorted(str(account.pubkey) for account in found)
 
 
+@pytest.mark.postgres
 def test_two_schedulers_starting_at_once_create_one_mint(
-    tmp_path, make_settings, database_url, localnet
+    tmp_path, make_settings, pg_url, localnet
 ) -> None:
+    # PostgreSQL, where several schedulers are supported; the SQLite flock is
+    # covered by tests/core/test_db_locks.py.
+    database_url = pg_url
     authority = Keypair()
     key_path = tmp_path / "keys" / "authority.json"
     write_private_file(key_path, keypair_json(authority) + "\n")
