@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import stat
 
 import pytest
 from sqlalchemy import Engine, text
 
+from core.db.engine import create_db_engine
 from core.db.locks import exclusive, lock_file, lock_key
 
 
@@ -49,3 +51,12 @@ def test_an_error_inside_releases_it(engine: Engine) -> None:
 def test_keys_are_stable_signed_64_bit() -> None:
     assert lock_key("grx-mint") == lock_key("grx-mint") != lock_key("certificate-mint")
     assert -(2**63) <= lock_key("grx-mint") < 2**63
+
+
+def test_the_sqlite_lock_file_is_private(sqlite_url: str) -> None:
+    engine = create_db_engine(sqlite_url)
+    with exclusive(engine, "grx-mint"):
+        pass
+    path = lock_file(engine, "grx-mint")
+    assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o600
+    engine.dispose()
