@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.certificates.moves import MAX_ISSUE_ATTEMPTS
 from core.db.models import (
     Certificate,
     CertificateBundle,
@@ -327,7 +328,28 @@ def cancel_certificate(
 def approve_certificate(
     session: Session, certificate_id: int, actor: User, *, now: datetime
 ) -> Certificate:
-    """An admin approves a certificate waiting in review: it is minted next cycle. Commits."""
+    """An admin approves a certificate waiting in review, or one whose issue failed on chain
+    every attempt (after fixing the cause): it is minted next cycle. Commits."""
+    _require_admin(actor)
+    stuck = get_certificate(session, certificate_id, actor)
+    if stuck.status == CertificateStatus.ISSUING.value and stuck.attempts >= MAX_ISSUE_ATTEMPTS:
+        moved = session.execute(
+            update(Certificate)
+            .where(
+                Certificate.id == certificate_id,
+                Certificate.status == CertificateStatus.ISSUING.value,
+                Certificate.attempts >= MAX_ISSUE_ATTEMPTS,
+            )
+            .values(attempts=0, updated_at=now, actor_id=actor.id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+        if moved != 1:
+            raise CertificateConflict(
+                f"certificate {certificate_id} changed meanwhile", field="certificate_id"
+            )
+        session.refresh(stuck)
+        return stuck
     certificate = _admin_move(
         session,
         certificate_id,

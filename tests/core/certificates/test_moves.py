@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.certificates.issuance import issue_due
+from core.certificates.lifecycle import approve_certificate
 from core.certificates.moves import apply_outcomes, build_move, due_moves, plan_move
 from core.certificates.reconcile import check_certificate_supply
 from core.chain.certificate_instructions import decode_burn_checked
@@ -121,6 +122,14 @@ def test_a_failed_issue_retries_three_times_a_failed_retirement_goes_back(sessio
         session.refresh(certificate)
         assert (certificate.status, certificate.attempts) == ("issuing", 3)
         assert certificate.last_error == "custom program error"
+        admin = make_user(session, "root", role="admin")
+        approve_certificate(session, certificate_id, admin, now=NOW)  # the cause was fixed
+        assert due_moves(session, 10) == [certificate_id]
+        move = plan_move(session, box, certificate_id, now=NOW)
+        settle(session, move.operation_id, "confirmed")
+        apply_outcomes(session, now=NOW)
+        session.refresh(certificate)
+        assert certificate.status == "active"
         # A retirement whose burn fails leaves the holder's certificate active.
         session.execute(
             update(Certificate)
