@@ -10,7 +10,10 @@ port, then:
    keep-alive client, bench.lean_http) each submit --per-client signed readings one
    after the other; the median run is named;
 2. batch: --batch-meters meters submit one batch of --batch-size readings each,
-   --batch-concurrency at a time.
+   --batch-concurrency at a time;
+3. dlms plaintext, then dlms encrypted (bench.ingest_dlms): --dlms-meters GridTokenX
+   meters behind one gateway key send --dlms-ticks 5-second ticks each, over
+   --dlms-clients keep-alive connections, to POST /v1/private-network/ingest.
 
 Prints accepted readings/s and request latency p50/p95/p99 per phase, the CPU
 time per reading of the API processes, PostgreSQL and this client (steadier than
@@ -45,6 +48,7 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from bench import ingest_dlms as dlms_bench
 from bench.lean_http import Connection, request_bytes
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
@@ -196,7 +200,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def api_server(url: str, workers: int) -> Iterator[tuple[str, int]]:
+def api_server(url: str, workers: int) -> Iterator[tuple[str, int, Path]]:
     port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="gtx-bench-")
     env = {
@@ -230,7 +234,7 @@ def api_server(url: str, workers: int) -> Iterator[tuple[str, int]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the API did not start")
             time.sleep(0.2)
-        yield base, process.pid
+        yield base, process.pid, Path(data_dir)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -343,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-meters", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batch-concurrency", type=int, default=4)
+    parser.add_argument("--dlms-meters", type=int, default=100)
+    parser.add_argument("--dlms-ticks", type=int, default=10)
+    parser.add_argument("--dlms-clients", type=int, default=50)
     args = parser.parse_args(argv)
     if make_url(args.database_url).get_backend_name() != "postgresql":
         raise SystemExit("the ingest benchmark runs on PostgreSQL (--database-url)")
@@ -351,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {make_url(url).render_as_string(hide_password=True)}")
         meters = register(url, args.clients + args.batch_meters)
         single, batched = meters[: args.clients], meters[args.clients :]
-        with api_server(url, args.workers) as (base, group):
+        with api_server(url, args.workers) as (base, group, data_dir):
             print(f"api: {base} with {args.workers} workers")
             cpu = CpuMeter(group, make_url(url).database or "")
             # A shared 2-core machine swings from run to run: three runs, the median named.
@@ -369,6 +376,24 @@ def main(argv: list[str] | None = None) -> int:
             )
             many = asyncio.run(batches(base, batched, args.batch_size, args.batch_concurrency, cpu))
             print(many.report(), flush=True)
+            gridtokenx = []
+            for encrypted in (False, True):
+                key = dlms_bench.register_fleet(
+                    url, data_dir, args.dlms_meters, encrypted=encrypted
+                )
+                prefix = "GTXENC" if encrypted else "GTXBENCH"
+                serials = [f"{prefix}-{i:05d}" for i in range(args.dlms_meters)]
+                per_meter = dlms_bench.frames(
+                    serials, args.dlms_ticks, dlms_bench.now_for_ticks(), encrypted=encrypted
+                )
+                phase = Phase(
+                    f"dlms {'encrypted' if encrypted else 'plaintext'} ({args.dlms_meters} "
+                    f"meters × {args.dlms_ticks} ticks, one gateway key, "
+                    f"{args.dlms_clients} connections)"
+                )
+                asyncio.run(dlms_bench.dlms(base, key, per_meter, args.dlms_clients, phase, cpu))
+                print(phase.report(), flush=True)
+                gridtokenx.append(phase)
         count = stored(url)
         accepted = one.accepted + many.accepted
         print(f"stored readings: {count}; accepted: {accepted}")
@@ -377,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         assert count == accepted, "stored count differs from accepted count"
         assert one.accepted == args.runs * args.clients * args.per_client, "some readings failed"
         assert many.accepted == args.batch_meters * args.batch_size, "some batch readings failed"
+        samples = dlms_bench.stored_samples(url)
+        print(f"stored samples: {samples}; accepted: {sum(p.accepted for p in gridtokenx)}")
+        assert samples == sum(p.accepted for p in gridtokenx), "stored samples differ"
+        for phase in gridtokenx:
+            assert phase.accepted == args.dlms_meters * args.dlms_ticks, f"{phase.name} failed"
     return 0
 
 

@@ -31,8 +31,7 @@ from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
 from core.meters import SERIAL_PATTERN, hash_api_key, new_api_key
-
-GATEWAY_KEY_PREFIX = "gtxgw_"
+from core.readings.identity import GATEWAY_KEY_PREFIX
 
 
 class InvalidGateway(DomainError):

@@ -22,6 +22,9 @@ from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter, User
 from core.meters import MeterUnauthenticated, hash_api_key
 from core.readings.errors import ForeignMeter, UnknownMeter
 
+# A gateway key's prefix (core.gateways issues them): which table a key is looked up in.
+GATEWAY_KEY_PREFIX = "gtxgw_"
+
 
 @dataclass(frozen=True, slots=True)
 class SubmittingMeter:
@@ -149,14 +152,12 @@ def claim_submitter(
 ) -> SubmittingMeter | SubmittingGateway:
     """The meter or the active gateway holding `api_key`; MeterUnauthenticated otherwise.
 
-    A meter's own key is tried first (the common case, one statement). A revoked
+    One statement: the key's prefix says whether it is a gateway's. A revoked
     gateway's key is as unknown as a made-up one.
     """
-    try:
+    if not api_key.startswith(GATEWAY_KEY_PREFIX):
+        # Only gateway keys carry their prefix; any other key is a meter's or nobody's.
         return claim_meter(session, api_key, now)
-    except MeterUnauthenticated:
-        if not api_key:
-            raise
     row = session.execute(
         _CLAIM_GATEWAY, {"key_hash": hash_api_key(api_key), "now": now}
     ).one_or_none()

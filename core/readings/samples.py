@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core import meter_health as health
@@ -34,6 +36,7 @@ from core.settlement import MeterRef, Settled, interval_bounds, settle_sample
 
 REGISTER_RESET = health.REGISTER_RESET
 OUT_OF_ORDER = "out_of_order"
+_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,44 +80,48 @@ def _store(
                 f"invocation counter {sample.counter} is not above {last}, "
                 "the meter's last; a replayed frame"
             )
-    known = session.execute(
-        select(TelemetrySample.id, TelemetrySample.net_micro, TelemetrySample.signature).where(
-            TelemetrySample.meter_id == meter.id, TelemetrySample.sample_timestamp == at
-        )
-    ).one_or_none()
-    if known is not None:
+    reporting, capacity_kw = session.execute(
+        select(Meter.reporting, Meter.capacity_kw).where(Meter.id == meter.id)
+    ).one()
+    energy, note = _energy(session, meter.id, reading, reporting)
+    start, _ = interval_bounds(at, config.settlement_interval_secs)
+    values = {
+        "meter_id": meter.id,
+        "sample_timestamp": at,
+        "interval_start": start,
+        "submitted_at": now,
+        "net_micro": reading.kwh_micro,
+        "energy_micro": energy,
+        "generated_micro": sample.generated_micro,
+        "consumed_micro": sample.consumed_micro,
+        "import_micro": sample.import_micro,
+        "export_micro": sample.export_micro,
+        "registers": sample.registers,
+        "signature": reading.signature,
+        "counter": sample.counter,
+        "late": False,
+        "note": note,
+    }
+    # One statement in the common case: the same instant again inserts nothing.
+    insert_ = _INSERTS[session.get_bind().dialect.name]
+    sample_id = session.scalar(
+        insert_(TelemetrySample)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["meter_id", "sample_timestamp"])
+        .returning(TelemetrySample.id)
+    )
+    if sample_id is None:
+        known = session.execute(
+            select(TelemetrySample.id, TelemetrySample.net_micro, TelemetrySample.signature).where(
+                TelemetrySample.meter_id == meter.id, TelemetrySample.sample_timestamp == at
+            )
+        ).one()
         if (known.net_micro, known.signature) == (reading.kwh_micro, reading.signature):
             return SampleStored(known.id, False, at)
         raise DuplicateReading(
             f"meter already has sample {known.id} at {at.isoformat()} with another value",
             known.id,
         )
-    reporting, capacity_kw = session.execute(
-        select(Meter.reporting, Meter.capacity_kw).where(Meter.id == meter.id)
-    ).one()
-    energy, note = _energy(session, meter.id, reading, reporting)
-    start, _ = interval_bounds(at, config.settlement_interval_secs)
-    sample_id = session.scalar(
-        insert(TelemetrySample)
-        .values(
-            meter_id=meter.id,
-            sample_timestamp=at,
-            interval_start=start,
-            submitted_at=now,
-            net_micro=reading.kwh_micro,
-            energy_micro=energy,
-            generated_micro=sample.generated_micro,
-            consumed_micro=sample.consumed_micro,
-            import_micro=sample.import_micro,
-            export_micro=sample.export_micro,
-            registers=sample.registers,
-            signature=reading.signature,
-            counter=sample.counter,
-            late=False,
-            note=note,
-        )
-        .returning(TelemetrySample.id)
-    )
     assert sample_id is not None
     ref = MeterRef(meter.id, meter.serial, meter.owner_id, meter.wallet_address, capacity_kw)
     settled = settle_sample(

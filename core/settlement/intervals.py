@@ -140,12 +140,18 @@ def settle_sample(
         if interval.status == IntervalStatus.CLOSED:
             late = True
             readings.extend(_adjust(session, meter, interval, config, now))
-    latest = session.scalar(
-        select(func.max(TelemetrySample.sample_timestamp)).where(
-            TelemetrySample.meter_id == meter.id
+    latest = at
+    if opened:
+        # A new interval behind the meter's latest sample (a late one) is complete already.
+        # An interval that was open before has no later sample: that sample would have
+        # closed it when it arrived.
+        stored = session.scalar(
+            select(func.max(TelemetrySample.sample_timestamp)).where(
+                TelemetrySample.meter_id == meter.id
+            )
         )
-    )
-    readings.extend(_close_completed(session, meter, max(latest or at, at), config, now))
+        latest = max(stored or at, at)
+    readings.extend(_close_completed(session, meter, latest, config, now))
     return Settled(start, end, interval.status, late, tuple(readings), before, opened)
 
 
