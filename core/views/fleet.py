@@ -1,6 +1,9 @@
 """Fleet health: which meters report, which are late or silent, and each meter's
 readings, energy and rejections in a range.
 
+Flags are the `meter_flagged` events ingest raises (core.meter_health: missing
+intervals, register reset, clock ahead, bad signatures), counted per meter and flag.
+
 A meter's state comes from `meters.last_seen_at` (set by every accepted or refused
 submission) against the expected cadence: reporting within LATE_AFTER, late until
 SILENT_AFTER, silent beyond (or never seen). Suspended meters are counted apart:
@@ -25,6 +28,7 @@ from core.views._sql import require_staff, time_bucket
 CADENCE = timedelta(minutes=15)  # the demo fleet's and GridTokenX meters' interval
 LATE_AFTER = 2 * CADENCE
 SILENT_AFTER = timedelta(hours=2)
+FLAGGED_SINCE = timedelta(hours=24)  # the Overview's "flagged": a flag in the last day
 
 
 class Health(StrEnum):
@@ -55,6 +59,7 @@ class MeterHealth:
     kwh_micro: int
     cadence_secs: int | None  # the median gap is costly; this is range / readings
     rejections: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -65,6 +70,7 @@ class MeterHealth:
 class FleetSummary:
     counts: dict[Health, int]
     worst: list[tuple[str, Health, datetime | None]]  # silent first, longest unseen first
+    flagged: list[str] = field(default_factory=list)  # meters flagged since FLAGGED_SINCE
 
 
 def fleet_summary(session: Session, viewer: User, now: datetime, *, worst: int = 5) -> FleetSummary:
@@ -78,7 +84,10 @@ def fleet_summary(session: Session, viewer: User, now: datetime, *, worst: int =
         (s for s in states if s[1] in rank),
         key=lambda s: (rank[s[1]], s[2].timestamp() if s[2] else float("-inf")),
     )
-    return FleetSummary({state: counts.get(state, 0) for state in Health}, troubled[:worst])
+    flagged = sorted({serial for serial, _, _ in flag_counts(session, now - FLAGGED_SINCE)})
+    return FleetSummary(
+        {state: counts.get(state, 0) for state in Health}, troubled[:worst], flagged
+    )
 
 
 def fleet(session: Session, viewer: User, now: datetime, since: datetime) -> list[MeterHealth]:
@@ -105,6 +114,9 @@ def fleet(session: Session, viewer: User, now: datetime, since: datetime) -> lis
     rejections: dict[str, dict[str, int]] = {}
     for serial, code, count in rejection_counts(session, since):
         rejections.setdefault(serial, {})[code] = int(count)
+    flags: dict[str, dict[str, int]] = {}
+    for serial, flag, count in flag_counts(session, since):
+        flags.setdefault(serial, {})[flag] = int(count)
     span = max(1, int((now - since).total_seconds()))
     result = []
     for meter_id, serial, username, status, seen in meters:
@@ -120,26 +132,35 @@ def fleet(session: Session, viewer: User, now: datetime, since: datetime) -> lis
                 kwh_micro=kwh,
                 cadence_secs=span // count if count else None,
                 rejections=rejections.get(serial, {}),
+                flags=flags.get(serial, {}),
             )
         )
     return result
 
 
-def rejection_counts(
-    session: Session, since: datetime, serial: str | None = None
+def _by_meter(
+    session: Session, event_type: EventType, key: str, since: datetime
 ) -> list[tuple[str, str, int]]:
-    """(meter serial, error code, count) of refused submissions since `since`."""
+    """(meter serial, payload[key], count) of `event_type` events since `since`."""
     meter_serial = Event.payload["meter_serial"].as_string()
-    code = Event.payload["error_code"].as_string()
+    value = Event.payload[key].as_string()
     statement = (
-        select(meter_serial, code, func.count())
-        .where(Event.type == EventType.METER_READING_VALIDATION_FAILED.value)
+        select(meter_serial, value, func.count())
+        .where(Event.type == event_type.value)
         .where(Event.created_at >= since)
-        .group_by(meter_serial, code)
+        .group_by(meter_serial, value)
     )
-    if serial is not None:
-        statement = statement.where(meter_serial == serial)
-    return [(s, c, int(n)) for s, c, n in session.execute(statement) if s]
+    return [(s, v or "?", int(n)) for s, v, n in session.execute(statement) if s]
+
+
+def rejection_counts(session: Session, since: datetime) -> list[tuple[str, str, int]]:
+    """(meter serial, error code, count) of refused submissions since `since`."""
+    return _by_meter(session, EventType.METER_READING_VALIDATION_FAILED, "error_code", since)
+
+
+def flag_counts(session: Session, since: datetime) -> list[tuple[str, str, int]]:
+    """(meter serial, flag, count) of meter_flagged events since `since`."""
+    return _by_meter(session, EventType.METER_FLAGGED, "flag", since)
 
 
 def meter_serials(session: Session, viewer: User) -> list[str]:

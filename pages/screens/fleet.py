@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from core import views
+from core import event_sentences, views
 from core.db.models import ReadingStatus
 from core.views.fleet import (
     LATE_AFTER,
@@ -43,6 +43,7 @@ states = health_col.multiselect(
     "State", list(Health), key="fleet.health", placeholder="Every state"
 )
 search = search_col.text_input("Serial or owner", key="fleet.search", placeholder="any meter")
+flagged_only = st.toggle("Flagged only", key="fleet.flagged")
 
 
 @st.fragment(run_every=REFRESH_SECS)
@@ -56,12 +57,14 @@ def table() -> None:
         m
         for m in meters
         if (not states or m.health in states)
+        and (not flagged_only or m.flags)
         and (not needle or needle in m.serial.lower() or needle in m.owner.lower())
     ]
     counts = {state: sum(1 for m in meters if m.health == state) for state in Health}
-    cells = st.columns(len(Health))
-    for cell, state in zip(cells, Health, strict=True):
+    cells = st.columns(len(Health) + 1)
+    for cell, state in zip(cells, Health, strict=False):
         cell.metric(state.value.title(), f"{counts[state]:,}")
+    cells[-1].metric("Flagged", f"{sum(1 for m in meters if m.flags):,}")
     rows = [
         {
             "serial": m.serial,
@@ -73,6 +76,7 @@ def table() -> None:
             "seconds per reading": m.cadence_secs,
             "rejected": m.rejected,
             "rejections by code": ", ".join(f"{c} {n}" for c, n in sorted(m.rejections.items())),
+            "flags": ", ".join(f"{f} {n}" for f, n in sorted(m.flags.items())),
         }
         for m in shown
     ]
@@ -114,7 +118,9 @@ if serial:
             session,
             viewer,
             views.TableFilter(
-                since=since, meter=serial, types=("meter_reading_validation_failed",)
+                since=since,
+                meter=serial,
+                types=("meter_reading_validation_failed", "meter_flagged"),
             ),
             limit=20,
         )
@@ -132,14 +138,14 @@ if serial:
     events.page_link(
         "pages/screens/events.py", label=f"Events of {serial}", query_params={"meter": serial}
     )
-    st.markdown("**Latest rejections**")
+    st.markdown("**Latest rejections and flags**")
     if rejected:
         st.dataframe(
             [
                 {
                     "time (UTC)": ui.when(e.created_at),
-                    "code": e.payload.get("error_code", ""),
-                    "reason": e.payload.get("error_reason", ""),
+                    "code": e.payload.get("error_code") or e.payload.get("flag", ""),
+                    "what": event_sentences.sentence(e.type, e.payload),
                 }
                 for e in rejected
             ],
@@ -147,7 +153,7 @@ if serial:
             key="fleet.rejections",
         )
     else:
-        st.success("No rejections in this range.")
+        st.success("No rejections or flags in this range.")
     st.markdown("**Latest mints**")
     decimals = app.config().decimals
     if mints:

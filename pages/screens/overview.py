@@ -67,6 +67,7 @@ def overview() -> None:
         payer_low=bool(payer and payer.low),
         silent=health.counts[Health.SILENT],
         late=health.counts[Health.LATE],
+        flagged=len(health.flagged),
     )
     attention(items)
     st.plotly_chart(charts.today_chart(bars), key="overview.today_chart")
@@ -148,9 +149,19 @@ def attention(items: list[Attention]) -> None:
 
 def fleet_strip(health: FleetSummary) -> None:
     st.subheader("Fleet")
-    cells = st.columns(len(Health))
-    for cell, state in zip(cells, Health, strict=True):
+    cells = st.columns(len(Health) + 1)
+    for cell, state in zip(cells, Health, strict=False):
         cell.metric(state.value.title(), f"{health.counts[state]:,}")
+    cells[-1].metric(
+        "Flagged", f"{len(health.flagged):,}", help="meter_flagged events in the last 24 hours"
+    )
+    for serial in health.flagged[:5]:
+        st.page_link(
+            "pages/screens/fleet.py",
+            label=f"{serial}: flagged",
+            query_params={"meter": serial},
+            icon=":material/flag:",
+        )
     for serial, state, seen in health.worst:
         st.page_link(
             "pages/screens/fleet.py",

@@ -39,6 +39,8 @@ def world(app: App) -> dict[str, User]:
                 {"meter_serial": "MTR-OK", "error_code": "duplicate_reading"})  # fmt: skip
         publish(session, EventType.METER_READING_VALIDATION_FAILED,
                 {"meter_serial": "MTR-LATE", "error_code": "invalid_signature"})  # fmt: skip
+        publish(session, EventType.METER_FLAGGED,
+                {"meter_serial": "MTR-LATE", "flag": "clock_ahead", "evidence": {}})  # fmt: skip
         session.commit()
         return {"ops": session.get(User, ops.id), "alice": session.get(User, alice.id)}  # type: ignore[dict-item]
 
@@ -66,6 +68,8 @@ def test_fleet_summary_and_rows(app: App, world: dict[str, User]) -> None:
     assert (ok.readings, ok.kwh_micro) == (3, 4_250_000)
     assert ok.rejections == {"duplicate_reading": 2}
     assert rows["MTR-LATE"].rejections == {"invalid_signature": 1}
+    assert rows["MTR-LATE"].flags == {"clock_ahead": 1} and rows["MTR-OK"].flags == {}
+    assert summary.flagged == ["MTR-LATE"]
     assert rows["MTR-NEVER"].readings == 0 and rows["MTR-NEVER"].cadence_secs is None
 
 

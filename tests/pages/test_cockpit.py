@@ -11,6 +11,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from core.db.models import Meter
+from core.events import EventType, publish
 from tests.factories import NOW
 from tests.pages.conftest import Dashboard, frame
 
@@ -74,3 +75,21 @@ def test_fleet_drill_down(shared_dashboard: Dashboard) -> None:
 def test_fleet_refuses_a_prosumer(shared_dashboard: Dashboard) -> None:
     at = shared_dashboard.open("alice", "fleet")
     assert "Refused" in at.error[0].value
+
+
+def test_a_flagged_meter_is_counted_listed_and_filterable(dashboard: Dashboard) -> None:
+    with dashboard.app.sessions() as session:
+        publish(session, EventType.METER_FLAGGED,
+                {"meter_serial": "MTR-A2", "flag": "bad_signatures", "evidence": {"count": 3}},
+                at=NOW - timedelta(hours=1))  # fmt: skip
+        session.commit()
+    at = dashboard.open("ops", "overview")
+    assert {m.label: m.value for m in at.metric}["Flagged"] == "1"
+    assert "**1** flagged meters" in texts(at)
+    assert ("MTR-A2: flagged", "fleet") in [
+        (label, page.rsplit("/", 1)[-1]) for label, page in links(at)
+    ]
+    fleet = dashboard.open("ops", "fleet")
+    fleet.toggle(key="fleet.flagged").set_value(True).run()
+    table = frame(fleet, "flags")
+    assert list(table["serial"]) == ["MTR-A2"] and list(table["flags"]) == ["bad_signatures 1"]

@@ -92,3 +92,12 @@ def test_a_tampered_or_foreign_link_is_refused(shared_dashboard: Dashboard) -> N
             client.get(url.replace("/export/events.csv", "/export/readings.csv")).status_code == 403
         )
         assert client.get("/export/events.csv").status_code == 422
+
+
+def test_mints_export_follows_the_range(shared_dashboard: Dashboard) -> None:
+    at = shared_dashboard.open("ops", "minting")
+    at.radio(key="minting.range").set_value("Last 7 days").run()
+    screen = frame(at, "batch")
+    rows = download(link_of(at, "minting.download"))
+    assert [int(r["batch_id"]) for r in rows] == [int(b) for b in screen["batch"]]
+    assert rows and {r["status"] for r in rows} == set(screen["status"])
