@@ -15,11 +15,15 @@ from core.event_sentences import SENTENCES, meter, sentence, transaction
 from core.events import EventType
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
+# The catalogue's examples: fenced at the start of a line (an indented block in a list
+# is a message of the feed, not an event) and carrying an event id.
 EXAMPLES = {
     example["type"]: example
     for example in (
-        json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", DOC.read_text(), re.S)
+        json.loads(block)
+        for block in re.findall(r"^```json\n(.*?)\n```$", DOC.read_text(), re.S | re.M)
     )
+    if "id" in example
 }
 # type -> what its sentence must say, read off the example by hand.
 EXPECTED = {
