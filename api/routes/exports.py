@@ -7,19 +7,31 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import AfterValidator
 from starlette.responses import StreamingResponse
 
 from api.csv_response import NotAcceptable, csv_response, wants_csv
 from api.deps import CurrentUser, StateDep
 from api.openapi import error_responses
 from core.exports.tables import TABLES
+from core.text import text_problem
 from core.views.filters import TableFilter
 
 router = APIRouter(tags=["exports"])
 
 TableName = Literal["readings", "mints", "events", "meters", "users"]
 assert set(TableName.__args__) == set(TABLES)  # type: ignore[attr-defined]
-Text = Annotated[str, Query(max_length=200)]
+
+
+def _clean_text(value: str) -> str:
+    """Checked before the answer starts streaming: a NUL would fail mid-CSV on PostgreSQL."""
+    problem = text_problem(value, max_length=200)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[str, Query(max_length=200), AfterValidator(_clean_text)]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -61,7 +73,9 @@ async def export(
     types: Text = "",
     text: Text = "",
     role: Text = "",
-    user_filter: Annotated[str, Query(alias="user", max_length=200)] = "",
+    user_filter: Annotated[
+        str, Query(alias="user", max_length=200), AfterValidator(_clean_text)
+    ] = "",
     format: Literal["csv"] | None = None,
 ) -> StreamingResponse:
     if format is None and "accept" in request.headers and not wants_csv(request, None):

@@ -76,3 +76,18 @@ def test_listings_answer_csv(client: TestClient, app: App, session: Session) -> 
     assert sorted(row["username"] for row in _rows(users_csv.text)) == sorted(
         u["username"] for u in client.get("/api/admin/users", headers=root).json()
     )
+
+
+def test_a_filter_holding_a_nul_is_a_422_before_any_row(
+    client: TestClient, app: App, session: Session
+) -> None:
+    """PostgreSQL refuses NUL in text: found at the edge, not halfway through the CSV."""
+    users = _seed(session)
+    ops = auth_headers(app, users["ops"])
+    for name in ("meter", "user", "status", "types", "text", "role"):
+        response = client.get(
+            "/api/exports/events", params={"format": "csv", name: "MTR\x00A1"}, headers=ops
+        )
+        assert response.status_code == 422, (name, response.text)
+        error = error_of(response)
+        assert error["code"] == "invalid_format" and name in str(error), error
