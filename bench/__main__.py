@@ -74,6 +74,11 @@ BENCHES = (
         ),
     ),
     Bench(
+        "reading_budget",
+        "the per-meter reading budget shared by the api processes on PostgreSQL",
+        ("what one spend costs an ingest request (no target: reported against ingest's)",),
+    ),
+    Bench(
         "mqtt_ingest",
         "10,000 meters publishing through Mosquitto to the MQTT bridge on PostgreSQL",
         (

@@ -59,6 +59,7 @@ from tests.factories import keypair_for, make_user, sign
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SPACING = timedelta(minutes=6)
+ORIGIN = datetime.now(UTC).replace(microsecond=0)  # the newest reading of run 0
 
 
 def _cpu_secs(pids: list[int]) -> float:
@@ -263,8 +264,10 @@ async def individual(
     The load comes from bench.lean_http, not httpx: on two shared cores httpx spent
     about 1.5 ms of CPU per request, taken from the server being measured.
     """
-    # Each run's readings lie before the previous run's, so none is a duplicate.
-    now = datetime.now(UTC).replace(microsecond=0) - run * per_client * SPACING
+    # Each run's readings lie before the previous run's, so none is a duplicate: counted
+    # from one origin, since a run slower than the duplicate window would otherwise
+    # overlap the one before.
+    now = ORIGIN - run * per_client * SPACING
     url = make_url(base.replace("http://", "http+raw://"))
     host, port = url.host or "127.0.0.1", int(url.port or 80)
     work = [

@@ -12,6 +12,9 @@ Integers only: micro-tokens and microseconds. A dedicated small engine runs
 the statement in autocommit, apart from the request's own session: the spend
 stands even if the request is rolled back (nothing is free), and a request
 holding a pooled connection never waits for a second one from the same pool.
+Its commits do not wait for the WAL flush (synchronous_commit off): an update
+lost in a server crash only forgives a few readings. Cost measured by
+bench/reading_budget.py (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -156,7 +159,12 @@ def reading_budget(
     if make_url(database_url).get_backend_name() != "postgresql":
         return ReadingBudget(per_minute, burst, clock=clock or time.monotonic)
     engine = create_db_engine(
-        database_url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, isolation_level="AUTOCOMMIT"
+        database_url,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+        isolation_level="AUTOCOMMIT",
+        # A spend lost in a server crash only forgives a few readings: no WAL flush wait.
+        connect_args={"options": "-c synchronous_commit=off"},
     )
     clock_us = None if clock is None else (lambda: round(clock() * MICRO))
     return SharedReadingBudget(engine, per_minute, burst, clock_us=clock_us)
