@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.bootstrap import App
 from core.db.types import utcnow
 from core.ingest_health import record_heartbeat
-from core.readings.budget import ReadingBudget
+from core.readings.shared_budget import reading_budget
 from mqtt_ingest.connection import (
     BrokerAddress,
     connect,
@@ -90,9 +90,12 @@ class Bridge:
         self._beat_at = 0.0
         self._beat_messages = 0
         settings = app.settings.app
-        # One budget per meter in this process, as each API process keeps its own.
-        self.budget = ReadingBudget(
-            settings.meter_rate_limit_per_minute, settings.meter_rate_limit_burst
+        # The meter's one budget, shared with the API processes on PostgreSQL (in this
+        # process's memory on SQLite): a meter on both doors has no second allowance.
+        self.budget = reading_budget(
+            settings.effective_database_url,
+            settings.meter_rate_limit_per_minute,
+            settings.meter_rate_limit_burst,
         )
         self.client = new_client(address, client_id, protocol=protocol, cafile=cafile)
         self.client.on_connect = self._on_connect
@@ -151,6 +154,7 @@ class Bridge:
             self.client.loop_stop()
             self.connected.clear()
             self._maybe_beat(force=True)
+            self.budget.close()
 
     def _take(self, timeout: float) -> list[_Received]:
         try:

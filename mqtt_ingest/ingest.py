@@ -34,6 +34,7 @@ from core.readings import (
 from core.readings.budget import ReadingBudget
 from core.readings.gridtokenx import parse_gridtokenx_ingest
 from core.readings.rules import parse_submission
+from core.readings.shared_budget import SharedReadingBudget
 from mqtt_ingest.messages import Decoded, ack_for, decode, outcomes_of
 from mqtt_ingest.topics import Form, Topics
 
@@ -65,7 +66,7 @@ def accept_messages(
     app: App,
     topics: Topics,
     messages: Sequence[Inbound],
-    budget: ReadingBudget,
+    budget: ReadingBudget | SharedReadingBudget,
     *,
     now: datetime | None = None,
 ) -> list[Answer]:

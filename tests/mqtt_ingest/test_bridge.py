@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from core.bootstrap import App, bootstrap
 from core.db.models import Event, Meter, MeterReading, TelemetrySample
 from core.db.types import utcnow
 from core.meters import register_meter
+from core.readings.shared_budget import reading_budget
 from tests.factories import make_meter, make_user
 from tests.gridtokenx import simulator as sim
 
@@ -167,6 +169,34 @@ def test_mqtt_spends_the_same_reading_budget_as_http(
         assert ack["retry_after"] >= 1
         assert len(stored(limited)) == 2
     finally:
+        limited.close()
+
+
+def test_on_postgresql_what_the_api_spent_is_gone_for_mqtt_too(
+    app: App, make_settings, database_url, start_bridge, meter_client
+) -> None:
+    """One budget per meter across doors: the API's spend (its own reading_budget over the
+    same database) leaves the bridge nothing."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("on SQLite each process keeps its budget in memory (docs/API.md)")
+    limited = bootstrap(
+        make_settings(
+            DATABASE_URL=database_url, METER_RATE_LIMIT_PER_MINUTE="1", METER_RATE_LIMIT_BURST="2"
+        )
+    )
+    api_budget = reading_budget(database_url, 1, 2)
+    try:
+        with limited.sessions() as session:
+            keys = make_meter(session, serial="MQ-S")
+        api_budget.spend(keys.meter.id, 2)  # what two HTTP readings cost
+        start_bridge(limited)
+        meter = meter_client("MQ-S")
+        meter.publish(keys.payload(at=recent(60)))
+        ack = meter.next_ack()
+        assert (ack["status"], ack["code"], ack["remaining"]) == ("rejected", "rate_limited", 0)
+        assert stored(limited) == []
+    finally:
+        api_budget.close()
         limited.close()
 
 
