@@ -1,10 +1,11 @@
 """The GridTokenX dashboard: `streamlit run app.py`.
 
-Login against the users table (core.auth: the API's password hashing and session
-tokens), then navigation by role. Every page is registered for every logged-in
-user, so any page URL resolves, but only the role's pages are listed; a page
-outside the role refuses to render (its own guard, pages.common.session), and the
-read models in core.views filter or refuse by viewer as well.
+Login against the users table (core.sessions: the API's server-side sessions, kept
+in an HttpOnly cookie, pages.common.session), then navigation by role. Every page
+is registered for every logged-in user, so any page URL resolves, but only the
+role's pages are listed; a page outside the role refuses to render (its own guard,
+pages.common.session), and the read models in core.views filter or refuse by
+viewer as well.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.db.models import Role
-from pages.common import session, ui
+from pages.common import login, session, ui
 from pages.common.export_route import export_routes
 from pages.common.registry import PAGES, default_page
-from pages.common.server import dashboard_middleware
+from pages.common.server import dashboard_middleware, dashboard_routes
 
 # Our `pages/` is a Python package, not Streamlit's v1 multipage folder. Until the first
 # st.navigation call of the process Streamlit assumes it is, and the very first run
@@ -27,10 +28,13 @@ from pages.common.server import dashboard_middleware
 PagesManager.uses_pages_directory = False
 
 # The ASGI application `streamlit run app.py` and `python -m pages` serve: this script
-# with the dashboard's limits around it (pages/common/server.py) and its CSV download
-# route (pages/common/export_route.py). Streamlit finds it by
-# its name; each session then runs this file as the page script, below.
-app = st.App(__file__, middleware=dashboard_middleware(), routes=export_routes())
+# with the dashboard's limits around it (pages/common/server.py), its session-cookie
+# routes (pages/common/session_cookie.py) and its CSV download route
+# (pages/common/export_route.py). Streamlit finds it by its name; each session then
+# runs this file as the page script, below.
+app = st.App(
+    __file__, middleware=dashboard_middleware(), routes=[*dashboard_routes(), *export_routes()]
+)
 
 
 def main() -> None:
@@ -63,12 +67,14 @@ def main() -> None:
     page = st.navigation(sections, position="sidebar" if user else "hidden")
     if user is None:
         # The asked-for page stays in the URL: after login the rerun opens it.
-        session.login_form(app)
+        login.after_logout()
+        login.login_form(app)
         return
     spec = next((spec for spec in PAGES if spec.title == page.title), None)
     if spec is not None and session.just_logged_in() and role not in spec.roles:
         st.switch_page(pages[home])  # e.g. a prosumer logging in at the staff home page
-    session.sidebar(user)
+    session.keep_in_cookie("" if spec.url_path == home else spec.url_path)
+    login.sidebar(app, user)
     page.run()
 
 

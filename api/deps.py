@@ -1,7 +1,8 @@
 """Typed dependencies: routes declare who may call them in their signature.
 
-`SessionDep` (read-write) and `ReadSessionDep` (read-only) sessions; `CurrentUser`,
-`AdminUser`, `StaffUser`, `ProsumerUser` from a session token.
+`SessionDep` (read-write) and `ReadSessionDep` (read-only) sessions; `CurrentLogin`
+(the live login session behind the token, core.sessions), `CurrentUser`,
+`AdminUser`, `StaffUser`, `ProsumerUser` from it.
 
 `MeterKey` is the API key a meter presented (Authorization: Bearer <key> or
 X-API-Key). The ingest routes verify it as the first step of their single unit
@@ -25,6 +26,7 @@ from core.auth import InvalidToken, decode_token
 from core.db.models import Role, User
 from core.errors import Forbidden
 from core.meters import MeterUnauthenticated
+from core.sessions import LiveSession, check_session, touch_session
 
 
 async def get_state(request: Request) -> ApiState:
@@ -62,19 +64,28 @@ _meter_header = APIKeyHeader(
 )
 
 
-def current_user(
+def current_login(
     state: StateDep,
     session: ReadSessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_user_bearer)],
-) -> User:
+) -> LiveSession:
+    """The token's session, checked against its row on every request (revoked -> 401)."""
     if credentials is None:
         raise InvalidToken("log in first and send Authorization: Bearer <token>")
-    claims = decode_token(credentials.credentials, state.secret, now=state.now())
-    user = session.get(User, claims.user_id)
-    if user is None or user.disabled:
-        # A disabled account's tokens stop working at once, not at expiry.
-        raise InvalidToken("this account is disabled or no longer exists")
-    return user
+    now = state.now()
+    claims = decode_token(credentials.credentials, state.secret, now=now)
+    live = check_session(session, claims, now=now)
+    if live.stale:
+        with state.core.sessions() as writer:
+            touch_session(writer, live.session_id, now=now)
+    return live
+
+
+CurrentLogin = Annotated[LiveSession, Depends(current_login)]
+
+
+def current_user(login: CurrentLogin) -> User:
+    return login.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

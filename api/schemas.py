@@ -74,13 +74,28 @@ class TokenOut(BaseModel):
             "access_token": "eyJhbGciOi...",
             "token_type": "bearer",
             "role": "admin",
-            "expires_in": 43200,
+            "expires_in": 28800,
         }
     )
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     role: str
-    expires_in: int = Field(description="seconds until the token expires")
+    expires_in: int = Field(
+        description="seconds until the session ends (SESSION_MAX_HOURS); it may be ended sooner"
+    )
+
+
+class PasswordChange(BaseModel):
+    model_config = _example(
+        {"current_password": "a-long-password", "new_password": "another-long-password"}
+    )
+    current_password: Password
+    new_password: Password
+
+
+class SessionsEnded(BaseModel):
+    username: str
+    ended: int = Field(description="live sessions that were ended")
 
 
 class UserCreate(BaseModel):

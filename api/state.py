@@ -22,12 +22,11 @@ from api.metrics import Metrics
 from core.bootstrap import App
 from core.config import TokenizationConfig
 from core.db.engine import read_only
-from core.ratelimit import TokenBuckets
+from core.login_throttle import LoginThrottle
 from core.readings.budget import ReadingBudget
 from core.readings.shared_budget import SharedReadingBudget, reading_budget
+from core.sessions import SessionPolicy, policy_of
 from serving.client_address import TrustedProxies, client_address
-
-LOGIN_ATTEMPTS_PER_MINUTE = 30
 
 
 def system_now() -> datetime:
@@ -41,7 +40,7 @@ class ApiState:
     metrics: Metrics
     # Shared by every api process on PostgreSQL, per process on SQLite.
     meter_budget: ReadingBudget | SharedReadingBudget
-    login_limiter: TokenBuckets
+    login_throttle: LoginThrottle
     clock: Callable[[], datetime] = system_now
     monotonic: Callable[[], float] = time.monotonic
     # Admin overrides apply within this many seconds, without a restart.
@@ -51,6 +50,8 @@ class ApiState:
     http: httpx.AsyncClient | None = None
     # Whose X-Forwarded-For is believed (FORWARDED_ALLOW_IPS; default nobody's).
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    # Login lifetimes (SESSION_MAX_HOURS, SESSION_IDLE_MINUTES).
+    sessions: SessionPolicy = field(default_factory=SessionPolicy)
     _config: TokenizationConfig | None = field(default=None, repr=False)
     _config_read_at: float = field(default=float("-inf"), repr=False)
     _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -101,12 +102,13 @@ def build_state(
             # A test's clock; in production the database's (or time.monotonic on SQLite).
             clock=None if monotonic is time.monotonic else monotonic,
         ),
-        login_limiter=TokenBuckets(LOGIN_ATTEMPTS_PER_MINUTE, clock=monotonic),
+        login_throttle=LoginThrottle(clock=monotonic),
         clock=clock,
         monotonic=monotonic,
         config_ttl_secs=config_ttl_secs,
         db_limiter=anyio.CapacityLimiter(_pool_size(core)),
         proxies=TrustedProxies.parse(app.forwarded_allow_ips),
+        sessions=policy_of(app),
     )
 
 

@@ -6,10 +6,11 @@ process's EventHub before its handshake completes, then replays what it missed
 from the events table up to the hub's position at that instant, then gets live
 events: no gap, no duplicate. Close codes (docs/EVENTS.md):
 
-4400 bad `since` or `mode`; 4401 no, bad or expired session token, unknown or
-disabled user, or a meter key; 4403 a summary asked for by a non-staff user;
-4429 more than 5 connections for this user; 1013 the client fell too far
-behind; 1001 the server is shutting down; 1011 server error.
+4400 bad `since` or `mode`; 4401 no, bad or expired session token, a session
+that was ended (logout, password change, an admin) or is ended while connected,
+an unknown or disabled user, or a meter key; 4403 a summary asked for by a
+non-staff user; 4429 more than 5 connections for this user; 1013 the client fell
+too far behind; 1001 the server is shutting down; 1011 server error.
 
 `mode=summary` (staff only) coalesces: at fleet rate a console needs the
 pulse, not a thousand messages a second, so the connection gets at most one
@@ -33,7 +34,6 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from api.state import ApiState
 from core.auth import InvalidToken, decode_token
-from core.db.models import User
 from core.event_stream import (
     EndReason,
     EventHub,
@@ -43,6 +43,7 @@ from core.event_stream import (
     Viewer,
     read_events,
 )
+from core.sessions import check_session, touch_session
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +171,19 @@ def _authenticate(state: ApiState, token: str) -> tuple[Viewer, float]:
         raise Refused(UNAUTHENTICATED, "log in first: pass ?token=<session token>")
     if token.count(".") != 2:
         raise Refused(UNAUTHENTICATED, "not a session token (meter API keys cannot subscribe)")
+    now = state.now()
     try:
-        claims = decode_token(token, state.secret, now=state.now())
+        claims = decode_token(token, state.secret, now=now)
+        with state.read_session() as session:
+            live = check_session(session, claims, now=now)
+            user = live.user
+            viewer = Viewer(user.id, user.username, user.role, live.session_id)
     except InvalidToken as error:
         raise Refused(UNAUTHENTICATED, error.message) from error
-    with state.read_session() as session:
-        user = session.get(User, claims.user_id)
-        if user is None or user.disabled:
-            raise Refused(UNAUTHENTICATED, "this account is disabled or no longer exists")
-        viewer = Viewer(user.id, user.username, user.role)
-    return viewer, (claims.expires_at - state.now()).total_seconds()
+    if live.stale:
+        with state.core.sessions() as writer:
+            touch_session(writer, live.session_id, now=now)
+    return viewer, (live.expires_at - now).total_seconds()
 
 
 async def _serve(
@@ -225,6 +229,8 @@ def _ending(reason: EndReason, subscription: Subscription) -> tuple[int, str]:
         )
     if reason is EndReason.ACCOUNT_DISABLED:
         return UNAUTHENTICATED, "this account has been disabled"
+    if reason is EndReason.SESSION_ENDED:
+        return UNAUTHENTICATED, "this session has ended; log in again"
     return GOING_AWAY, "server shutting down; reconnect with since=<last id>"
 
 

@@ -31,10 +31,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bench.dashboard_seed import seed
-from core.auth import issue_token
 from core.db.engine import create_db_engine
 from core.db.migrate import upgrade
-from core.db.models import User
+from core.db.models import SessionKind, User
+from core.db.types import utcnow
+from core.sessions import SessionPolicy, start_session
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-dashboard-secret-of-32-bytes-or-more"
@@ -115,11 +116,16 @@ def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, 
     with Session(engine) as session:
         users = {role: session.scalars(select(User).where(User.username == name)).one()
                  for role, (name, _) in ROLES.items()}  # fmt: skip
+        # A day-long idle limit: the benchmark's runs must not be logged out.
+        policy = SessionPolicy(max_hours=24, idle_minutes=1440)
+        tokens = {role: start_session(session, user, SECRET, kind=SessionKind.DASHBOARD,
+                                      policy=policy, now=utcnow()).access_token
+                  for role, user in users.items()}  # fmt: skip
     engine.dispose()
     results = []
     for label, role, page, state in _cases():
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state["auth.token"] = issue_token(users[role], SECRET).access_token
+        at.session_state["auth.token"] = tokens[role]
         for key, value in state.items():
             at.session_state[key] = value
         at.run()

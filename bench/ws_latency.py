@@ -44,11 +44,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.ws_clients import Client, cpu_seconds, run_clients
-from core.auth import issue_token
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
-from core.db.models import Role
+from core.db.models import Role, SessionKind
+from core.db.types import utcnow
 from core.events import EventType, publish
+from core.sessions import SessionPolicy, start_session
 from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,10 +121,16 @@ def make_clients(url: str, count: int, prosumers: int) -> tuple[list[Client], li
             make_user(session, f"operator{i:03d}", role=Role.OPERATOR)
             for i in range((count - prosumers + 4) // 5)
         ]
+        tokens = {
+            user.id: start_session(
+                session, user, SECRET, kind=SessionKind.API, policy=SessionPolicy(), now=utcnow()
+            ).access_token
+            for user in [*people, *staff_users]
+        }
     engine.dispose()
-    clients = [Client(issue_token(p, SECRET).access_token, p.id) for p in people]
+    clients = [Client(tokens[p.id], p.id) for p in people]
     for index in range(count - prosumers):
-        clients.append(Client(issue_token(staff_users[index // 5], SECRET).access_token, None))
+        clients.append(Client(tokens[staff_users[index // 5].id], None))
     return clients, [p.id for p in people]
 
 

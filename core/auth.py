@@ -8,9 +8,11 @@ Public API (the dashboard and the API use the same functions):
 - `authenticate(session, username, password) -> User`: the user, or
   `InvalidCredentials` (code `unauthenticated`) for an unknown user, a wrong
   password or a disabled account. Commits only when it upgrades an outdated hash.
-- `issue_token(user, secret, ttl_secs=..., now=None) -> SessionToken` and
-  `decode_token(token, secret, now=None) -> TokenClaims`: HS256 JWTs carrying
-  `sub` (the user id as a string), `role` and `exp`.
+- `issue_token(user, secret, session_id=..., ttl_secs=..., now=None) -> SessionToken`
+  and `decode_token(token, secret, now=None) -> TokenClaims`: HS256 JWTs carrying
+  `sub` (the user id as a string), `role`, `exp` and `jti` (the id of the
+  server-side session row, core.sessions, that must still be live for the token
+  to be honoured). Only core.sessions issues tokens: a token without a row is dead.
 
 Argon2 is deliberately slow; it is used only at login, never on the meter path
 (meter API keys are random and looked up by SHA-256, see core.meters).
@@ -18,6 +20,7 @@ Argon2 is deliberately slow; it is used only at login, never on the meter path
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +34,7 @@ from core.db.models import Role, User
 from core.errors import DomainError
 from core.text import is_clean_text
 
-TOKEN_TTL_SECS = 12 * 3600
+TOKEN_TTL_SECS = 8 * 3600
 TOKEN_ALGORITHM = "HS256"
 MAX_USERNAME_LENGTH = 64
 MAX_PASSWORD_LENGTH = 256
@@ -40,6 +43,7 @@ MAX_TOKEN_LENGTH = 4096
 # our own bugs) must not overflow a database integer or a datetime.
 MAX_USER_ID = 2**63 - 1
 MAX_EXPIRY = 2**37  # unix seconds, year 6325
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,32}")
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a miss costs as long as a hit
@@ -68,6 +72,7 @@ class TokenClaims:
     user_id: int
     role: Role
     expires_at: datetime
+    session_id: str
 
 
 def hash_password(password: str) -> str:
@@ -110,7 +115,12 @@ def credentials_are_text(username: str, password: str) -> bool:
 
 
 def issue_token(
-    user: User, secret: str, *, ttl_secs: int = TOKEN_TTL_SECS, now: datetime | None = None
+    user: User,
+    secret: str,
+    *,
+    session_id: str,
+    ttl_secs: int = TOKEN_TTL_SECS,
+    now: datetime | None = None,
 ) -> SessionToken:
     issued = now or datetime.now(UTC)
     claims = {
@@ -118,6 +128,7 @@ def issue_token(
         "role": user.role,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(seconds=ttl_secs)).timestamp()),
+        "jti": session_id,
     }
     token = jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
     return SessionToken(access_token=token, expires_in=ttl_secs, role=user.role)
@@ -138,18 +149,19 @@ def decode_token(token: str, secret: str, *, now: datetime | None = None) -> Tok
             secret,
             algorithms=[TOKEN_ALGORITHM],
             options={
-                "require": ["sub", "role", "exp"],
+                "require": ["sub", "role", "exp", "jti"],
                 "verify_exp": False,
                 "verify_iat": False,
             },
         )
         expires_at = datetime.fromtimestamp(_bounded(claims["exp"], MAX_EXPIRY), UTC)
         user_id, role = _user_id(claims["sub"]), Role(claims["role"])
+        session_id = _session_id(claims["jti"])
     except (jwt.InvalidTokenError, ValueError, KeyError, TypeError, OverflowError) as exc:
         raise InvalidToken("invalid session token") from exc
     if expires_at <= now:
         raise InvalidToken("the session has expired; log in again")
-    return TokenClaims(user_id=user_id, role=role, expires_at=expires_at)
+    return TokenClaims(user_id=user_id, role=role, expires_at=expires_at, session_id=session_id)
 
 
 def _bounded(value: object, maximum: int) -> int:
@@ -162,3 +174,9 @@ def _user_id(value: object) -> int:
     if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise ValueError("sub is not a user id")
     return _bounded(int(value), MAX_USER_ID)
+
+
+def _session_id(value: object) -> str:
+    if not isinstance(value, str) or not SESSION_ID_PATTERN.fullmatch(value):
+        raise ValueError("jti is not a session id")
+    return value

@@ -151,6 +151,10 @@ class AppSettings(BaseSettings):
     mqtt_cafile: Path | None = None  # mqtts:// with a private CA; unset: the system's CAs
     # Prepended to every topic, so deployments (or test runs) can share one broker.
     mqtt_topic_prefix: str = Field("", max_length=64, pattern=r"^[^+#]*$")
+    # Login sessions (core.sessions): the absolute lifetime of every login, and how
+    # long a dashboard login may sit unused before it ends.
+    session_max_hours: int = Field(8, ge=1, le=720)
+    session_idle_minutes: int = Field(30, ge=1, le=1440)
 
     @field_validator("solana_commitment")
     @classmethod

@@ -9,8 +9,13 @@ Public API (same rules for the API and the dashboard):
   `InvalidUser` (code `invalid_format`), `core.wallets.InvalidWallet`
   (`invalid_wallet`) or `UsernameTaken` (`username_taken`).
 - `set_user_disabled(session, username, disabled, *, by="system") -> User`: a
-  disabled user cannot log in and their tokens stop working. The last enabled
-  admin cannot be disabled (`core.last_admin.LastAdmin`, code `last_admin`). Commits.
+  disabled user cannot log in and their sessions end (core.sessions); enabling
+  them again revives none of those. The last enabled admin cannot be disabled
+  (`core.last_admin.LastAdmin`, code `last_admin`). Commits.
+- `change_password(session, user, current_password, new_password, *, now) -> User`:
+  checks the current password, stores the new hash and ends every session of the
+  user (InvalidCredentials for a wrong current password, InvalidUser for a bad new
+  one). Commits.
 - `ensure_first_admin(session, settings) -> FirstAdmin | None`: on first start
   (no admin yet) creates ADMIN_USERNAME with ADMIN_PASSWORD, or with a generated
   password saved 0600 under DATA_DIR/secrets/admin_password. The caller prints
@@ -22,19 +27,22 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.auth import MAX_PASSWORD_LENGTH, hash_password
+from core.auth import MAX_PASSWORD_LENGTH, InvalidCredentials, hash_password, verify_password
 from core.config import AppSettings
 from core.db.models import Role, User
+from core.db.types import utcnow
 from core.errors import Conflict, DomainError, NotFound
 from core.events import EventType, publish
 from core.last_admin import keep_an_enabled_admin
 from core.secrets import ensure_secret
+from core.sessions import revoke_user_sessions
 from core.text import text_problem
 from core.wallets import parse_wallet
 
@@ -89,15 +97,19 @@ def create_user(
             "a username is 1-64 letters, digits or _ . @ - and starts with a letter or digit",
             field="username",
         )
+    _check_password(password, field="password")
+    return _insert_user(session, username, password, _parse_role(role), wallet_address, by=by)
+
+
+def _check_password(password: str, *, field: str) -> None:
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise InvalidUser(
             f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-            field="password",
+            field=field,
         )
     problem = text_problem(password, max_length=MAX_PASSWORD_LENGTH)
     if problem:
-        raise InvalidUser(f"the password {problem}", field="password")
-    return _insert_user(session, username, password, _parse_role(role), wallet_address, by=by)
+        raise InvalidUser(f"the password {problem}", field=field)
 
 
 def _parse_role(role: Role | str) -> Role:
@@ -145,9 +157,18 @@ def _insert_user(
 
 
 def set_user_disabled(
-    session: Session, username: str, disabled: bool, *, by: str = "system"
+    session: Session,
+    username: str,
+    disabled: bool,
+    *,
+    by: str = "system",
+    now: datetime | None = None,
 ) -> User:
-    """Disable or re-enable a login (never the last enabled admin: LastAdmin). Commits."""
+    """Disable or re-enable a login (never the last enabled admin: LastAdmin). Commits.
+
+    Disabling ends the user's sessions; re-enabling starts none, so tokens issued
+    before the disable stay dead.
+    """
     user = get_user(session, username)
     if disabled:
         keep_an_enabled_admin(session, user)
@@ -158,6 +179,26 @@ def set_user_disabled(
             EventType.USER_CHANGED,
             {"username": user.username, "change": "disabled" if disabled else "enabled", "by": by},
         )
+    if disabled:
+        revoke_user_sessions(session, user, reason="disabled", now=now or utcnow(), by=by)
+    session.commit()
+    return user
+
+
+def change_password(
+    session: Session, user: User, current_password: str, new_password: str, *, now: datetime
+) -> User:
+    """Replace the user's password and end all of their sessions. Commits."""
+    if not verify_password(current_password, user.password_hash):
+        raise InvalidCredentials("the current password is wrong", field="current_password")
+    _check_password(new_password, field="new_password")
+    user.password_hash = hash_password(new_password)
+    publish(
+        session,
+        EventType.USER_CHANGED,
+        {"username": user.username, "change": "password_changed", "by": user.username},
+    )
+    revoke_user_sessions(session, user, reason="password_changed", now=now, by=user.username)
     session.commit()
     return user
 

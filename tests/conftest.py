@@ -147,6 +147,8 @@ def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[.
 
 
 _APP_VARIABLES = {
+    "SESSION_MAX_HOURS",
+    "SESSION_IDLE_MINUTES",
     "DATA_DIR",
     "DATABASE_URL",
     "SOLANA_RPC_URL",

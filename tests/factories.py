@@ -19,8 +19,8 @@ from typing import Any
 from solders.keypair import Keypair
 from sqlalchemy.orm import Session
 
-from core.auth import hash_password
-from core.db.models import Meter, MeterReading, ReadingStatus, Role, User
+from core.auth import TOKEN_TTL_SECS, hash_password, issue_token
+from core.db.models import LoginSession, Meter, MeterReading, ReadingStatus, Role, SessionKind, User
 from core.meters import register_meter, suspend_meter
 from core.signatures import reading_message
 from core.units import format_kwh, kwh_to_micro, parse_kwh
@@ -44,6 +44,35 @@ def wallet_for(name: str) -> str:
 @cache
 def _default_hash() -> str:
     return hash_password(DEFAULT_PASSWORD)
+
+
+def login_token(
+    session: Session,
+    user: User,
+    secret: str,
+    *,
+    now: datetime | None = None,
+    ttl_secs: int = TOKEN_TTL_SECS,
+    kind: SessionKind = SessionKind.API,
+    idle_secs: int | None = None,
+) -> str:
+    """A session token backed by a live login_sessions row, as a login would make. Commits.
+
+    Direct, so tests can start sessions in the past or with lifetimes of seconds.
+    """
+    start = (now or datetime.now(UTC)).replace(microsecond=0)
+    row = LoginSession(
+        id=f"t{next(_sequence):06d}-{hashlib.sha256(repr(start).encode()).hexdigest()[:12]}",
+        user_id=user.id,
+        kind=kind.value,
+        created_at=start,
+        expires_at=start + timedelta(seconds=ttl_secs),
+        last_seen_at=start,
+        idle_timeout_secs=idle_secs,
+    )
+    session.add(row)
+    session.commit()
+    return issue_token(user, secret, session_id=row.id, ttl_secs=ttl_secs, now=start).access_token
 
 
 def make_user(

@@ -20,6 +20,7 @@ from api.schemas import (
     MeterCreated,
     MeterEncryption,
     MeterOut,
+    SessionsEnded,
     UserCreate,
     UserListItem,
     UserOut,
@@ -34,8 +35,9 @@ from core.meters import (
     set_meter_status,
     update_device_attributes,
 )
+from core.sessions import end_user_sessions
 from core.text import text_problem
-from core.users import create_user, set_user_disabled
+from core.users import create_user, get_user, set_user_disabled
 from core.views.filters import TableFilter
 
 router = APIRouter(tags=["admin"])
@@ -137,22 +139,42 @@ def _users(state: StateDep) -> list[UserListItem]:
 @router.post(
     "/api/admin/users/{username}/disable",
     response_model=UserListItem,
-    summary="Disable a login; its tokens stop working at once (beyond the contract)",
+    summary="Disable a login; its sessions end at once (beyond the contract)",
     description="409 last_admin: the last enabled admin cannot be disabled.",
     responses=error_responses(*_AUTH, "not_found", "last_admin"),
 )
-def disable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -> UserListItem:
-    return _user_item(set_user_disabled(session, username, True, by=admin.username))
+def disable_user(
+    username: UsernamePath, admin: AdminUser, session: SessionDep, state: StateDep
+) -> UserListItem:
+    user = set_user_disabled(session, username, True, by=admin.username, now=state.now())
+    return _user_item(user)
 
 
 @router.post(
     "/api/admin/users/{username}/enable",
     response_model=UserListItem,
-    summary="Enable a disabled login (beyond the contract)",
+    summary="Enable a disabled login; its old sessions stay ended (beyond the contract)",
     responses=error_responses(*_AUTH, "not_found"),
 )
-def enable_user(username: UsernamePath, admin: AdminUser, session: SessionDep) -> UserListItem:
-    return _user_item(set_user_disabled(session, username, False, by=admin.username))
+def enable_user(
+    username: UsernamePath, admin: AdminUser, session: SessionDep, state: StateDep
+) -> UserListItem:
+    user = set_user_disabled(session, username, False, by=admin.username, now=state.now())
+    return _user_item(user)
+
+
+@router.post(
+    "/api/admin/users/{username}/end-sessions",
+    response_model=SessionsEnded,
+    summary="End every session of a user: their tokens stop working (beyond the contract)",
+    responses=error_responses(*_AUTH, "not_found"),
+)
+def end_sessions(
+    username: UsernamePath, admin: AdminUser, session: SessionDep, state: StateDep
+) -> SessionsEnded:
+    user = get_user(session, username)
+    ended = end_user_sessions(session, user, now=state.now(), by=admin.username)
+    return SessionsEnded(username=user.username, ended=ended)
 
 
 @router.post(

@@ -137,6 +137,29 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class SessionKind(StrEnum):
+    API = "api"  # POST /api/auth/login
+    DASHBOARD = "dashboard"  # the dashboard's login or SSO
+
+
+class LoginSession(Base):
+    """One login: its id is the token's `jti`; a token is honoured only while its row is live."""
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (CheckConstraint(_one_of("kind", SessionKind), name="kind"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # NULL: no idle limit (API tokens); the dashboard's sessions end after this much quiet.
+    idle_timeout_secs: Mapped[int | None] = mapped_column(Integer)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
 class Meter(Base):
     __tablename__ = "meters"
     __table_args__ = (

@@ -42,6 +42,8 @@ class Viewer:
     user_id: int
     username: str
     role: str
+    # The login session (core.sessions) behind the connection: ending it ends the stream.
+    session_id: str | None = None
 
     @property
     def is_staff(self) -> bool:

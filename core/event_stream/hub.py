@@ -144,13 +144,26 @@ class EventHub:
                 if not subscription.offer(event):
                     self._overflows += 1
             self._offered += len(targets)
-            if event.type == EventType.USER_CHANGED and event.payload.get("change") == "disabled":
-                self._end_user(str(event.payload.get("username")), EndReason.ACCOUNT_DISABLED)
+            if event.type == EventType.USER_CHANGED:
+                self._user_changed(event.payload)
+
+    def _user_changed(self, payload: dict[str, object]) -> None:
+        change = payload.get("change")
+        if change == "disabled":
+            self._end_user(str(payload.get("username")), EndReason.ACCOUNT_DISABLED)
+        elif change == "sessions_ended":  # logout, password change, an admin (core.sessions)
+            ended = payload.get("sessions")
+            self._end_sessions(set(ended) if isinstance(ended, list) else set())
 
     def _end_user(self, username: str, reason: EndReason) -> None:
         for subscription in self._all():
             if subscription.viewer.username == username:
                 subscription.end(reason)
+
+    def _end_sessions(self, session_ids: set[object]) -> None:
+        for subscription in self._all():
+            if subscription.viewer.session_id in session_ids:
+                subscription.end(EndReason.SESSION_ENDED)
 
     def _all(self) -> list[Subscription]:
         return [*self._staff, *(s for group in self._prosumers.values() for s in group)]

@@ -20,6 +20,7 @@ class EndReason(StrEnum):
 
     OVERFLOW = "overflow"
     ACCOUNT_DISABLED = "account_disabled"
+    SESSION_ENDED = "session_ended"
     SHUTDOWN = "shutdown"
 
 

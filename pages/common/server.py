@@ -1,8 +1,9 @@
 """The dashboard's HTTP layer around Streamlit: limits, and what Streamlit does not guard.
 
-app.py defines `app = st.App(...)` with `dashboard_middleware()` (and the session
-routes), so `streamlit run app.py`, `python -m pages` and any ASGI server serve the
-same application:
+app.py defines `app = st.App(...)` with `dashboard_middleware()` and
+`dashboard_routes()` (the login cookie's, pages.common.session_cookie), so
+`streamlit run app.py`, `python -m pages` and any ASGI server serve the same
+application:
 
 - every request body is capped (serving.body_limit), work in progress is capped
   (serving.in_flight), `/_stcore/health` is always answered;
@@ -16,9 +17,12 @@ import json
 from typing import Any
 
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from core.config import AppSettings, ConfigError, load_settings
+from pages.common.session_cookie import session_routes
 from serving.body_limit import BodyLimit
+from serving.client_address import TrustedProxies
 from serving.in_flight import InFlightLimit
 
 # The dashboard takes no uploads; its HTTP bodies are tiny (Streamlit talks over its
@@ -84,3 +88,9 @@ def dashboard_middleware() -> list[Middleware]:
         ),
         Middleware(LoopbackOnly, paths=(METRICS_PATH,)),
     ]
+
+
+@functools.cache
+def dashboard_routes() -> list[BaseRoute]:
+    """Set and clear the HttpOnly login cookie (Streamlit's script cannot)."""
+    return list(session_routes(TrustedProxies.parse(app_settings().forwarded_allow_ips)))

@@ -1,57 +1,98 @@
-"""Login, logout and a session that survives a browser refresh.
+"""Who is logged in in this browser: the one place pages ask (`restore`, `viewer_for`).
 
-Session state dies with the browser tab's websocket, so the signed, expiring
-session token (core.auth, the same HS256 token the API issues, signed with
-API_SECRET_KEY) is also kept in the URL as `?session=...`; a refresh reads it back
-and re-checks it. The user row is re-read on every run, so disabling a user or
-changing their role applies at their next click. Trade-off (docs/DASHBOARD.md):
-the URL carries a bearer token until it expires; logging out forgets it here but
-cannot revoke a copy.
+A login is a server-side session (core.sessions, kind "dashboard"); its token lives
+in this tab's session state and in an HttpOnly cookie (pages.common.session_cookie)
+so a refresh or a new tab keeps the login. No token is ever in a URL: a copied
+link carries nothing. Every run re-checks the session row, so logout, disabling
+the user, a password change, an admin's "end sessions", SESSION_MAX_HOURS and
+SESSION_IDLE_MINUTES without a click end the login at the next run; auto-refreshing
+fragments re-check too (through `ui.reading`), without counting as activity.
 
-With an [auth] section in .streamlit/secrets.toml, "Log in with SSO" uses st.login
-(OIDC); the identity's email must be the username of an enabled users row.
+The login form, logout and SSO are in pages.common.login.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from urllib.parse import urlencode
+
 import streamlit as st
 
-from core import views
-from core.auth import InvalidToken, authenticate, decode_token, issue_token
+from core.auth import InvalidToken, decode_token
 from core.bootstrap import App
 from core.db.models import Role, User
-from core.errors import DomainError
-from pages.common import ui
+from core.sessions import LiveSession, check_session, touch_session
+from core.views import read_session
+from pages.common import session_cookie, ui
 from pages.common.registry import BY_URL
 
-QUERY_PARAM = "session"
 TOKEN_KEY = "auth.token"
 NOTICE_KEY = "auth.notice"
 JUST_LOGGED_IN_KEY = "auth.just_logged_in"
+HANDOFF_KEY = "auth.handoff"  # a one-time code waiting to become the cookie
+DEAD_COOKIE_KEY = "auth.dead_cookie"  # a cookie already found dead: no second notice
+CHECKED_AT_KEY = "auth.checked_at"
+# Fragments re-check the session at most this often (each check is one primary-key read).
+RECHECK_SECS = 1.0
 
 
-def restore(app: App) -> User | None:
-    """The logged-in user from this session, the URL's token or an OIDC identity."""
-    token = st.session_state.get(TOKEN_KEY) or st.query_params.get(QUERY_PARAM)
-    if not token and oidc_configured() and st.user.is_logged_in:
-        token = _token_for_oidc(app)
-    if not token:
+def restore(app: App, *, activity: bool = True) -> User | None:
+    """The logged-in user of this browser, or None (with a notice when a login ended).
+
+    `activity` False (auto-refresh) checks the session without extending its idle time.
+    """
+    token = st.session_state.get(TOKEN_KEY)
+    live = _live(app, token) if token else None
+    if live is None:
+        token = browser_cookie()
+        live = _live(app, token) if token else None
+    if live is None:
+        from pages.common.login import token_for_sso  # SSO identity, no cookie yet
+
+        token = token_for_sso(app)
+        live = _live(app, token) if token else None
+    if live is None or token is None:
         return None
-    try:
-        claims = decode_token(token, ui.secret_key(app))
-    except InvalidToken as exc:
-        forget(notice=exc.message)
-        return None
-    with ui.reading(app) as session:
-        user = session.get(User, claims.user_id)
-    if user is None or user.disabled:
-        forget(notice="this account is disabled; ask an admin")
-        return None
+    now = ui.now()
+    if activity and live.stale:
+        with app.sessions() as session:
+            touch_session(session, live.session_id, now=now)
     st.session_state[TOKEN_KEY] = token
-    # Page switches drop query parameters: put the token back so a refresh keeps the login.
-    if st.query_params.get(QUERY_PARAM) != token:
-        st.query_params[QUERY_PARAM] = token
-    return user
+    st.session_state[CHECKED_AT_KEY] = time.monotonic()
+    return live.user
+
+
+def _live(app: App, token: str) -> LiveSession | None:
+    now = ui.now()
+    try:
+        claims = decode_token(token, ui.secret_key(app), now=now)
+        with read_session(app.engine) as session:
+            return check_session(session, claims, now=now)
+    except InvalidToken as exc:
+        if token == st.session_state.get(TOKEN_KEY):
+            forget(notice=exc.message)
+        elif token == browser_cookie() and st.session_state.get(DEAD_COOKIE_KEY) != token:
+            st.session_state[DEAD_COOKIE_KEY] = token
+            st.session_state[NOTICE_KEY] = exc.message
+        return None
+
+
+def browser_cookie() -> str | None:
+    """The session cookie the browser sent when this tab connected (None in AppTest)."""
+    value = st.context.cookies.get(session_cookie.COOKIE_NAME)
+    return value if isinstance(value, str) and value else None
+
+
+def still_logged_in(app: App) -> None:
+    """For auto-refreshing fragments: end the page when the session has ended meanwhile."""
+    if TOKEN_KEY not in st.session_state:
+        return
+    checked = st.session_state.get(CHECKED_AT_KEY, 0.0)
+    if time.monotonic() - checked < RECHECK_SECS:
+        return
+    if restore(app, activity=False) is None:
+        st.rerun(scope="app")
 
 
 def viewer_for(app: App, url_path: str) -> User:
@@ -62,6 +103,8 @@ def viewer_for(app: App, url_path: str) -> User:
     """
     user = restore(app)
     if user is None:
+        from pages.common.login import login_form
+
         login_form(app)
         st.stop()
     spec = BY_URL[url_path]
@@ -72,52 +115,12 @@ def viewer_for(app: App, url_path: str) -> User:
     return user
 
 
-def login_form(app: App) -> None:
-    """Username and password (or SSO when OIDC is configured); reruns once logged in,
-    on the page the browser asked for."""
-    st.title("GridTokenX Tokenization Console")
-    notice = st.session_state.get(NOTICE_KEY)
-    if notice:
-        st.warning(notice)
-    with st.form("login", border=True):
-        st.subheader("Log in")
-        username = st.text_input("Username", key="login.username")
-        password = st.text_input("Password", type="password", key="login.password")
-        submitted = st.form_submit_button("Log in", type="primary", key="login.submit")
-    if submitted and login(app, username, password):
-        st.rerun()
-    if oidc_configured() and st.button("Log in with SSO", key="login.sso"):
-        st.login()
-    with ui.reading(app) as session:
-        anyone = views.any_user(session)
-    if not anyone:
-        st.info(
-            "No users yet: the API creates the first admin when it starts (`make run`, or "
-            "`python -m api` on this DATABASE_URL) and prints the password once."
-        )
-    st.caption(
-        "The first admin is created at first start (`make run` prints the password, also "
-        "saved in DATA_DIR/secrets/admin_password). Admins create other users on the "
-        "Meters & users page."
-    )
-
-
-def login(app: App, username: str, password: str) -> bool:
-    try:
-        with app.sessions() as session:
-            user = authenticate(session, username, password)
-    except DomainError as exc:
-        st.error(exc.message)
-        return False
-    _remember(issue_token(user, ui.secret_key(app)).access_token)
-    return True
-
-
-def _remember(token: str) -> None:
+def remember(token: str) -> None:
+    """A login happened in this tab: keep its token here and, next, in the cookie."""
     st.session_state[TOKEN_KEY] = token
     st.session_state[JUST_LOGGED_IN_KEY] = True
+    st.session_state[HANDOFF_KEY] = session_cookie.issue_handoff(token)
     st.session_state.pop(NOTICE_KEY, None)
-    st.query_params[QUERY_PARAM] = token
 
 
 def just_logged_in() -> bool:
@@ -125,45 +128,34 @@ def just_logged_in() -> bool:
     return bool(st.session_state.pop(JUST_LOGGED_IN_KEY, False))
 
 
+def keep_in_cookie(url_path: str) -> None:
+    """Once after a login: send the browser through the route that sets the cookie,
+    back to this page (`url_path`, "" for the home page) with its query parameters."""
+    code = st.session_state.pop(HANDOFF_KEY, None)
+    if not code:
+        return
+    query = urlencode(st.query_params.to_dict())
+    target = session_cookie.start_url(code, f"/{url_path}" + (f"?{query}" if query else ""))
+    st.html(
+        f"<script>window.location.replace({json.dumps(target)});</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
 def forget(*, notice: str | None = None) -> None:
     st.session_state.pop(TOKEN_KEY, None)
-    st.query_params.pop(QUERY_PARAM, None)
+    st.session_state.pop(HANDOFF_KEY, None)
     if notice:
         st.session_state[NOTICE_KEY] = notice
 
 
-def oidc_configured() -> bool:
-    try:
-        return st.secrets.load_if_toml_exists() and "auth" in st.secrets
-    except Exception:  # an unreadable secrets.toml means "no OIDC", not a crash
-        return False
+def clear_cookie(*, sso: bool) -> None:
+    """Send the browser through the route that deletes the cookie (and SSO identity)."""
+    target = session_cookie.END_PATH + ("?sso=1" if sso else "")
+    st.html(
+        f"<script>window.location.replace({json.dumps(target)});</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
-def _token_for_oidc(app: App) -> str | None:
-    """Map the OIDC identity's email to a users row (username, case-insensitive)."""
-    email = str(st.user.get("email") or "").strip()
-    with ui.reading(app) as session:
-        user = views.user_for_email(session, email)
-    if user is None or user.disabled:
-        st.session_state[NOTICE_KEY] = (
-            f"No enabled dashboard account for {email or 'this identity'}: "
-            "ask an admin to create a user whose username is that email."
-        )
-        return None
-    token = issue_token(user, ui.secret_key(app)).access_token
-    _remember(token)
-    return token
-
-
-def logout() -> None:
-    forget()
-    if oidc_configured() and st.user.is_logged_in:
-        st.logout()
-    st.rerun()
-
-
-def sidebar(user: User) -> None:
-    with st.sidebar:
-        st.caption(f"Logged in as **{user.username}** ({user.role})")
-        if st.button("Log out", key="auth.logout", icon=":material/logout:"):
-            logout()
+ui.login_check = still_logged_in

@@ -97,9 +97,16 @@ def now() -> datetime:
     return pinned if isinstance(pinned, datetime) else datetime.now(UTC)
 
 
+# Set by pages.common.session: auto-refreshing fragments rerun without the page's
+# guard, so every read first re-checks (at most once a second) that the login is live.
+login_check: Callable[[App], None] | None = None
+
+
 @contextmanager
 def reading(app: App) -> Iterator[Session]:
     """A read-only session; a Forbidden from a view becomes a refusal on the page."""
+    if login_check is not None:
+        login_check(app)
     with read_session(app.engine) as session:
         try:
             yield session

@@ -1,6 +1,7 @@
 """Meters, gateways and users (admins): register meters (API key shown once) with
 their registry fields, edit those, suspend and resume meters, give head-end gateways
-a key for a set of meters, create users with validated wallets, disable logins."""
+a key for a set of meters, create users with validated wallets, disable logins, end
+a user's sessions."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from core.gateways import (
     rotate_gateway_key,
 )
 from core.meters import register_meter, set_meter_status, update_device_attributes
+from core.sessions import end_user_sessions
 from core.settlement.queries import recent_intervals
 from core.units import format_kwh
-from core.users import create_user, set_user_disabled
+from core.users import create_user, get_user, set_user_disabled
 from pages.common import exports, session, ui
 
 NEW_KEY = "admin.new_api_key"
@@ -306,6 +308,16 @@ with users_tab:
         if st.button(f"{'Enable' if disabled else 'Disable'} {who}", key="admin.user_toggle"):
             ui.act(
                 app,
-                lambda s: set_user_disabled(s, who, not disabled, by=viewer.username),
+                lambda s: set_user_disabled(s, who, not disabled, by=viewer.username, now=ui.now()),
                 f"{who} is now {'enabled' if disabled else 'disabled'}.",
+            )
+        st.caption(
+            "End sessions logs the user out everywhere at once (API tokens, live "
+            "feeds, dashboard tabs); they can log in again unless disabled."
+        )
+        if st.button(f"End sessions of {who}", key="admin.user_end_sessions"):
+            ui.act(
+                app,
+                lambda s: end_user_sessions(s, get_user(s, who), now=ui.now(), by=viewer.username),
+                lambda ended: f"Ended {ended} session(s) of {who}.",
             )

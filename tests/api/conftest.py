@@ -13,13 +13,12 @@ from datetime import datetime
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from api.app import create_app
-from core.auth import issue_token
 from core.bootstrap import App
 from core.db.models import Role, User
-from tests.factories import NOW, make_user
+from tests.factories import NOW, login_token, make_user
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its TestClient; httpx (pinned) works the same.
@@ -74,8 +73,13 @@ def session(app: App) -> Iterator[Session]:
 
 def auth_headers(app: App, user: User) -> dict[str, str]:
     """A session token for `user`, as POST /api/auth/login would issue it."""
-    token = issue_token(user, app.api_secret_key(), now=NOW)
-    return {"Authorization": f"Bearer {token.access_token}"}
+    # The user's own session when it is still open: on SQLite it may hold the write lock.
+    mine = object_session(user)
+    if mine is not None:
+        return {"Authorization": f"Bearer {login_token(mine, user, app.api_secret_key(), now=NOW)}"}
+    with app.sessions() as session:
+        token = login_token(session, user, app.api_secret_key(), now=NOW)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -23,7 +23,11 @@ def test_login_returns_a_bearer_token(client: TestClient, session: Session) -> N
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["token_type"], body["role"], body["expires_in"]) == ("bearer", "prosumer", 43200)
+    assert (body["token_type"], body["role"], body["expires_in"]) == (
+        "bearer",
+        "prosumer",
+        8 * 3600,
+    )
     me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.json()["username"] == "alice"
 
@@ -67,7 +71,9 @@ def test_tokens_expire_and_die_with_a_disabled_account(
     assert error_of(client.get("/api/auth/me", headers=headers))["message"].startswith(
         "the session"
     )
-    forged = issue_token(user, "another-secret-of-sufficient-length!", now=NOW).access_token
+    forged = issue_token(
+        user, "another-secret-of-sufficient-length!", session_id="s" * 24, now=NOW
+    ).access_token
     assert (
         client.get("/api/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     )

@@ -19,12 +19,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from api.app import create_app
-from core.auth import issue_token
 from core.bootstrap import App
 from core.db.models import User
 from core.event_stream import EventHub, HubOptions
 from core.events import publish
 from tests.api.server import serve
+from tests.factories import login_token
 
 TIMEOUT = 10.0
 
@@ -47,7 +47,8 @@ def hub_of(api: FastAPI) -> EventHub:
 
 
 def token_for(app: App, user: User, **kwargs: Any) -> str:
-    return issue_token(user, app.api_secret_key(), **kwargs).access_token
+    with app.sessions() as session:
+        return login_token(session, user, app.api_secret_key(), **kwargs)
 
 
 def open_socket(

@@ -20,6 +20,7 @@ from core.db.models import Role
 from tests.factories import DEFAULT_PASSWORD, NOW, make_user
 
 SECRET = "test-secret-0123456789abcdef0123456789"
+SESSION_ID = "a-session-id-0123456789"
 
 
 def test_a_password_verifies_against_its_hash_only() -> None:
@@ -57,7 +58,7 @@ def test_authenticate_refuses(
 def test_a_token_carries_the_user_and_role(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         user = make_user(session, "op", role=Role.OPERATOR)
-    token = issue_token(user, SECRET, ttl_secs=600, now=NOW)
+    token = issue_token(user, SECRET, session_id=SESSION_ID, ttl_secs=600, now=NOW)
     assert (token.token_type, token.role, token.expires_in) == ("bearer", "operator", 600)
     claims = decode_token(token.access_token, SECRET, now=NOW + timedelta(seconds=599))
     assert (claims.user_id, claims.role) == (user.id, Role.OPERATOR)
@@ -67,7 +68,7 @@ def test_a_token_carries_the_user_and_role(sessions: sessionmaker[Session]) -> N
 def test_expired_forged_and_garbage_tokens_are_refused(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         user = make_user(session)
-    token = issue_token(user, SECRET, ttl_secs=600, now=NOW).access_token
+    token = issue_token(user, SECRET, session_id=SESSION_ID, ttl_secs=600, now=NOW).access_token
     with pytest.raises(InvalidToken, match="expired"):
         decode_token(token, SECRET, now=NOW + timedelta(seconds=600))
     with pytest.raises(InvalidToken, match="invalid"):

@@ -2,7 +2,9 @@
 driven by headless Chromium through Playwright.
 
 Logs in, checks the overview's numbers, that a Plotly chart draws on Live readings,
-that a refresh keeps the login, and that a prosumer is refused a staff page by URL.
+that a refresh keeps the login (an HttpOnly cookie, no token in the URL), that a
+prosumer is refused a staff page by URL, and that logout and an admin's "end
+sessions" end the login in every tab and for every copy of the cookie or URL.
 Screenshots go to the test's temporary directory; with DASHBOARD_SCREENSHOTS_DIR
 set they are also written there (that is how docs/screenshots/ is made).
 
@@ -147,6 +149,20 @@ def _log_in(page: object, base: str, username: str) -> None:
     page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
 
 
+def _assert_cookie_not_url(page: object) -> dict:
+    """The login is an HttpOnly cookie; the URL carries nothing that logs anyone in."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("Logged in as")  # type: ignore[attr-defined]
+    cookies = {c["name"]: c for c in page.context.cookies()}  # type: ignore[attr-defined]
+    assert "gtx_session" in cookies, cookies
+    cookie = cookies["gtx_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["value"] not in page.url  # type: ignore[attr-defined]
+    assert "session=" not in page.url and "code=" not in page.url  # type: ignore[attr-defined]
+    return cookie
+
+
 def test_operator_logs_in_and_sees_overview_and_charts(
     dashboard_url: str, browser: object, tmp_path: Path
 ) -> None:
@@ -160,7 +176,7 @@ def test_operator_logs_in_and_sees_overview_and_charts(
     expect(metrics.filter(has_text="Readings today")).to_be_visible()
     expect(metrics.filter(has_text="In review")).to_contain_text("1")
     expect(page.get_by_text("chain unavailable").first).to_be_visible()
-    assert "session=" in page.url
+    _assert_cookie_not_url(page)
     _shoot(page, "overview", tmp_path)
 
     page.get_by_role("link", name="Live readings").click()
@@ -171,7 +187,7 @@ def test_operator_logs_in_and_sees_overview_and_charts(
     expect(chart.locator(".scatterlayer .trace").first).to_be_attached()
     _shoot(page, "live-readings", tmp_path)
 
-    page.reload()  # the login survives a refresh: the token is in the URL
+    page.reload()  # the login survives a refresh: the HttpOnly cookie
     expect(page.get_by_role("heading", name="Live readings")).to_be_visible()
 
     for title, name, last in [  # `last`: text at the end of the page, so it has rendered
@@ -199,8 +215,7 @@ def test_prosumer_sees_their_wallet_and_is_refused_staff_pages(
     expect(page.get_by_test_id("stPlotlyChart").first.locator(".main-svg").first).to_be_visible()
     expect(page.get_by_role("link", name="Control")).to_have_count(0)
     _shoot(page, "wallet", tmp_path)
-    token = page.url.split("session=", 1)[1]
-    page.goto(f"{dashboard_url}/control?session={token}")
+    page.goto(f"{dashboard_url}/control")
     expect(page.get_by_text("Refused: Control is for admin only")).to_be_visible()
 
 
@@ -233,3 +248,49 @@ def test_certificates_page_for_staff_and_a_prosumer(
     ).to_be_visible()
     expect(prosumer.get_by_test_id("stPlotlyChart")).to_have_count(0)  # staff only
     _shoot(prosumer, "certificates-prosumer", tmp_path)
+
+
+def test_logout_and_end_sessions_end_the_login_everywhere(
+    dashboard_url: str, browser: object, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    _log_in(page, dashboard_url, "ops")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    cookie = _assert_cookie_not_url(page)
+    copied_url = page.url
+    second_tab = context.new_page()
+    second_tab.goto(f"{dashboard_url}/events")
+    expect(second_tab.get_by_role("heading", name="Events")).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Username")).to_be_visible()
+    second_tab.reload()
+    expect(second_tab.get_by_label("Username")).to_be_visible()
+    # A fresh browser with the copied URL, and one with a stolen copy of the cookie.
+    for stolen in (None, cookie):
+        fresh = browser.new_context()  # type: ignore[attr-defined]
+        if stolen is not None:
+            fresh.add_cookies([{k: stolen[k] for k in ("name", "value", "domain", "path")}])
+        other = fresh.new_page()
+        other.goto(copied_url)
+        expect(other.get_by_label("Username")).to_be_visible()
+        fresh.close()
+
+    # An admin ends the sessions of a user whose Live readings page is open: it logs out
+    # by itself (the auto-refresh re-checks the session), with no click.
+    _log_in(page, dashboard_url, "alice")
+    page.get_by_role("link", name="Live readings").click()
+    expect(page.get_by_role("heading", name="Live readings")).to_be_visible()
+    admin = browser.new_page()  # type: ignore[attr-defined]
+    admin.set_default_timeout(WAIT_MS)
+    _log_in(admin, dashboard_url, "root")
+    admin.get_by_role("link", name="Meters & users").click()
+    admin.get_by_role("tab", name="Users").click()
+    admin.get_by_role("button", name="End sessions of alice").click()
+    expect(admin.get_by_text("session(s) of")).to_be_visible()
+    expect(page.get_by_label("Username")).to_be_visible()
+    context.close()

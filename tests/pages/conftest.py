@@ -9,6 +9,7 @@ closed port: the chain reads as unavailable unless a test stubs it.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,23 @@ from typing import Any
 
 import pytest
 import streamlit as st
+from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
 
-from core.auth import issue_token
 from core.bootstrap import App, bootstrap
 from core.config import Settings, load_settings
+from core.db.models import SessionKind
+from pages.common import session as browser_session
+from pages.common.session_cookie import COOKIE_NAME, START_PATH, session_routes
+from serving.client_address import TrustedProxies
 from tests.conftest import _APP_VARIABLES
-from tests.factories import NOW
+from tests.factories import NOW, login_token
 from tests.pages.seed import BACKENDS, Seeded, seed_dashboard, shared_database
+
+with warnings.catch_warnings():
+    # Starlette 1.x suggests httpx2 for its TestClient; httpx (pinned) works the same.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "dashboard-test-secret-of-at-least-32-bytes"
@@ -36,9 +46,13 @@ class Dashboard:
     app: App
     seeded: Seeded
 
-    def token(self, username: str) -> str:
+    def token(self, username: str, **kwargs: Any) -> str:
+        """A dashboard session for `username` started at NOW (the pages' pinned clock)."""
         user = self.seeded.users[username]
-        return issue_token(user, SECRET, now=None).access_token
+        kwargs.setdefault("now", NOW)
+        kwargs.setdefault("idle_secs", 30 * 60)
+        with self.app.sessions() as session:
+            return login_token(session, user, SECRET, kind=SessionKind.DASHBOARD, **kwargs)
 
     def open(self, username: str | None, page: str | None = None) -> AppTest:
         """The app as `username` sees it (None: logged out), on `page` (e.g. "live")."""
@@ -50,6 +64,48 @@ class Dashboard:
         if page is not None:
             at.switch_page(f"pages/screens/{page}.py").run()
         return at
+
+
+class BrowserCookies:
+    """The browser's side of the login cookie, for AppTest (which cannot send cookies).
+
+    `value` is what the dashboard reads as the cookie (pages.common.session's
+    browser_cookie is patched to return it). `redeem` follows a hand-off URL through
+    the real cookie route (pages.common.session_cookie) and returns the cookie it sets.
+    """
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        routes = session_routes(TrustedProxies())
+        self._http = TestClient(Starlette(routes=routes), follow_redirects=False)
+
+    def handoff_html(self, at: AppTest) -> str:
+        bodies = [html.proto.body for html in at.html if START_PATH in html.proto.body]
+        assert len(bodies) == 1, [html.proto.body for html in at.html]
+        return bodies[0]
+
+    def redeem(self, url: str) -> str | None:
+        self._http.cookies.clear()
+        response = self._http.get(url)
+        assert response.status_code == 303
+        header = response.headers.get("set-cookie")
+        if header is None:
+            return None
+        assert "HttpOnly" in header and "SameSite=strict" in header and "Path=/" in header
+        return response.cookies[COOKIE_NAME]
+
+    def take_handoff(self, at: AppTest) -> str:
+        url = self.handoff_html(at).split('replace("', 1)[1].split('"', 1)[0]
+        token = self.redeem(url)
+        assert token, "the hand-off set no cookie"
+        return token
+
+
+@pytest.fixture
+def cookies(monkeypatch: pytest.MonkeyPatch) -> BrowserCookies:
+    jar = BrowserCookies()
+    monkeypatch.setattr(browser_session, "browser_cookie", lambda: jar.value)
+    return jar
 
 
 def frame(at: AppTest, column: str) -> Any:

@@ -1,4 +1,5 @@
-"""Login against the users table, a session that survives a refresh, logout."""
+"""Login against the users table, a session that survives a refresh (its HttpOnly
+cookie), logout that ends it everywhere, SSO."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import pytest
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from core.auth import issue_token
 from core.db.models import User
+from core.sessions import end_user_sessions
+from core.users import get_user
 from tests.factories import DEFAULT_PASSWORD, NOW, make_user
-from tests.pages.conftest import ROOT, SECRET, TIMEOUT_SECS, Dashboard
+from tests.pages.conftest import ROOT, TIMEOUT_SECS, BrowserCookies, Dashboard
 
 
 def _fresh(query_params: dict[str, str] | None = None) -> AppTest:
-    """A new browser tab: empty session state, only what the URL carries."""
+    """A new browser tab: empty session state, only what the URL (and cookie) carry."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_SECS)
     at.session_state["clock.now"] = NOW
     at.query_params.update(query_params or {})
@@ -39,18 +41,33 @@ def test_logged_out_sees_only_the_login_form(dashboard: Dashboard) -> None:
 def test_wrong_password_is_refused(dashboard: Dashboard) -> None:
     at = _log_in(dashboard.open(None), "root", "not-the-password")
     assert "wrong username or password" in at.error[0].value
-    assert "session" not in at.query_params
+    assert not at.html
 
 
-def test_login_lands_on_the_role_home_and_survives_a_refresh(dashboard: Dashboard) -> None:
+def test_login_lands_on_the_role_home_and_survives_a_refresh(
+    dashboard: Dashboard, cookies: BrowserCookies
+) -> None:
     at = _log_in(dashboard.open(None), "root", DEFAULT_PASSWORD)
     assert [t.value for t in at.title] == ["Overview"]
-    token = at.query_params["session"]
-    assert token
-    refreshed = _fresh({"session": token})  # a browser refresh keeps only the URL
+    assert not at.query_params  # nothing in the URL
+    token = cookies.take_handoff(at)
+    cookies.value = token
+    refreshed = _fresh()  # a browser refresh: a new session that only has the cookie
     assert [t.value for t in refreshed.title] == ["Overview"]
+    cookies.value = None
     prosumer = _log_in(dashboard.open(None), "alice", DEFAULT_PASSWORD)
     assert [t.value for t in prosumer.title] == ["My wallet"]
+
+
+def test_a_copied_url_logs_nobody_in(dashboard: Dashboard, cookies: BrowserCookies) -> None:
+    at = _log_in(dashboard.open(None, page="live"), "root", DEFAULT_PASSWORD)
+    html = cookies.handoff_html(at)
+    assert "next=%2Flive" in html
+    # The only URL that carried anything was the one-time hand-off: used, it is dead.
+    url = html.split('replace("', 1)[1].split('"', 1)[0]
+    assert cookies.redeem(url) is not None
+    assert cookies.redeem(url) is None
+    assert _fresh().text_input(key="login.username")
 
 
 @pytest.mark.parametrize("username", ["admin\x00", "a" * 500])
@@ -67,14 +84,15 @@ def test_visitors_never_see_error_details() -> None:
     assert config["client"]["showErrorDetails"] == "none"
 
 
-def test_a_tampered_or_expired_token_asks_to_log_in_again(dashboard: Dashboard) -> None:
-    at = _fresh({"session": dashboard.token("root")[:-2] + "xx"})
+def test_a_tampered_or_expired_cookie_asks_to_log_in_again(
+    dashboard: Dashboard, cookies: BrowserCookies
+) -> None:
+    cookies.value = dashboard.token("root")[:-2] + "xx"
+    at = _fresh()
     assert at.text_input(key="login.username")
     assert "invalid session token" in at.warning[0].value
-    expired = issue_token(dashboard.seeded.users["root"], SECRET, ttl_secs=60,
-                          now=NOW - timedelta(days=400)).access_token  # fmt: skip
-    at = _fresh({"session": expired})
-    assert "expired" in at.warning[0].value
+    cookies.value = dashboard.token("root", ttl_secs=60, now=NOW - timedelta(days=400))
+    assert "expired" in _fresh().warning[0].value
 
 
 def test_a_disabled_user_is_logged_out_at_the_next_click(dashboard: Dashboard) -> None:
@@ -88,12 +106,18 @@ def test_a_disabled_user_is_logged_out_at_the_next_click(dashboard: Dashboard) -
     assert "disabled" in at.warning[0].value
 
 
-def test_logout_forgets_the_session(dashboard: Dashboard) -> None:
-    at = dashboard.open("ops")
-    assert at.query_params["session"]
+def test_logout_ends_the_session_everywhere(dashboard: Dashboard, cookies: BrowserCookies) -> None:
+    at = _log_in(dashboard.open(None), "ops", DEFAULT_PASSWORD)
+    cookies.value = cookies.take_handoff(at)
+    other_tab = _fresh()
+    assert [t.value for t in other_tab.title] == ["Overview"]
     at.sidebar.button(key="auth.logout").click().run()
     assert at.text_input(key="login.username")
-    assert "session" not in at.query_params
+    assert not at.warning  # logging out is not news
+    assert "/_session/end" in at.html[-1].proto.body  # the browser drops the cookie
+    assert other_tab.run().text_input(key="login.username")  # the same cookie, elsewhere
+    assert "ended (logout)" in other_tab.warning[0].value
+    assert _fresh().text_input(key="login.username")  # a copy of the cookie: dead
 
 
 OIDC = {
@@ -120,7 +144,23 @@ def test_oidc_identity_maps_to_a_users_row_by_email(dashboard: Dashboard) -> Non
         make_user(session, "ana@example.com", role="operator")
     at = _oidc({"is_logged_in": True, "email": "Ana@Example.com"})
     assert [t.value for t in at.title] == ["Overview"]
-    assert at.query_params["session"]
+    assert not at.query_params
+    at.sidebar.button(key="auth.logout").click().run()
+    assert "/_session/end?sso=1" in at.html[-1].proto.body  # and drop the SSO identity
+
+
+def test_an_sso_identity_does_not_renew_an_ended_session(
+    dashboard: Dashboard, cookies: BrowserCookies
+) -> None:
+    with dashboard.app.sessions() as session:
+        make_user(session, "ana@example.com", role="operator")
+    at = _oidc({"is_logged_in": True, "email": "ana@example.com"})
+    cookies.value = cookies.take_handoff(at)
+    with dashboard.app.sessions() as session:
+        end_user_sessions(session, get_user(session, "ana@example.com"), now=NOW, by="root")
+    again = _oidc({"is_logged_in": True, "email": "ana@example.com"})
+    assert again.text_input(key="login.username")
+    assert "/_session/end?sso=1" in again.html[-1].proto.body
 
 
 def test_oidc_without_an_account_is_told_what_to_do(dashboard: Dashboard) -> None:
