@@ -16,6 +16,7 @@ import streamlit as st
 from core import views
 from core.bootstrap import App
 from core.db.models import User
+from pages.common import session as browser_session
 from pages.common import ui
 
 WATCH_SECS = 2
@@ -30,6 +31,6 @@ def refresh_on_events(app: App, viewer: User) -> None:
         seen = st.session_state.get(_KEY)
         st.session_state[_KEY] = newest
         if seen is not None and newest != seen:
-            st.rerun(scope="app")
+            browser_session.rerun_automatically()  # not a click: the idle timeout keeps running
 
     watch()

@@ -6,7 +6,8 @@ so a refresh or a new tab keeps the login. No token is ever in a URL: a copied
 link carries nothing. Every run re-checks the session row, so logout, disabling
 the user, a password change, an admin's "end sessions", SESSION_MAX_HOURS and
 SESSION_IDLE_MINUTES without a click end the login at the next run; auto-refreshing
-fragments re-check too (through `ui.reading`), without counting as activity.
+fragments re-check too (through `ui.reading`), and neither they nor the reruns they
+ask for (`rerun_automatically`) count as activity.
 
 The login form, logout and SSO are in pages.common.login.
 """
@@ -33,6 +34,7 @@ JUST_LOGGED_IN_KEY = "auth.just_logged_in"
 HANDOFF_KEY = "auth.handoff"  # a one-time code waiting to become the cookie
 DEAD_COOKIE_KEY = "auth.dead_cookie"  # a cookie already found dead: no second notice
 CHECKED_AT_KEY = "auth.checked_at"
+AUTOMATIC_KEY = "auth.automatic_run"  # the next run was asked for by a refresh, not a click
 # Fragments re-check the session at most this often (each check is one primary-key read).
 RECHECK_SECS = 1.0
 
@@ -40,7 +42,9 @@ RECHECK_SECS = 1.0
 def restore(app: App, *, activity: bool = True) -> User | None:
     """The logged-in user of this browser, or None (with a notice when a login ended).
 
-    `activity` False (auto-refresh) checks the session without extending its idle time.
+    `activity` False checks the session without extending its idle time: app.py's call
+    (once per run) records the activity, unless the run was automatic; a page's guard
+    and the fragments' checks do not.
     """
     token = st.session_state.get(TOKEN_KEY)
     live = _live(app, token) if token else None
@@ -55,6 +59,8 @@ def restore(app: App, *, activity: bool = True) -> User | None:
     if live is None or token is None:
         return None
     now = ui.now()
+    if activity and st.session_state.pop(AUTOMATIC_KEY, False):
+        activity = False
     if activity and live.stale:
         with app.sessions() as session:
             touch_session(session, live.session_id, now=now)
@@ -95,13 +101,19 @@ def still_logged_in(app: App) -> None:
         st.rerun(scope="app")
 
 
+def rerun_automatically() -> None:
+    """Rerun the page for new data: unlike a click, it does not keep the login alive."""
+    st.session_state[AUTOMATIC_KEY] = True
+    st.rerun(scope="app")
+
+
 def viewer_for(app: App, url_path: str) -> User:
     """The page's guard: the logged-in user if their role may open this page.
 
     Every page is registered for every user so its URL resolves; this check, made by
     the page itself, is what keeps a hidden page's URL from rendering for the wrong role.
     """
-    user = restore(app)
+    user = restore(app, activity=False)  # app.py's restore of this run recorded it
     if user is None:
         from pages.common.login import login_form
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +29,11 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from core.bootstrap import bootstrap
 from core.config import load_settings
-from core.db.models import Role
+from core.db.models import Role, SessionKind
+from core.sessions import SessionPolicy, start_session
 from tests.api.conftest import WallClock
 from tests.conftest import _APP_VARIABLES
-from tests.factories import DEFAULT_PASSWORD, make_meter, make_user
+from tests.factories import DEFAULT_PASSWORD, NOW, make_meter, make_user
 from tests.pages.seed import BACKENDS, shared_database
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8"))
@@ -44,6 +45,8 @@ ROLES = ("admin", "operator", "prosumer", "meter", "nobody")
 class World:
     schema: schemathesis.BaseSchema
     headers: dict[str, dict[str, str]]
+    # Logs a role in again (a fuzzed POST /api/auth/logout ends its session).
+    log_in: Callable[[str], dict[str, str]]
     # (role, status) -> responses seen: proof that each role's credentials were used.
     seen: Counter = field(default_factory=Counter)
 
@@ -71,6 +74,21 @@ def world(
             meter = make_meter(session, users["prosumer"], serial="MTR-FUZZ")
         api = create_app(core, clock=WallClock(), config_ttl_secs=0, create_first_admin=False)
         with TestClient(api, client=("127.0.0.1", 50000)) as client:
+
+            def log_in(role: str) -> dict[str, str]:
+                # A session as the login route starts it, without spending the login
+                # throttle that the fuzzed login attempts use up.
+                with core.sessions() as session:
+                    token = start_session(
+                        session,
+                        users[role],
+                        core.api_secret_key(),
+                        kind=SessionKind.API,
+                        policy=SessionPolicy(),
+                        now=NOW,
+                    )
+                return {"Authorization": f"Bearer {token.access_token}"}
+
             headers: dict[str, dict[str, str]] = {"meter": {"X-API-Key": meter.api_key}}
             for role, user in users.items():
                 login = client.post(
@@ -80,7 +98,7 @@ def world(
                 assert login.status_code == 200, login.text
                 headers[role] = {"Authorization": f"Bearer {login.json()['access_token']}"}
             headers["nobody"] = {}
-            yield World(schemathesis.openapi.from_asgi("/openapi.json", api), headers)
+            yield World(schemathesis.openapi.from_asgi("/openapi.json", api), headers, log_in)
         core.close()
 
 
@@ -102,6 +120,8 @@ def _fuzz(world: World, operation, mode: GenerationMode) -> str | None:
             try:
                 response = case.call_and_validate(headers=world.headers[role], checks=CHECKS)
                 world.seen[role, response.status_code] += 1
+                if operation.path == "/api/auth/logout" and response.status_code == 204:
+                    world.headers[role] = world.log_in(role)  # that session has ended
             except (AssertionError, FailureGroup) as failure:
                 raise AssertionError(f"as {role}: {failure}") from failure
 

@@ -33,6 +33,7 @@ from core.db.migrate import upgrade
 from tests.core.certificates.support import seed_certificates
 from tests.factories import DEFAULT_PASSWORD
 from tests.pages.seed import seed_dashboard, seed_history
+from tests.support.localnet import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -143,10 +144,20 @@ def _shoot(page: object, name: str, tmp_path: Path) -> None:
 
 
 def _log_in(page: object, base: str, username: str) -> None:
+    known = {c["value"] for c in page.context.cookies()}  # type: ignore[attr-defined]
     page.goto(base)  # type: ignore[attr-defined]
     page.get_by_label("Username").fill(username)  # type: ignore[attr-defined]
     page.get_by_label("Password", exact=True).fill(DEFAULT_PASSWORD)  # type: ignore[attr-defined]
     page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
+    # The login page then sends the browser through the route that sets the cookie and
+    # back; wait for that round trip before using the page, or a click races the reload.
+    wait_for(
+        lambda: any(c["name"] == "gtx_session" and c["value"] not in known
+                    for c in page.context.cookies()),  # type: ignore[attr-defined]
+        timeout=WAIT_MS / 1000,
+        what="the session cookie",
+    )  # fmt: skip
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
 
 
 def _assert_cookie_not_url(page: object) -> dict:

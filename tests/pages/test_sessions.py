@@ -17,6 +17,7 @@ from core.db.models import LoginSession, User
 from core.login_throttle import LoginThrottle
 from core.users import change_password, set_user_disabled
 from pages.common import login
+from pages.common.session import AUTOMATIC_KEY
 from pages.common.ui import CLOCK_KEY
 from tests.factories import DEFAULT_PASSWORD, NOW
 from tests.pages.conftest import Dashboard
@@ -131,3 +132,14 @@ def test_one_username_is_throttled_on_its_own(dashboard: Dashboard) -> None:
         errors.append(at.error[0].value)
     assert errors[:10] == ["wrong username or password"] * 10
     assert "too many login attempts for this username" in errors[10]
+
+
+def test_an_automatic_rerun_does_not_keep_the_login_alive(dashboard: Dashboard) -> None:
+    """A page rerun for new events (pages.common.refresh) is not a click."""
+    tab = dashboard.open("ops")
+    for minutes in (10, 20, 29):
+        tab.session_state[AUTOMATIC_KEY] = True
+        assert not logged_out(at_time(tab, NOW + timedelta(minutes=minutes)))
+    tab.session_state[AUTOMATIC_KEY] = True
+    assert logged_out(at_time(tab, NOW + timedelta(minutes=30)))
+    assert "inactivity" in tab.warning[0].value
