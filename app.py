@@ -73,7 +73,8 @@ def main() -> None:
     spec = next((spec for spec in PAGES if spec.title == page.title), None)
     if spec is not None and session.just_logged_in() and role not in spec.roles:
         st.switch_page(pages[home])  # e.g. a prosumer logging in at the staff home page
-    session.keep_in_cookie("" if spec.url_path == home else spec.url_path)
+    if spec is not None:  # the entry page only switches to the home page: hand off there
+        session.keep_in_cookie(spec.url_path)
     login.sidebar(app, user)
     page.run()
 

@@ -142,7 +142,7 @@ def just_logged_in() -> bool:
 
 def keep_in_cookie(url_path: str) -> None:
     """Once after a login: send the browser through the route that sets the cookie,
-    back to this page (`url_path`, "" for the home page) with its query parameters."""
+    back to this page (`url_path`) with its query parameters."""
     code = st.session_state.pop(HANDOFF_KEY, None)
     if not code:
         return
