@@ -112,7 +112,16 @@ Text = Annotated[str | None, Query(max_length=64)]
     "/api/certificates",
     summary="List certificates (a prosumer: their own), newest first",
     description="format=json (default, paged), energytag (EnergyTag-style bundles) or csv.",
-    responses=error_responses(*_AUTH, "invalid_format"),
+    responses={
+        **error_responses(*_AUTH, "invalid_format"),
+        200: {
+            "description": "the page as JSON, the EnergyTag bundles, or CSV (format=csv)",
+            "content": {
+                "application/json": {},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+    },
 )
 def list_certificates(
     viewer: CurrentUser,
