@@ -14,7 +14,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md"
 
 def examples() -> list[dict]:
     text = DOC.read_text()
-    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S)]
+    # Only fences at the start of a line: an indented one (the WebSocket summary message,
+    # which is not an event) belongs to a list item, not to the catalogue.
+    return [json.loads(block) for block in re.findall(r"^```json\n(.*?)```", text, re.S | re.M)]
 
 
 def test_every_event_type_has_a_section_and_an_example() -> None:
