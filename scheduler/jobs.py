@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -67,7 +68,7 @@ class MintScheduler:
         self.interval = minter.app.config().polling_interval_secs
         self.failures = 0  # consecutive aborted cycles
         self._idle = threading.Condition()
-        self._in_flight = 0  # mint and reconcile jobs running now
+        self._in_flight = 0  # periodic jobs running now
         self._moving = threading.Lock()  # held while the mint job is read and moved
 
     def start(self) -> None:
@@ -76,46 +77,13 @@ class MintScheduler:
         self.minter.pipeline.recover(report, release_all_planned=True)
         if report.released or report.confirmed or report.failed or report.expired:
             log.info("recovery: %s", report)
-        self.scheduler.add_job(
-            self.mint_job,
-            IntervalTrigger(seconds=self.interval),
-            id=MINT_JOB,
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=self.interval,
-            next_run_time=datetime.now(UTC),
+        now = datetime.now(UTC)
+        self._every(self.mint_job, self.interval, MINT_JOB, now)
+        self._every(self.reconcile_job, RECONCILE_SECS, RECONCILE_JOB, now + timedelta(seconds=5))
+        self._every(
+            self.certificate_job, CERTIFICATE_SECS, CERTIFICATE_JOB, now + timedelta(seconds=1)
         )
-        self.scheduler.add_job(
-            self.reconcile_job,
-            IntervalTrigger(seconds=RECONCILE_SECS),
-            id=RECONCILE_JOB,
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=RECONCILE_SECS,
-            next_run_time=datetime.now(UTC) + timedelta(seconds=5),
-        )
-        self.scheduler.add_job(
-            self.certificate_job,
-            IntervalTrigger(seconds=CERTIFICATE_SECS),
-            id=CERTIFICATE_JOB,
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=CERTIFICATE_SECS,
-            next_run_time=datetime.now(UTC) + timedelta(seconds=1),
-        )
-        self.scheduler.add_job(
-            self.settle_job,
-            IntervalTrigger(seconds=SETTLE_SECS),
-            id=SETTLE_JOB,
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=SETTLE_SECS,
-            next_run_time=datetime.now(UTC),
-        )
+        self._every(self.settle_job, SETTLE_SECS, SETTLE_JOB, now)
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
             return
@@ -149,6 +117,27 @@ class MintScheduler:
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0)
 
+    def _every(
+        self, job: Callable[[], None], seconds: int, job_id: str, first_run: datetime
+    ) -> None:
+        """A periodic job with the settings of the module docstring, awaited by shutdown()."""
+
+        @wraps(job)
+        def tracked() -> None:
+            with self._tracked():
+                job()
+
+        self.scheduler.add_job(
+            tracked,
+            IntervalTrigger(seconds=seconds),
+            id=job_id,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=seconds,
+            next_run_time=first_run,
+        )
+
     @contextmanager
     def _tracked(self) -> Iterator[None]:
         with self._idle:
@@ -179,10 +168,6 @@ class MintScheduler:
         (at most one polling interval), not a whole interval later. The exception is
         re-raised so APScheduler's listener records it as a scheduler_job_error event.
         """
-        with self._tracked():
-            self._mint_cycles()
-
-    def _mint_cycles(self) -> None:
         while not self.stop.is_set():
             self.wake.clear()
             try:
@@ -227,10 +212,6 @@ class MintScheduler:
             )
 
     def reconcile_job(self) -> None:
-        with self._tracked():
-            self._reconcile()
-
-    def _reconcile(self) -> None:
         grx = self.minter.grx
         reconcile(
             self.minter.app.sessions,
@@ -252,11 +233,10 @@ class MintScheduler:
         """
         if self.stop.is_set():
             return
-        with self._tracked():
-            app = self.minter.app
-            closed = close_due_intervals(app.sessions, app.config(), datetime.now(UTC))
-            if closed:
-                log.info("settlement: %d intervals closed by their grace", closed)
+        app = self.minter.app
+        closed = close_due_intervals(app.sessions, app.config(), datetime.now(UTC))
+        if closed:
+            log.info("settlement: %d intervals closed by their grace", closed)
 
     # --- triggers and listeners --------------------------------------------------------
 
