@@ -30,6 +30,7 @@ from core.db.models import Meter, User
 from core.device_attributes import FIELD_NAMES, certificate_blocker, shown
 from core.device_keys import sealed_device_key, set_device_key
 from core.meters import (
+    RegisteredMeter,
     register_meter,
     rotate_meter_key,
     set_meter_status,
@@ -204,13 +205,7 @@ def create_meter(
         ),
         encryption_required=body.encryption_required,
     )
-    meter = registered.meter
-    return MeterCreated(
-        id=meter.id,
-        serial=meter.serial,
-        owner_username=body.owner_username.strip(),
-        api_key=registered.api_key,
-    )
+    return _key_answer(registered, body.owner_username.strip())
 
 
 @router.get(
@@ -233,6 +228,14 @@ def _meters(state: StateDep) -> list[MeterOut]:
             select(Meter, User.username).join(User, User.id == Meter.owner_id).order_by(Meter.id)
         )
         return [_meter_out(meter, owner) for meter, owner in rows]
+
+
+def _key_answer(registered: RegisteredMeter, owner_username: str) -> MeterCreated:
+    """The one answer that carries a meter's API key (registering or rotating)."""
+    meter = registered.meter
+    return MeterCreated(
+        id=meter.id, serial=meter.serial, owner_username=owner_username, api_key=registered.api_key
+    )
 
 
 def _owner_name(session: SessionDep, meter: Meter) -> str:
@@ -285,13 +288,7 @@ def update_device(
 )
 def rotate_key(serial: SerialPath, admin: AdminUser, session: SessionDep) -> MeterCreated:
     registered = rotate_meter_key(session, serial, by=admin.username)
-    meter = registered.meter
-    return MeterCreated(
-        id=meter.id,
-        serial=meter.serial,
-        owner_username=_owner_name(session, meter),
-        api_key=registered.api_key,
-    )
+    return _key_answer(registered, _owner_name(session, registered.meter))
 
 
 @router.put(

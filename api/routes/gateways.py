@@ -17,6 +17,7 @@ from api.schemas import SERIAL_REGEX
 from api.serialize import rfc3339
 from core.gateways import (
     GatewayView,
+    IssuedGateway,
     assign_meters,
     create_gateway,
     list_gateways,
@@ -70,6 +71,12 @@ def _view(session: SessionDep, name: str) -> GatewayView:
     return next(v for v in list_gateways(session) if v.name == name)
 
 
+def _key_answer(session: SessionDep, issued: IssuedGateway) -> GatewayKey:
+    """The one answer that carries a gateway's key (creating or rotating)."""
+    view = _view(session, issued.gateway.name)
+    return GatewayKey(name=view.name, meters=list(view.meters), api_key=issued.api_key)
+
+
 @router.post(
     "/api/admin/gateways",
     status_code=201,
@@ -78,9 +85,7 @@ def _view(session: SessionDep, name: str) -> GatewayView:
     responses=error_responses(*_AUTH, "not_found", "conflict", "invalid_format"),
 )
 def create(body: GatewayCreate, admin: AdminUser, session: SessionDep) -> GatewayKey:
-    issued = create_gateway(session, body.name, body.meters, by=admin.username)
-    view = _view(session, issued.gateway.name)
-    return GatewayKey(name=view.name, meters=list(view.meters), api_key=issued.api_key)
+    return _key_answer(session, create_gateway(session, body.name, body.meters, by=admin.username))
 
 
 @router.get(
@@ -111,9 +116,7 @@ def assign(name: NamePath, body: GatewayMeters, admin: AdminUser, session: Sessi
     responses=error_responses(*_AUTH, "not_found", "conflict"),
 )
 def rotate(name: NamePath, admin: AdminUser, session: SessionDep) -> GatewayKey:
-    issued = rotate_gateway_key(session, name, by=admin.username)
-    view = _view(session, issued.gateway.name)
-    return GatewayKey(name=view.name, meters=list(view.meters), api_key=issued.api_key)
+    return _key_answer(session, rotate_gateway_key(session, name, by=admin.username))
 
 
 @router.post(
