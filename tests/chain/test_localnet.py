@@ -51,11 +51,6 @@ pytestmark = pytest.mark.chain
 
 
 @pytest.fixture
-def client(localnet: Localnet) -> Client:
-    return Client(localnet.url, commitment=Confirmed)
-
-
-@pytest.fixture
 def payer(client: Client) -> Keypair:
     return funded_keypair(client)
 

@@ -38,11 +38,6 @@ from tests.support.localnet import (
 pytestmark = pytest.mark.chain
 
 
-@pytest.fixture
-def client(localnet: Localnet) -> Client:
-    return Client(localnet.url, commitment=Confirmed)
-
-
 def rpc(node: Localnet, method: str, *params: object) -> dict:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
     return httpx.post(node.url, json=body, timeout=30).json()

@@ -47,11 +47,6 @@ from tests.support.localnet import (
 pytestmark = pytest.mark.chain
 
 
-@pytest.fixture
-def client(localnet: Localnet) -> Client:
-    return Client(localnet.url, commitment=Confirmed)
-
-
 def call(node: Localnet, method: str, *params: object) -> dict:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
     answer = httpx.post(node.url, json=body, timeout=10).json()
