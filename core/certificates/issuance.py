@@ -17,6 +17,10 @@ issuer loses any of these rolls its whole transaction back (its id ranges
 included); its readings stay free for the next cycle. A crash before the
 commit leaves nothing behind.
 
+A run reads only from the watermark (certificate_watermark): readings minted, or of an
+hour closed, since the previous run (less LOOK_BACK), and moves it on, but never past an
+hour it had to leave for later, so no hour is skipped and old history is not rescanned.
+
 A bundle waits in review (certificate status `review`) when auto-issue is off,
 when the device is suspended, or when its Wh exceed what the rated capacity can
 produce in one hour; an admin approves it (`approve_bundle`) or rejects it.
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, exists, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +46,7 @@ from core.db.models import (
     CertificateReading,
     CertificateSequence,
     CertificateStatus,
+    CertificateWatermark,
     Meter,
     MeterReading,
     MeterStatus,
@@ -59,7 +64,11 @@ OPEN_STATUSES = (
     ReadingStatus.REVIEW.value,
     ReadingStatus.MINTING.value,
 )
-DEFAULT_LIMIT = 50_000  # readings looked at per call (each call rescans for unlinked ones)
+DEFAULT_LIMIT = 50_000  # readings looked at per call
+# Minting stamps minted_at a moment before its transaction commits, and processes' clocks
+# differ a little: a run looks this far behind the watermark so a reading committed late is
+# still seen. One seen twice is linked once (the primary key of certificate_readings).
+LOOK_BACK = timedelta(minutes=15)
 # Devices per transaction: a lost race undoes one transaction, which the next cycle redoes.
 METERS_PER_TRANSACTION = 20
 
@@ -105,9 +114,18 @@ def review_reason(meter: Meter, wh: int, *, auto_issue: bool) -> str | None:
     return None
 
 
-def _candidates(session: Session, before: datetime, limit: int) -> list[tuple[int, ...]]:
+def _candidates(
+    session: Session, before: datetime, since: datetime | None, limit: int
+) -> list[tuple[int, ...]]:
+    """Unlinked minted readings of closed hours; with `since`, only those minted since then
+    or of an hour that closed since then (two index ranges, not the whole history)."""
     complete = and_(*(getattr(Meter, name).is_not(None) for name in REQUIRED_FOR_CERTIFICATES))
     linked = exists().where(CertificateReading.reading_id == MeterReading.id)
+    new = (
+        true()
+        if since is None
+        else or_(MeterReading.minted_at >= since, MeterReading.reading_timestamp >= hour_of(since))
+    )
     return [
         tuple(row)
         for row in session.execute(
@@ -121,6 +139,7 @@ def _candidates(session: Session, before: datetime, limit: int) -> list[tuple[in
             .where(
                 MeterReading.status == ReadingStatus.MINTED.value,
                 MeterReading.reading_timestamp < before,
+                new,
                 ~linked,
                 complete,
             )
@@ -146,29 +165,58 @@ def _open_hours(session: Session, meter_ids: list[int], start: datetime, end: da
 def issue_due(
     session: Session, *, now: datetime, auto_issue: bool, limit: int = DEFAULT_LIMIT
 ) -> IssueReport:
-    """Issue every due (device, hour) bundle, a few devices per transaction; commits."""
+    """Issue every due (device, hour) bundle, a few devices per transaction; commits.
+
+    Reads from the watermark (less LOOK_BACK) only, then moves it to `now`, or back to the
+    oldest hour it had to leave for later (still settling, or lost to another issuer), so
+    each closed-and-minted hour is read until it is issued and not after.
+    """
     report = IssueReport()
-    rows = _candidates(session, hour_of(now), limit)
+    seen = session.scalar(select(CertificateWatermark.since).where(CertificateWatermark.id == 1))
+    rows = _candidates(session, hour_of(now), None if seen is None else seen - LOOK_BACK, limit)
     session.rollback()  # end the read
     if not rows:
+        _move_watermark(session, seen, now)
         return report
     groups: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
     for reading_id, meter_id, kwh_micro, at in rows:
         groups[(meter_id, hour_of(at))].append((reading_id, kwh_micro))
-    if len(rows) == limit and len(groups) > 1:
+    cut = len(rows) == limit  # more may be due than was read: the watermark stays
+    if cut and len(groups) > 1:
         groups.pop(next(reversed(groups)))  # the last hour may be cut by the limit
     hours = [hour for _, hour in groups]
     blocked = _open_hours(session, sorted({m for m, _ in groups}), min(hours), max(hours) + HOUR)
     session.rollback()
     by_meter: dict[int, list[tuple[datetime, list[tuple[int, int]]]]] = defaultdict(list)
+    held = [hour for (meter_id, hour) in groups if (meter_id, hour) in blocked]
     for (meter_id, hour), readings in groups.items():
         if (meter_id, hour) not in blocked:
             by_meter[meter_id].append((hour, readings))  # in hour order: the carry follows it
     meter_ids = list(by_meter)
     for index in range(0, len(meter_ids), METERS_PER_TRANSACTION):
         chunk = {m: by_meter[m] for m in meter_ids[index : index + METERS_PER_TRANSACTION]}
-        _issue_devices(session, chunk, now=now, auto_issue=auto_issue, report=report)
+        if not _issue_devices(session, chunk, now=now, auto_issue=auto_issue, report=report):
+            held += [hour for hours in chunk.values() for hour, _ in hours]
+    if not cut:
+        _move_watermark(session, seen, min([now, *held]))
     return report
+
+
+def _move_watermark(session: Session, seen: datetime | None, to: datetime) -> None:
+    """Guarded on the value this run read: of two concurrent issuers only one moves it, and
+    from a complete view (the other's view is as old; not moving only means reading more)."""
+    if to == seen:
+        return
+    guard = (
+        CertificateWatermark.since.is_(None) if seen is None else CertificateWatermark.since == seen
+    )
+    session.execute(
+        update(CertificateWatermark)
+        .where(CertificateWatermark.id == 1, guard)
+        .values(since=to)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
 
 
 def _take_ids(session: Session, wh: int) -> int:
@@ -213,11 +261,10 @@ def _issue_devices(
     now: datetime,
     auto_issue: bool,
     report: IssueReport,
-) -> None:
-    """These devices' due hours as bundles and certificates, in one transaction.
-
-    Any lost race (a reading linked, a carry moved, by another issuer) rolls the
-    whole transaction back: nothing of it was issued, and the next cycle retries.
+) -> bool:
+    """These devices' due hours as bundles and certificates, in one transaction; False
+    when it lost a race (a reading linked, a carry moved, by another issuer), which rolls
+    the whole transaction back: nothing of it was issued, and the next cycle retries.
     """
     try:
         meters = {
@@ -299,7 +346,7 @@ def _issue_devices(
             if not _move_carry(session, meter_id, seen, meter_id in carries, bundle_id, rest):
                 session.rollback()
                 report.lost_races += 1
-                return
+                return False
         if certificates:
             session.execute(insert(Certificate), certificates)
         add_daily(
@@ -314,9 +361,10 @@ def _issue_devices(
         session.rollback()
         report.lost_races += 1
         log.info("another issuer took some of these readings first; retried next cycle")
-        return
+        return False
     report.bundles += len(ids)
     report.wh += sum(item[5].wh for item in planned)
     report.in_review += sum(1 for item in planned if item[6])
     report.remainder_mwh += sum(rest for _, rest in last_bundle.values())
     report.bundle_ids += ids
+    return True

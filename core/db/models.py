@@ -635,6 +635,15 @@ class CertificateSequence(Base):
     next_id: Mapped[int] = mapped_column(BigInteger)
 
 
+class CertificateWatermark(Base):
+    """Issuance looks again only from `since` (one row; NULL: from the first reading)."""
+
+    __tablename__ = "certificate_watermark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class Certificate(Base):
     """A holder's contiguous range of a bundle's Wh ids; splitting replaces it by children."""
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, User
+from core.db.types import utcnow
 from core.meters import update_device_attributes
 from tests.factories import make_meter, make_reading
 
@@ -28,7 +29,11 @@ def device_meter(session: Session, owner: User | None = None, **fields: str) -> 
 
 
 def minted(session: Session, meter: Meter, at: datetime, kwh: str | Decimal) -> MeterReading:
-    return make_reading(session, meter, kwh=str(kwh), at=at, status=ReadingStatus.MINTED)
+    """Minted now, as the pipeline stamps it (issuance reads from its watermark on)."""
+    reading = make_reading(session, meter, kwh=str(kwh), at=at, status=ReadingStatus.MINTED)
+    reading.minted_at = utcnow()
+    session.commit()
+    return reading
 
 
 def seed_certificates(session: Session, now: datetime) -> None:

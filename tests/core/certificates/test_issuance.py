@@ -19,6 +19,7 @@ from core.db.models import (
     Certificate,
     CertificateBundle,
     CertificateReading,
+    CertificateWatermark,
     MeterReading,
 )
 from core.meters import suspend_meter
@@ -186,3 +187,61 @@ def test_concurrent_issuers_never_link_a_reading_twice(sessions: sessionmaker[Se
         ranges = sorted((b.first_id, b.last_id) for b in rows)
         assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
         assert sum(last - first + 1 for first, last in ranges) == sum(b.wh for b in rows)
+
+
+def watermark(session: Session) -> datetime | None:
+    session.rollback()
+    return session.scalar(select(CertificateWatermark.since))
+
+
+def test_a_run_reads_only_from_the_watermark_and_never_skips_an_hour(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        minted(session, meter, H0, "1")
+        make_reading(session, meter, kwh="1", at=H0 + timedelta(hours=1), status="review")
+        minted(session, meter, H0 + timedelta(hours=1, minutes=15), "2")
+        issue_due(session, now=NOW, auto_issue=True)
+        # Hour 09 waits for its reading in review: the watermark stays at that hour.
+        assert watermark(session) == H0 + timedelta(hours=1)
+        assert [(b.hour_start, b.wh) for b in bundles(session)] == [(H0, 1000)]
+        later = NOW + timedelta(hours=2)
+        session.execute(
+            update(MeterReading)
+            .where(MeterReading.status == "review")
+            .values(status="minted", minted_at=later)
+        )
+        session.commit()
+        issue_due(session, now=later, auto_issue=True)
+        assert [(b.hour_start, b.wh) for b in bundles(session)][1:] == [
+            (H0 + timedelta(hours=1), 3000)
+        ]
+        assert watermark(session) == later
+        # Beyond the watermark: a reading minted long ago of an hour closed long ago is not
+        # read again (the run does not scan history) ...
+        old = minted(session, meter, H0 + timedelta(hours=2), "4")
+        session.execute(update(MeterReading).where(MeterReading.id == old.id).values(minted_at=NOW))
+        session.commit()
+        assert issue_due(session, now=later + timedelta(hours=1), auto_issue=True).bundles == 0
+        # ... while one minted since (an admin's retry of an old hour) and one of an hour
+        # closed since (minted before it closed) are each issued once.
+        retried = minted(session, meter, H0 + timedelta(hours=2, minutes=15), "5")
+        recent = later + timedelta(hours=1, minutes=5)  # after the last run
+        fresh = minted(session, meter, recent, "6")
+        session.execute(
+            update(MeterReading)
+            .where(MeterReading.id.in_([retried.id, fresh.id]))
+            .values(minted_at=recent + timedelta(minutes=5))
+        )
+        session.commit()
+        done = later + timedelta(hours=3)
+        report = issue_due(session, now=done, auto_issue=True)
+        assert report.bundles == 2 and report.wh == 11_000
+        assert issue_due(session, now=done, auto_issue=True).bundles == 0
+        linked = session.scalar(
+            select(func.count(CertificateReading.reading_id)).where(
+                CertificateReading.reading_id.in_([retried.id, fresh.id])
+            )
+        )
+        assert linked == 2
