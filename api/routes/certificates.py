@@ -7,15 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
+from api.csv_response import csv_stream_response, wants_csv
 from api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep, StateDep
 from api.openapi import error_responses
 from api.schemas import MAX_ID
-from core.certificates.export import certificates_csv, energytag_bundle
+from core.certificates.export import energytag_bundle
 from core.certificates.lifecycle import (
     approve_certificate,
     cancel_certificate,
@@ -34,6 +35,7 @@ from core.views.certificates import (
     certificates,
     claims_report,
 )
+from core.views.filters import TableFilter
 
 router = APIRouter(tags=["certificates"])
 _AUTH = ("unauthenticated", "forbidden")
@@ -124,8 +126,10 @@ Text = Annotated[str | None, Query(max_length=64)]
     },
 )
 def list_certificates(
+    request: Request,
     viewer: CurrentUser,
     session: ReadSessionDep,
+    state: StateDep,
     meter_serial: Serial = None,
     hour_from: AwareDatetime | None = None,
     hour_to: AwareDatetime | None = None,
@@ -135,8 +139,17 @@ def list_certificates(
     holder: Text = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
-    format: Annotated[str, Query(pattern="^(json|energytag|csv)$")] = "json",
+    format: Annotated[str | None, Query(pattern="^(json|energytag|csv)$")] = None,
 ) -> Response:
+    if wants_csv(request, format):  # streamed in pages, like every table's export
+        session.close()
+        flt = TableFilter(
+            since=hour_from, until=hour_to, meter=meter_serial or "", user=holder or "",
+            status=status.value if status else "", technology=technology or "",
+            region=grid_region or "",
+        )  # fmt: skip
+        return csv_stream_response(state.core, "certificates", viewer, flt)
+    format = format or "json"
     wanted = _filter(meter_serial, hour_from, hour_to, technology, grid_region, status, holder)
     if format == "json":
         rows, total = certificates(
@@ -150,12 +163,6 @@ def list_certificates(
         }
         return JSONResponse(body)
     rows, _ = certificates(session, viewer, wanted, limit=EXPORT_LIMIT)
-    if format == "csv":
-        return Response(
-            certificates_csv(rows),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="certificates.csv"'},
-        )
     mint = session.scalar(
         select(CertificateMint.address).order_by(CertificateMint.created_at.desc()).limit(1)
     )

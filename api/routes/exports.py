@@ -19,7 +19,7 @@ from core.views.filters import TableFilter
 
 router = APIRouter(tags=["exports"])
 
-TableName = Literal["readings", "mints", "events", "meters", "users"]
+TableName = Literal["readings", "mints", "events", "meters", "users", "certificates"]
 assert set(TableName.__args__) == set(TABLES)  # type: ignore[attr-defined]
 
 
@@ -47,8 +47,10 @@ def _utc(moment: datetime | None) -> datetime | None:
     description=(
         "readings: since/until (reading time), meter, user, status; mints: since/until "
         "(created), status; events: since/until, types (comma separated), text, meter, user; "
-        "meters: status, meter, user (owner); users (admins): role. A prosumer gets only "
-        "their own readings and events; mints and meters are for staff. Answers CSV "
+        "meters: status, meter, user (owner); users (admins): role; certificates: "
+        "since/until (production hour), meter, user (holder), status, technology, region. "
+        "A prosumer gets only their own readings, events and certificates; mints and meters "
+        "are for staff. Answers CSV "
         "(Accept: text/csv or format=csv); other formats get 406."
     ),
     responses={
@@ -73,6 +75,8 @@ async def export(
     types: Text = "",
     text: Text = "",
     role: Text = "",
+    technology: Text = "",
+    region: Text = "",
     user_filter: Annotated[
         str, Query(alias="user", max_length=200), AfterValidator(_clean_text)
     ] = "",
@@ -91,5 +95,7 @@ async def export(
         types=tuple(part.strip() for part in types.split(",") if part.strip()),
         text=text.strip(),
         role=role.strip(),
+        technology=technology.strip(),
+        region=region.strip(),
     )
     return await csv_response(state.core, table, user, flt)

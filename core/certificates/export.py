@@ -1,4 +1,4 @@
-"""Certificates as EnergyTag-style JSON and as CSV.
+"""Certificates as EnergyTag-style JSON and as CSV cells (streamed by core.exports).
 
 `energytag_bundle` maps one certificate row onto the EnergyTag granular
 certificate attributes (the mapping is tabled in docs/CERTIFICATES.md); the
@@ -8,8 +8,6 @@ beside this module (the tests validate every export against it).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -100,26 +98,15 @@ def energytag_bundle(row: CertificateRow, *, mint: str | None) -> dict[str, Any]
     return bundle
 
 
-def _cell(value: object) -> object:
-    """Text a spreadsheet would run as a formula is quoted (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def certificates_csv(rows: list[CertificateRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(
-            _cell(value)
-            for value in [
-                row.id, row.bundle_id, row.status, row.meter_serial, _utc(row.hour_start),
-                row.wh, row.first_id, row.last_id, row.technology, format(row.capacity_kw, "f"),
-                row.country, row.grid_region, row.holder, row.holder_wallet,
-                row.issue_signature or "", row.beneficiary or "", row.purpose or "",
-                row.period_start or "", row.period_end or "", row.claim_country or "",
-            ]
-        )  # fmt: skip
-    return out.getvalue()
+def csv_cells(row: CertificateRow) -> list[str]:
+    """One certificate as the cells of CSV_COLUMNS (core.exports streams and quotes them)."""
+    return [
+        str(value)
+        for value in (
+            row.id, row.bundle_id, row.status, row.meter_serial, _utc(row.hour_start),
+            row.wh, row.first_id, row.last_id, row.technology, format(row.capacity_kw, "f"),
+            row.country, row.grid_region, row.holder, row.holder_wallet,
+            row.issue_signature or "", row.beneficiary or "", row.purpose or "",
+            row.period_start or "", row.period_end or "", row.claim_country or "",
+        )
+    ]  # fmt: skip

@@ -2,8 +2,8 @@
 
 A statement's first selected column is the table's id, which the CSV stream pages
 on (keyset, newest first). Access is the viewer's, in SQL, as on screen: a prosumer
-exports only their own readings and events; mints and meters are for staff, users
-for admins.
+exports only their own readings, events and the certificates they hold; mints and
+meters are for staff, users for admins.
 """
 
 from __future__ import annotations
@@ -17,12 +17,24 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
 
-from core.db.models import CERTIFICATE_KINDS, Event, Meter, MeterReading, MintBatch, User
+from core.certificates.export import CSV_COLUMNS, csv_cells
+from core.db.models import (
+    CERTIFICATE_KINDS,
+    Certificate,
+    CertificateStatus,
+    Event,
+    Meter,
+    MeterReading,
+    MintBatch,
+    User,
+)
+from core.device_attributes import Technology
 from core.errors import NotFound
 from core.units import format_kwh
 from core.views._sql import require_admin, require_staff
+from core.views.certificates import CertificateFilter, CertificateRow, certificates_statement
 from core.views.events import events_statement
-from core.views.filters import TableFilter
+from core.views.filters import InvalidFilter, TableFilter
 from core.views.readings import readings_statement
 
 
@@ -125,6 +137,33 @@ def _user_cells(row: Sequence[Any]) -> list[str]:
             _time(row[5])]  # fmt: skip
 
 
+def _one_of(name: str, value: str, allowed: type[Technology] | type[CertificateStatus]) -> str:
+    if value and value not in {item.value for item in allowed}:
+        raise InvalidFilter(f"{name}: {value!r} is not one of {', '.join(allowed)}", field=name)
+    return value
+
+
+def _certificates(viewer: User, flt: TableFilter) -> Select[Any]:
+    """The Certificates page's registry: since/until bound the production hour, meter is
+    the device, user the holder; a prosumer gets the certificates they hold."""
+    return certificates_statement(
+        viewer,
+        CertificateFilter(
+            meter_serial=flt.meter or None,
+            hour_from=flt.since,
+            hour_to=flt.until,
+            technology=_one_of("technology", flt.technology, Technology) or None,
+            grid_region=flt.region or None,
+            status=_one_of("status", flt.status, CertificateStatus) or None,
+            holder=flt.user or None,
+        ),
+    )
+
+
+def _certificate_cells(row: Sequence[Any]) -> list[str]:
+    return csv_cells(CertificateRow(*row))
+
+
 TABLES: dict[str, ExportTable] = {
     table.name: table
     for table in (
@@ -200,6 +239,7 @@ TABLES: dict[str, ExportTable] = {
             _users,
             _user_cells,
         ),
+        ExportTable("certificates", CSV_COLUMNS, Certificate.id, _certificates, _certificate_cells),
     )
 }
 

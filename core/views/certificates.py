@@ -140,6 +140,11 @@ def _filtered(statement: Select, wanted: CertificateFilter) -> Select:
     return statement
 
 
+def certificates_statement(viewer: User, wanted: CertificateFilter) -> Select:
+    """The registry's rows as the viewer may see them, filtered (first column: the id)."""
+    return _filtered(_base(viewer), wanted)
+
+
 def certificates(
     session: Session,
     viewer: User,
@@ -150,7 +155,7 @@ def certificates(
 ) -> tuple[list[CertificateRow], int]:
     """One page of certificates (newest first) and how many match."""
     wanted = wanted or CertificateFilter()
-    statement = _filtered(_base(viewer), wanted)
+    statement = certificates_statement(viewer, wanted)
     counting = select(func.count(Certificate.id))
     if (
         wanted.meter_serial

@@ -27,6 +27,8 @@ class TableFilter:
     types: tuple[str, ...] = field(default_factory=tuple)
     text: str = ""
     role: str = ""
+    technology: str = ""  # a device technology (certificates)
+    region: str = ""  # a grid region / bidding zone (certificates)
 
     def as_query(self) -> dict[str, str]:
         """The filter as query parameters (empty fields left out); parse_filter reads it back."""
@@ -72,4 +74,6 @@ def parse_filter(raw: Mapping[str, Any]) -> TableFilter:
         types=tuple(part.strip() for part in text["types"].split(",") if part.strip()),
         text=text["text"],
         role=text["role"],
+        technology=text["technology"],
+        region=text["region"],
     )

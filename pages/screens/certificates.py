@@ -22,7 +22,8 @@ from core.device_attributes import Technology
 from core.errors import DomainError
 from core.views._sql import is_staff
 from core.views.certificates import CertificateFilter, certificates, daily_totals
-from pages.common import charts, session, ui
+from core.views.filters import TableFilter
+from pages.common import charts, exports, session, ui
 
 DAYS = 30
 PAGE_ROWS = 200
@@ -81,8 +82,13 @@ if staff:
         status=status,
         holder=holder or None,
     )
+    on_screen = TableFilter(
+        meter=serial, user=holder, status=status or "", technology=technology or "",
+        region=region,
+    )  # fmt: skip
 else:
     wanted = CertificateFilter()
+    on_screen = TableFilter()  # the export, like the table, holds only their own
 
 with ui.reading(app) as reading:
     rows, total = certificates(reading, viewer, wanted, limit=PAGE_ROWS)
@@ -92,6 +98,7 @@ st.caption(
 )
 if rows:
     st.dataframe(table(rows), hide_index=True, key="certs.table")
+    exports.download_link(app, viewer, "certificates", on_screen, key="certs.download")
 else:
     st.info("No certificates yet: they are issued hourly from minted energy.")
 

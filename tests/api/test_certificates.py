@@ -252,3 +252,33 @@ def test_energytag_export_validates_and_csv(
     mine = client.get("/api/certificates?format=csv", headers=auth_headers(app, issued["bob"])).text
     assert [int(r["wh"]) for r in csv.DictReader(io.StringIO(mine))] == [1000]
     assert Role.ADMIN
+
+
+def test_csv_streams_with_the_filters_from_both_routes(
+    client: TestClient, app: App, session, issued, admin
+) -> None:
+    headers = auth_headers(app, admin)
+    listed = client.get(
+        "/api/certificates", params={"holder": "alice"}, headers={**headers, "Accept": "text/csv"}
+    )
+    assert listed.headers["content-type"].startswith("text/csv")
+    assert [int(r["certificate_id"]) for r in csv.DictReader(io.StringIO(listed.text))] == [
+        issued["a"]
+    ]
+    exported = client.get(
+        "/api/exports/certificates",
+        params={"format": "csv", "technology": "solar_pv", "region": "TH-PEA", "user": "bob"},
+        headers=headers,
+    )
+    assert [r["holder"] for r in csv.DictReader(io.StringIO(exported.text))] == ["bob"]
+    assert client.get(
+        "/api/exports/certificates", params={"format": "csv", "technology": "wind"},
+        headers=headers,
+    ).text.count("\n") == 1  # the header only  # fmt: skip
+    # A prosumer's filter cannot reach beyond their own certificates.
+    theirs = client.get(
+        "/api/exports/certificates?format=csv&user=alice", headers=auth_headers(app, issued["bob"])
+    )
+    assert list(csv.DictReader(io.StringIO(theirs.text))) == []
+    bad = client.get("/api/exports/certificates?format=csv&technology=coal", headers=headers)
+    assert (bad.status_code, error_of(bad)["field"]) == (422, "technology")

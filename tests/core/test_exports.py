@@ -176,7 +176,7 @@ def test_formula_cells_are_defused() -> None:
 
 
 def test_every_table_is_listed() -> None:
-    assert set(TABLES) == {"readings", "mints", "events", "meters", "users"}
+    assert set(TABLES) == {"readings", "mints", "events", "meters", "users", "certificates"}
 
 
 def test_pages_cover_a_table_larger_than_one_page(app: App, seeded: dict[str, User]) -> None:

@@ -13,6 +13,8 @@ from core.db.models import Certificate, User
 from tests.core.certificates.support import device_meter, minted
 from tests.factories import NOW
 from tests.pages.conftest import Dashboard, frame
+from tests.pages.test_exports import download as download_csv
+from tests.pages.test_exports import link_of
 
 H0 = NOW.replace(minute=0) - timedelta(hours=5)
 
@@ -40,6 +42,12 @@ def test_staff_see_the_chart_and_every_certificate(dashboard: Dashboard) -> None
     at.text_input(key="certs.holder").input("bob").run()
     assert list(frame(at, "Wh")["Wh"]) == [2250]
     assert not [b for b in at.button if b.key == "certs.retire"]  # staff do not claim
+    # The export holds exactly what the filtered table shows.
+    rows = download_csv(link_of(at, "certs.download"))
+    assert [(int(r["certificate_id"]), int(r["wh"])) for r in rows] == [
+        (int(i), w) for i, w in zip(frame(at, "id")["id"], frame(at, "Wh")["Wh"], strict=True)
+    ]
+    assert {(r["holder"], r["status"]) for r in rows} == {("bob", "active")}
 
 
 def test_a_prosumer_sees_their_own_retires_and_downloads_the_statement(
@@ -48,6 +56,7 @@ def test_a_prosumer_sees_their_own_retires_and_downloads_the_statement(
     ids = certify(dashboard)
     bob = dashboard.open("bob", "certificates")
     assert list(frame(bob, "Wh")["Wh"]) == [2250]  # not alice's
+    assert [r["wh"] for r in download_csv(link_of(bob, "certs.download"))] == ["2250"]
     assert not bob.get("plotly_chart")
     at = dashboard.open("alice", "certificates")
     assert list(frame(at, "Wh")["Wh"]) == [1500]
