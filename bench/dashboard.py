@@ -108,6 +108,18 @@ def _cases() -> list[tuple[str, str, str, dict[str, object]]]:
 
 
 def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, float]]:
+    users = {role: name for role, (name, _) in ROLES.items()}
+    return render_pages(url, data_dir, users, _cases(), runs)
+
+
+def render_pages(
+    url: str,
+    data_dir: Path,
+    users_by_role: dict[str, str],
+    cases: list[tuple[str, str, str, dict[str, object]]],
+    runs: int,
+) -> list[tuple[str, str, float, float]]:
+    """Each case's page rendered by AppTest as its role's user: (label, role, median, max)."""
     from streamlit.testing.v1 import AppTest
 
     os.environ.update(DATABASE_URL=url, DATA_DIR=str(data_dir), API_SECRET_KEY=SECRET,
@@ -115,7 +127,7 @@ def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, 
     engine = create_db_engine(url)
     with Session(engine) as session:
         users = {role: session.scalars(select(User).where(User.username == name)).one()
-                 for role, (name, _) in ROLES.items()}  # fmt: skip
+                 for role, name in users_by_role.items()}  # fmt: skip
         # A day-long idle limit: the benchmark's runs must not be logged out.
         policy = SessionPolicy(max_hours=24, idle_minutes=1440)
         tokens = {role: start_session(session, user, SECRET, kind=SessionKind.DASHBOARD,
@@ -123,7 +135,7 @@ def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, 
                   for role, user in users.items()}  # fmt: skip
     engine.dispose()
     results = []
-    for label, role, page, state in _cases():
+    for label, role, page, state in cases:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.session_state["auth.token"] = tokens[role]
         for key, value in state.items():
