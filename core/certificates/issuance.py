@@ -64,7 +64,8 @@ OPEN_STATUSES = (
     ReadingStatus.REVIEW.value,
     ReadingStatus.MINTING.value,
 )
-DEFAULT_LIMIT = 50_000  # readings looked at per call
+DEFAULT_LIMIT = 50_000  # readings read per page
+PAGES_PER_CALL = 20  # a backlog of a million readings in one call; more waits for the next
 # Minting stamps minted_at a moment before its transaction commits, and processes' clocks
 # differ a little: a run looks this far behind the watermark so a reading committed late is
 # still seen. One seen twice is linked once (the primary key of certificate_readings).
@@ -115,16 +116,29 @@ def review_reason(meter: Meter, wh: int, *, auto_issue: bool) -> str | None:
 
 
 def _candidates(
-    session: Session, before: datetime, since: datetime | None, limit: int
+    session: Session,
+    before: datetime,
+    since: datetime | None,
+    limit: int,
+    after: tuple[int, datetime] | None = None,
 ) -> list[tuple[int, ...]]:
-    """Unlinked minted readings of closed hours; with `since`, only those minted since then
-    or of an hour that closed since then (two index ranges, not the whole history)."""
+    """Unlinked minted readings of closed hours, in (device, time) order from `after`; with
+    `since`, only those minted since then or of an hour that closed since then (two index
+    ranges, not the whole history)."""
     complete = and_(*(getattr(Meter, name).is_not(None) for name in REQUIRED_FOR_CERTIFICATES))
     linked = exists().where(CertificateReading.reading_id == MeterReading.id)
     new = (
         true()
         if since is None
         else or_(MeterReading.minted_at >= since, MeterReading.reading_timestamp >= hour_of(since))
+    )
+    onward = (
+        true()
+        if after is None
+        else or_(
+            MeterReading.meter_id > after[0],
+            and_(MeterReading.meter_id == after[0], MeterReading.reading_timestamp >= after[1]),
+        )
     )
     return [
         tuple(row)
@@ -140,6 +154,7 @@ def _candidates(
                 MeterReading.status == ReadingStatus.MINTED.value,
                 MeterReading.reading_timestamp < before,
                 new,
+                onward,
                 ~linked,
                 complete,
             )
@@ -163,27 +178,57 @@ def _open_hours(session: Session, meter_ids: list[int], start: datetime, end: da
 
 
 def issue_due(
-    session: Session, *, now: datetime, auto_issue: bool, limit: int = DEFAULT_LIMIT
+    session: Session,
+    *,
+    now: datetime,
+    auto_issue: bool,
+    limit: int = DEFAULT_LIMIT,
+    pages: int = PAGES_PER_CALL,
 ) -> IssueReport:
     """Issue every due (device, hour) bundle, a few devices per transaction; commits.
 
-    Reads from the watermark (less LOOK_BACK) only, then moves it to `now`, or back to the
-    oldest hour it had to leave for later (still settling, or lost to another issuer), so
-    each closed-and-minted hour is read until it is issued and not after.
+    Reads from the watermark (less LOOK_BACK) only, in pages of `limit` readings that
+    each start after the previous one (a backlog is not rescanned page after page), then
+    moves the watermark to `now`, or back to the oldest hour it had to leave for later
+    (still settling, or lost to another issuer), so each closed-and-minted hour is read
+    until it is issued and not after. After `pages` pages it stops and the watermark
+    stays: the next call goes on.
     """
     report = IssueReport()
     seen = session.scalar(select(CertificateWatermark.since).where(CertificateWatermark.id == 1))
-    rows = _candidates(session, hour_of(now), None if seen is None else seen - LOOK_BACK, limit)
-    session.rollback()  # end the read
-    if not rows:
-        _move_watermark(session, seen, now)
-        return report
-    groups: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
-    for reading_id, meter_id, kwh_micro, at in rows:
-        groups[(meter_id, hour_of(at))].append((reading_id, kwh_micro))
-    cut = len(rows) == limit  # more may be due than was read: the watermark stays
-    if cut and len(groups) > 1:
-        groups.pop(next(reversed(groups)))  # the last hour may be cut by the limit
+    since = None if seen is None else seen - LOOK_BACK
+    held: list[datetime] = []
+    after: tuple[int, datetime] | None = None
+    for _ in range(pages):
+        rows = _candidates(session, hour_of(now), since, limit, after)
+        session.rollback()  # end the read
+        groups: dict[tuple[int, datetime], list[tuple[int, int]]] = defaultdict(list)
+        for reading_id, meter_id, kwh_micro, at in rows:
+            groups[(meter_id, hour_of(at))].append((reading_id, kwh_micro))
+        if len(rows) < limit:
+            held += _issue_groups(session, groups, now=now, auto_issue=auto_issue, report=report)
+            _move_watermark(session, seen, min([now, *held]))
+            return report
+        if len(groups) == 1:  # one hour larger than a page: issue what was read, go on later
+            _issue_groups(session, groups, now=now, auto_issue=auto_issue, report=report)
+            return report
+        after = next(reversed(groups))  # the last hour may be cut: the next page starts there
+        groups.pop(after)
+        held += _issue_groups(session, groups, now=now, auto_issue=auto_issue, report=report)
+    return report
+
+
+def _issue_groups(
+    session: Session,
+    groups: dict[tuple[int, datetime], list[tuple[int, int]]],
+    *,
+    now: datetime,
+    auto_issue: bool,
+    report: IssueReport,
+) -> list[datetime]:
+    """Issue the groups whose hour has settled; the hours left for later."""
+    if not groups:
+        return []
     hours = [hour for _, hour in groups]
     blocked = _open_hours(session, sorted({m for m, _ in groups}), min(hours), max(hours) + HOUR)
     session.rollback()
@@ -197,9 +242,7 @@ def issue_due(
         chunk = {m: by_meter[m] for m in meter_ids[index : index + METERS_PER_TRANSACTION]}
         if not _issue_devices(session, chunk, now=now, auto_issue=auto_issue, report=report):
             held += [hour for hours in chunk.values() for hour, _ in hours]
-    if not cut:
-        _move_watermark(session, seen, min([now, *held]))
-    return report
+    return held
 
 
 def _move_watermark(session: Session, seen: datetime | None, to: datetime) -> None:

@@ -245,3 +245,26 @@ def test_a_run_reads_only_from_the_watermark_and_never_skips_an_hour(
             )
         )
         assert linked == 2
+
+
+def test_a_backlog_is_read_in_pages_that_follow_each_other(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        meters = [device_meter(session) for _ in range(3)]
+        energy: dict[int, int] = {}
+        for m_index, meter in enumerate(meters):
+            for quarter in range(12):  # 3 hours of 15-minute readings
+                micro = 345_679 * (quarter + 1) + m_index
+                minted(session, meter, H0 + timedelta(minutes=15 * quarter), f"{micro / 10**6:.6f}")
+                energy[meter.id] = energy.get(meter.id, 0) + micro
+        # Pages of 5 readings cut hours in two; one page only: the watermark stays.
+        first = issue_due(session, now=NOW, auto_issue=True, limit=5, pages=1)
+        assert first.bundles == 1 and watermark(session) is None
+        report = issue_due(session, now=NOW, auto_issue=True, limit=5)
+        assert first.bundles + report.bundles == 9  # one per device and hour, none split
+        assert watermark(session) == NOW
+        rows = bundles(session)
+        for meter_id, total in energy.items():
+            assert sum(b.wh for b in rows if b.meter_id == meter_id) == total // 1000
+        assert session.scalar(select(func.count(CertificateReading.reading_id))) == 36
