@@ -83,6 +83,11 @@ def _settings(p: Payload) -> str:
 
 
 def _mismatch(p: Payload) -> str:
+    if p.get("check") == "running_total":  # core.minting.totals.audit
+        return (
+            f"The running total of minted GRX ({_get(p, 'running_base_units')} base units) "
+            f"differs from the full sum of minted readings ({_get(p, 'expected_supply')})."
+        )
     return (
         f"On-chain supply {_get(p, 'onchain_supply')} differs from the expected "
         f"{_get(p, 'expected_supply')} for mint {_get(p, 'mint')}: auto-mint paused."

@@ -1,5 +1,6 @@
 """APScheduler jobs: the mint cycle (on an interval and on arrival), the certificate
-cycle (every few seconds), reconciliation of both mints, and the settlement grace
+cycle (every few seconds), reconciliation of both mints (from running totals, with a
+slower audit of those totals against the full sum), and the settlement grace
 (telemetry intervals no later sample closed).
 
 Job settings are deliberate: fixed ids with replace_existing (a restart never
@@ -36,6 +37,7 @@ from core.event_watch import EventWatcher
 from core.events import EventType, publish
 from core.minting.pipeline import CycleReport
 from core.minting.reconcile import reconcile
+from core.minting.totals import audit as audit_totals
 from core.settlement import close_due_intervals
 from scheduler.service import Minter
 
@@ -45,6 +47,8 @@ MINT_JOB = "mint-cycle"
 RECONCILE_JOB = "reconcile"
 CERTIFICATE_JOB = "certificates"
 RECONCILE_SECS = 30
+AUDIT_JOB = "audit-totals"
+AUDIT_SECS = 600  # the full sum reads every minted reading: rarely, reconcile reads the total
 # Hours close once an hour, but transfers and retirements are asked for at any time.
 CERTIFICATE_SECS = 5
 SETTLE_JOB = "settle-intervals"
@@ -84,6 +88,7 @@ class MintScheduler:
             self.certificate_job, CERTIFICATE_SECS, CERTIFICATE_JOB, now + timedelta(seconds=1)
         )
         self._every(self.settle_job, SETTLE_SECS, SETTLE_JOB, now)
+        self._every(self.audit_job, AUDIT_SECS, AUDIT_JOB, now + timedelta(seconds=60))
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
             return
@@ -225,6 +230,12 @@ class MintScheduler:
             str(certificates),
             lambda: self.minter.chain.token_supply(certificates),
         )
+
+    def audit_job(self) -> None:
+        """The slow check of the running total reconcile reads: against the full sum."""
+        if self.stop.is_set():
+            return
+        audit_totals(self.minter.app.sessions)
 
     def settle_job(self) -> None:
         """Close the telemetry intervals whose grace passed; their surplus is then minted.

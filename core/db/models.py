@@ -467,6 +467,22 @@ class Setting(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class MintTotal(Base):
+    """Running totals of minted GRX (core.minting.totals): reconciliation reads this row.
+
+    readings/base_units count every reading ever minted; archived_* the part of them
+    whose rows `python -m core.archive` moved out, so the full sum stays checkable.
+    """
+
+    __tablename__ = "mint_totals"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)  # "grx"
+    readings: Mapped[int] = mapped_column(BigInteger, default=0)
+    base_units: Mapped[int] = mapped_column(BigInteger, default=0)
+    archived_readings: Mapped[int] = mapped_column(BigInteger, default=0)
+    archived_base_units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class TokenMint(Base):
     """The GRX mint this deployment mints to, recorded at bootstrap for reconciliation."""
 

@@ -26,6 +26,7 @@ from core.db.models import BatchStatus, MeterReading, MintBatch, MintRequest, Re
 from core.events import EventType, publish
 from core.minting.fill import Capacity, PlannedTransaction, WaitingWallet, choose_transactions
 from core.minting.plan import ClaimedReading, WalletMint, plan_claim
+from core.minting.totals import add_minted
 
 # How many of the oldest pending readings one claim looks at: enough to fill
 # transactions for a large fleet, bounded so a backlog costs a claim no more.
@@ -292,6 +293,7 @@ def _record_readings(
     ]
     if updates:
         session.execute(update(MeterReading), _uniform(updates))
+    add_minted(session, len(nothing), 0)
     if invalid:
         reason = "the reading has no valid Solana wallet address (base58 of 32 bytes)"
         session.execute(

@@ -3,9 +3,11 @@
 Reads happen in an order that makes a true mismatch the only way to fail:
 the database first (minted so far: all of it is already on chain), then the chain's
 supply, then the database again (minted + still in flight: nothing beyond that can
-be on chain). The supply must lie between the two, plus the supply recorded at
-bootstrap. When it does not, a `reconcile_mismatch` event is written and auto-mint
-is paused until an admin has looked (docs/OPERATIONS.md).
+be on chain). "Minted so far" is the running total kept with each finalized batch
+(core.minting.totals), so a check costs the same at a billion readings; a slower job
+audits that total against the full sum. The supply must lie between the two, plus
+the supply recorded at bootstrap. When it does not, a `reconcile_mismatch` event is
+written and auto-mint is paused until an admin has looked (docs/OPERATIONS.md).
 """
 
 from __future__ import annotations
@@ -18,15 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import TokenizationConfig
-from core.db.models import (
-    BatchStatus,
-    MeterReading,
-    MintBatch,
-    OperationKind,
-    ReadingStatus,
-    TokenMint,
-)
+from core.db.models import BatchStatus, MintBatch, OperationKind, TokenMint
 from core.events import EventType, publish
+from core.minting.totals import running_minted
 from core.settings_store import effective_config, update_settings
 
 log = logging.getLogger(__name__)
@@ -45,13 +41,9 @@ class Reconciliation:
 
 
 def minted_base_units(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(MeterReading.token_base_units), 0)).where(
-                MeterReading.status == ReadingStatus.MINTED.value
-            )
-        )
-    )
+    """What was minted, from the running total (constant time; core.minting.totals
+    keeps it and `audit` checks it against the full sum)."""
+    return running_minted(session)
 
 
 def in_flight_base_units(session: Session) -> int:

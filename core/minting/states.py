@@ -32,6 +32,7 @@ from core.config import TokenizationConfig
 from core.db.models import BatchStatus, MeterReading, MintBatch, OperationKind, ReadingStatus
 from core.events import EventType, publish
 from core.minting.plan import backoff_seconds
+from core.minting.totals import add_minted
 from core.units import format_kwh
 
 
@@ -184,6 +185,7 @@ def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: da
             next_attempt_at=None,
         )
     )
+    add_minted(session, len(readings), sum(r.token_base_units or 0 for r in readings))
     groups: dict[tuple[str, int], list[MeterReading]] = defaultdict(list)
     for reading in readings:
         groups[(str(reading.wallet_address), reading.user_id)].append(reading)

@@ -17,6 +17,7 @@ from core.minting.requests import (
     request_reading_mint,
     retry_failed_readings,
 )
+from core.minting.totals import audit
 from core.settings_store import update_settings
 from tests.scheduler.conftest import count_by_status, expected_by_wallet
 from tests.support.seed import T0, seed_producers, seed_readings
@@ -32,6 +33,7 @@ def assert_chain_matches_db(minter, app) -> None:
     supply = minter.chain.token_supply(minter.grx.address)
     assert supply == minter.grx.bootstrap_supply + sum(expected.values())
     assert check_supply(app.sessions, str(minter.grx.address), lambda: supply).ok
+    assert audit(app.sessions).ok  # the running total reconcile read is the full sum
 
 
 def test_readings_become_exact_tokens_in_one_cycle(mint_app, make_minter) -> None:

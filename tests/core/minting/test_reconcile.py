@@ -8,6 +8,7 @@ from core.config import TokenizationConfig
 from core.db.models import Event, MeterReading, MintBatch, TokenMint
 from core.db.types import utcnow
 from core.minting.reconcile import check_supply, reconcile
+from core.minting.totals import add_minted
 from core.settings_store import effective_config
 from tests.support.seed import seed_producers, seed_readings
 
@@ -32,6 +33,7 @@ def _setup(sessions, *, bootstrap: int) -> None:
             .where(MeterReading.id <= 3)
             .values(status="minted", token_base_units=1_000_000_000)
         )
+        add_minted(session, 3, 3_000_000_000)  # what mark_confirmed would have counted
         session.commit()
 
 
