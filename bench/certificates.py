@@ -261,9 +261,11 @@ def main() -> None:
     parser.add_argument("--certificates", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5, help="timed page renders per case")
     parser.add_argument("--skip-issuance", action="store_true")
+    parser.add_argument("--skip-page", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        for part in ("page",) if args.skip_issuance else ("issuance", "page"):
+        parts = [p for p in ("issuance", "page") if not getattr(args, f"skip_{p}")]
+        for part in parts:
             url = args.database_url or f"sqlite:///{Path(directory) / f'{part}.db'}"
             upgrade(url)
             engine = create_db_engine(url)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, insert, or_, select, true, update
+from sqlalchemy import and_, exists, insert, or_, select, true, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,7 +130,12 @@ def _candidates(
     new = (
         true()
         if since is None
-        else or_(MeterReading.minted_at >= since, MeterReading.reading_timestamp >= hour_of(since))
+        else MeterReading.id.in_(  # driven from the two index ranges, not the whole table
+            union(
+                select(MeterReading.id).where(MeterReading.minted_at >= since),
+                select(MeterReading.id).where(MeterReading.reading_timestamp >= hour_of(since)),
+            )
+        )
     )
     onward = (
         true()
