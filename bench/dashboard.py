@@ -141,6 +141,8 @@ def render_pages(
         for key, value in state.items():
             at.session_state[key] = value
         at.run()
+        if at.exception:  # say why, rather than fail to find the page below
+            raise SystemExit(f"{label} as {role}: the app failed: {at.exception[0].value}")
         at.switch_page(f"pages/screens/{page}.py").run()  # warm-up: imports, plans, caches
         timings = []
         for _ in range(runs):
