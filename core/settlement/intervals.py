@@ -26,7 +26,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import TokenizationConfig
@@ -101,58 +103,90 @@ def settle_sample(
     config: TokenizationConfig,
     now: datetime,
 ) -> Settled:
-    """Add a just-stored sample to its interval; close what it completes. No commit."""
+    """Add a just-stored sample to its interval; close what it completes. No commit.
+
+    One statement in the common case: the interval's row is created or added to by
+    an upsert whose arithmetic runs in SQL (atomic per row, so two transactions
+    adding to one interval both count), its new totals returned. Only a sample that
+    opens an interval, or lands in a closed one, reads more.
+    """
     start, end = interval_bounds(at, config.settlement_interval_secs)
-    interval = session.scalar(
-        select(SettlementInterval)
-        .where(SettlementInterval.meter_id == meter.id, SettlementInterval.interval_start == start)
-        .with_for_update()
-    )
+    row = session.execute(
+        _upsert(session),
+        {
+            "meter_id": meter.id,
+            "interval_start": start,
+            "interval_end": end,
+            "net_micro": energy_micro,
+            "generated_micro": generated_micro,
+            "consumed_micro": consumed_micro,
+        },
+    ).one()
     readings: list[int] = []
-    late = False
-    opened = interval is None
+    late = row.status == IntervalStatus.CLOSED
+    # Intervals are only ever created with one sample, so a count of one is a new row.
+    opened = row.sample_count == 1
+    status = row.status
     before = None
-    if interval is None:
+    if late:
+        interval = session.get(SettlementInterval, row.id, populate_existing=True)
+        assert interval is not None
+        readings.extend(_adjust(session, meter, interval, config, now))
+    elif opened:
         before = session.scalar(
             select(func.max(SettlementInterval.interval_start)).where(
                 SettlementInterval.meter_id == meter.id,
                 SettlementInterval.interval_start < start,
             )
         )
-        interval = SettlementInterval(
-            meter_id=meter.id,
-            interval_start=start,
-            interval_end=end,
-            status=IntervalStatus.OPEN.value,
-            net_micro=energy_micro,
-            generated_micro=generated_micro,
-            consumed_micro=consumed_micro,
-            sample_count=1,
-            settled_micro=0,
-        )
-        session.add(interval)
-        session.flush()
-    else:
-        interval.net_micro += energy_micro
-        interval.generated_micro += generated_micro
-        interval.consumed_micro += consumed_micro
-        interval.sample_count += 1
-        if interval.status == IntervalStatus.CLOSED:
-            late = True
-            readings.extend(_adjust(session, meter, interval, config, now))
-    latest = at
-    if opened:
-        # A new interval behind the meter's latest sample (a late one) is complete already.
-        # An interval that was open before has no later sample: that sample would have
-        # closed it when it arrived.
+        # A new interval behind the meter's latest sample (a late one) is complete
+        # already, and closing it may complete earlier ones. An interval that was
+        # open before has no later sample: that sample would have closed it (and
+        # every open one before it) when it arrived, so there is nothing to close.
         stored = session.scalar(
             select(func.max(TelemetrySample.sample_timestamp)).where(
                 TelemetrySample.meter_id == meter.id
             )
         )
         latest = max(stored or at, at)
-    readings.extend(_close_completed(session, meter, latest, config, now))
-    return Settled(start, end, interval.status, late, tuple(readings), before, opened)
+        readings.extend(_close_completed(session, meter, latest, config, now))
+        if end <= latest:
+            status = IntervalStatus.CLOSED.value
+    return Settled(start, end, status, late, tuple(readings), before, opened)
+
+
+_T = SettlementInterval.__table__
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(session: Session) -> Any:
+    """INSERT the interval with this sample, or add the sample to it, RETURNING its state."""
+    dialect = session.get_bind().dialect.name
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        insert_ = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
+        values = insert_(SettlementInterval).values(
+            meter_id=bindparam("meter_id"),
+            interval_start=bindparam("interval_start"),
+            interval_end=bindparam("interval_end"),
+            status=IntervalStatus.OPEN.value,
+            net_micro=bindparam("net_micro"),
+            generated_micro=bindparam("generated_micro"),
+            consumed_micro=bindparam("consumed_micro"),
+            sample_count=1,
+            settled_micro=0,
+        )
+        added = values.excluded
+        statement = _UPSERTS[dialect] = values.on_conflict_do_update(
+            index_elements=["meter_id", "interval_start"],
+            set_={
+                "net_micro": _T.c.net_micro + added.net_micro,
+                "generated_micro": _T.c.generated_micro + added.generated_micro,
+                "consumed_micro": _T.c.consumed_micro + added.consumed_micro,
+                "sample_count": _T.c.sample_count + 1,
+            },
+        ).returning(_T.c.id, _T.c.status, _T.c.sample_count)
+    return statement
 
 
 def _close_completed(
@@ -168,6 +202,8 @@ def _close_completed(
         )
         .order_by(SettlementInterval.interval_start)
         .with_for_update()
+        # Samples add to intervals in SQL: what this session loaded before may be stale.
+        .execution_options(populate_existing=True)
     ).all()
     return [r for interval in due for r in _close(session, meter, interval, "sample", config, now)]
 
