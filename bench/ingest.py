@@ -49,7 +49,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from bench import ingest_dlms as dlms_bench
-from bench.lean_http import Connection, request_bytes
+from bench.lean_http import drive, request_bytes
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
 from core.db.models import MeterReading
@@ -284,24 +284,7 @@ async def individual(
         for serial, key in meters
     ]
     phase = Phase(f"individual ({len(meters)} concurrent clients × {per_client})")
-    connections = await asyncio.gather(*(Connection.open(host, port) for _ in meters))
-
-    async def client(connection: Connection, requests: list[bytes]) -> None:
-        for raw in requests:
-            started = time.perf_counter()
-            answer = await connection.send(raw)
-            phase.latencies.append(time.perf_counter() - started)
-            phase.statuses[answer.status] += 1
-            phase.accepted += answer.status == 201
-
-    try:
-        cpu.begin()
-        started = time.perf_counter()
-        await asyncio.gather(*(client(c, r) for c, r in zip(connections, work, strict=True)))
-        phase.elapsed = time.perf_counter() - started
-        phase.cpu = cpu.per_reading_ms(phase.accepted)
-    finally:
-        await asyncio.gather(*(connection.close() for connection in connections))
+    await drive(host, port, work, phase, cpu, ok=201)
     return phase
 
 
@@ -353,64 +336,100 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dlms-meters", type=int, default=100)
     parser.add_argument("--dlms-ticks", type=int, default=10)
     parser.add_argument("--dlms-clients", type=int, default=50)
+    parser.add_argument(
+        "--phases", choices=["all", "dlms"], default="all", help="dlms: only the DLMS phases"
+    )
     args = parser.parse_args(argv)
     if make_url(args.database_url).get_backend_name() != "postgresql":
         raise SystemExit("the ingest benchmark runs on PostgreSQL (--database-url)")
 
     with fresh_database(args.database_url) as url:
         print(f"database: {make_url(url).render_as_string(hide_password=True)}")
-        meters = register(url, args.clients + args.batch_meters)
+        classic = args.phases == "all"
+        meters = register(url, args.clients + args.batch_meters) if classic else []
         single, batched = meters[: args.clients], meters[args.clients :]
         with api_server(url, args.workers) as (base, group, data_dir):
             print(f"api: {base} with {args.workers} workers")
             cpu = CpuMeter(group, make_url(url).database or "")
-            # A shared 2-core machine swings from run to run: three runs, the median named.
-            runs = []
-            for run in range(args.runs):
-                phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
-                print(f"run {run + 1}: {phase.report()}", flush=True)
-                runs.append(phase)
-            one = _combined(runs)
-            rates = sorted(p.accepted / p.elapsed for p in runs)
-            print(
-                f"individual: median of {len(runs)} runs {rates[len(rates) // 2]:,.0f} "
-                f"accepted/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
-                flush=True,
-            )
-            many = asyncio.run(batches(base, batched, args.batch_size, args.batch_concurrency, cpu))
-            print(many.report(), flush=True)
+            if classic:
+                one, many = _classic(base, single, batched, args, cpu)
             gridtokenx = []
             for encrypted in (False, True):
-                key = dlms_bench.register_fleet(
-                    url, data_dir, args.dlms_meters, encrypted=encrypted
-                )
-                prefix = "GTXENC" if encrypted else "GTXBENCH"
-                serials = [f"{prefix}-{i:05d}" for i in range(args.dlms_meters)]
-                per_meter = dlms_bench.frames(
-                    serials, args.dlms_ticks, dlms_bench.now_for_ticks(), encrypted=encrypted
-                )
-                phase = Phase(
-                    f"dlms {'encrypted' if encrypted else 'plaintext'} ({args.dlms_meters} "
-                    f"meters × {args.dlms_ticks} ticks, one gateway key, "
-                    f"{args.dlms_clients} connections)"
-                )
-                asyncio.run(dlms_bench.dlms(base, key, per_meter, args.dlms_clients, phase, cpu))
-                print(phase.report(), flush=True)
-                gridtokenx.append(phase)
-        count = stored(url)
-        accepted = one.accepted + many.accepted
-        print(f"stored readings: {count}; accepted: {accepted}")
-        server_errors = sum(n for s, n in (one.statuses + many.statuses).items() if s >= 500)
-        assert server_errors == 0, f"{server_errors} responses were 5xx"
-        assert count == accepted, "stored count differs from accepted count"
-        assert one.accepted == args.runs * args.clients * args.per_client, "some readings failed"
-        assert many.accepted == args.batch_meters * args.batch_size, "some batch readings failed"
+                runs = [
+                    _dlms(url, base, data_dir, args, cpu, encrypted, r) for r in range(args.runs)
+                ]
+                _median(f"dlms {'encrypted' if encrypted else 'plaintext'}", runs)
+                gridtokenx += runs
+        if classic:
+            count = stored(url)
+            accepted = one.accepted + many.accepted
+            print(f"stored readings: {count}; accepted: {accepted}")
+            server_errors = sum(n for s, n in (one.statuses + many.statuses).items() if s >= 500)
+            assert server_errors == 0, f"{server_errors} responses were 5xx"
+            assert count == accepted, "stored count differs from accepted count"
+            assert one.accepted == args.runs * args.clients * args.per_client, "readings failed"
+            assert many.accepted == args.batch_meters * args.batch_size, "batch readings failed"
         samples = dlms_bench.stored_samples(url)
         print(f"stored samples: {samples}; accepted: {sum(p.accepted for p in gridtokenx)}")
         assert samples == sum(p.accepted for p in gridtokenx), "stored samples differ"
         for phase in gridtokenx:
             assert phase.accepted == args.dlms_meters * args.dlms_ticks, f"{phase.name} failed"
+            assert not [s for s in phase.statuses if s >= 500], f"{phase.name}: 5xx"
     return 0
+
+
+def _median(name: str, runs: list[Phase]) -> None:
+    rates = sorted(p.accepted / p.elapsed for p in runs)
+    print(
+        f"{name}: median of {len(runs)} runs {rates[len(rates) // 2]:,.0f} "
+        f"accepted/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
+        flush=True,
+    )
+
+
+def _classic(
+    base: str,
+    single: list[tuple[str, str]],
+    batched: list[tuple[str, str]],
+    args: argparse.Namespace,
+    cpu: CpuMeter,
+) -> tuple[Phase, Phase]:
+    """The individual phase (--runs times, the median named), then the batch phase."""
+    # A shared 2-core machine swings from run to run: three runs, the median named.
+    runs = []
+    for run in range(args.runs):
+        phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
+        print(f"run {run + 1}: {phase.report()}", flush=True)
+        runs.append(phase)
+    _median("individual", runs)
+    many = asyncio.run(batches(base, batched, args.batch_size, args.batch_concurrency, cpu))
+    print(many.report(), flush=True)
+    return _combined(runs), many
+
+
+def _dlms(
+    url: str,
+    base: str,
+    data_dir: Path,
+    args: argparse.Namespace,
+    cpu: CpuMeter,
+    encrypted: bool,
+    run: int,
+) -> Phase:
+    """One DLMS run: a fleet of its own behind one gateway key, so every run is alike."""
+    prefix = f"{'GTXENC' if encrypted else 'GTXBENCH'}{run}"
+    key = dlms_bench.register_fleet(url, data_dir, args.dlms_meters, prefix, encrypted=encrypted)
+    serials = [f"{prefix}-{i:05d}" for i in range(args.dlms_meters)]
+    per_meter = dlms_bench.frames(
+        serials, args.dlms_ticks, dlms_bench.now_for_ticks(), encrypted=encrypted
+    )
+    phase = Phase(
+        f"dlms {'encrypted' if encrypted else 'plaintext'} run {run + 1} ({args.dlms_meters} "
+        f"meters × {args.dlms_ticks} ticks, one gateway key, {args.dlms_clients} connections)"
+    )
+    asyncio.run(dlms_bench.dlms(base, key, per_meter, args.dlms_clients, phase, cpu))
+    print(phase.report(), flush=True)
+    return phase
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ sample; every sample is stored and settled into its interval in its request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.lean_http import Connection, request_bytes
+from bench.lean_http import drive, request_bytes
 from core.db.engine import create_db_engine, session_factory
 from core.db.models import TelemetrySample
 from core.device_keys import sealed_device_key
@@ -33,10 +32,9 @@ from tests.gridtokenx import simulator as sim
 TICK = timedelta(seconds=5)
 
 
-def register_fleet(url: str, data_dir: Path, count: int, *, encrypted: bool) -> str:
-    """`count` GridTokenX meters behind one gateway; the gateway's key."""
+def register_fleet(url: str, data_dir: Path, count: int, prefix: str, *, encrypted: bool) -> str:
+    """`count` GridTokenX meters ({prefix}-00000, ...) behind one gateway; its key."""
     wrap, _ = ensure_secret(data_dir / "secrets" / "device_key_wrap", lambda: secrets.token_hex(32))
-    prefix = "GTXENC" if encrypted else "GTXBENCH"
     engine = create_db_engine(url)
     serials = []
     with session_factory(engine)() as session:
@@ -91,24 +89,7 @@ async def dlms(base: str, key: str, per_meter: list[list[bytes]], clients: int, 
         work[index % clients].extend(
             request_bytes("POST", f"{host}:{port}", sim.URL, body, headers) for body in bodies
         )
-    connections = await asyncio.gather(*(Connection.open(host, port) for _ in range(clients)))
-
-    async def client(connection: Connection, requests: list[bytes]) -> None:
-        for raw in requests:
-            started = time.perf_counter()
-            answer = await connection.send(raw)
-            phase.latencies.append(time.perf_counter() - started)
-            phase.statuses[answer.status] += 1
-            phase.accepted += answer.status == 202
-
-    try:
-        cpu.begin()
-        started = time.perf_counter()
-        await asyncio.gather(*(client(c, r) for c, r in zip(connections, work, strict=True)))
-        phase.elapsed = time.perf_counter() - started
-        phase.cpu = cpu.per_reading_ms(phase.accepted)
-    finally:
-        await asyncio.gather(*(connection.close() for connection in connections))
+    await drive(host, port, work, phase, cpu, ok=202)
 
 
 def stored_samples(url: str) -> int:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,31 @@ class Connection:
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+async def drive(
+    host: str, port: int, work: list[list[bytes]], phase: Any, cpu: Any, ok: int
+) -> None:
+    """One keep-alive connection per list of `work`, each sending its requests in order.
+
+    The run loop of every ingest phase: `phase` gathers latencies, statuses, the
+    count answered `ok`, the elapsed time and `cpu`'s CPU per accepted request.
+    """
+    connections = await asyncio.gather(*(Connection.open(host, port) for _ in work))
+
+    async def client(connection: Connection, requests: list[bytes]) -> None:
+        for raw in requests:
+            started = time.perf_counter()
+            answer = await connection.send(raw)
+            phase.latencies.append(time.perf_counter() - started)
+            phase.statuses[answer.status] += 1
+            phase.accepted += answer.status == ok
+
+    try:
+        cpu.begin()
+        started = time.perf_counter()
+        await asyncio.gather(*(client(c, r) for c, r in zip(connections, work, strict=True)))
+        phase.elapsed = time.perf_counter() - started
+        phase.cpu = cpu.per_reading_ms(phase.accepted)
+    finally:
+        await asyncio.gather(*(connection.close() for connection in connections))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from solders.pubkey import Pubkey
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter, User
@@ -118,14 +118,22 @@ class SubmittingGateway:
 
 
 _GATEWAYS = Gateway.__table__
-_CLAIM_GATEWAY = (
+# A gateway's contact time is recorded at most this often. Recording it on every
+# request would hold the gateway's row locked to the end of each request, and every
+# meter behind one head-end key would queue there, one request at a time.
+GATEWAY_CONTACT_SECS = 30
+_GATEWAY_BY_KEY = select(_GATEWAYS.c.id, _GATEWAYS.c.name, _GATEWAYS.c.last_seen_at).where(
+    _GATEWAYS.c.api_key_hash == bindparam("key_hash"),
+    _GATEWAYS.c.status == GatewayStatus.ACTIVE.value,
+)
+# Guarded: of the requests that all saw a stale contact time, one writes it.
+_GATEWAY_CONTACT = (
     update(_GATEWAYS)
     .where(
-        _GATEWAYS.c.api_key_hash == bindparam("key_hash"),
-        _GATEWAYS.c.status == GatewayStatus.ACTIVE.value,
+        _GATEWAYS.c.id == bindparam("gateway_id"),
+        or_(_GATEWAYS.c.last_seen_at.is_(None), _GATEWAYS.c.last_seen_at < bindparam("stale")),
     )
     .values(last_seen_at=bindparam("now"))
-    .returning(_GATEWAYS.c.id, _GATEWAYS.c.name)
 )
 _ASSIGNED = (
     select(GatewayMeter.meter_id)
@@ -153,17 +161,19 @@ def claim_submitter(
     """The meter or the active gateway holding `api_key`; MeterUnauthenticated otherwise.
 
     One statement: the key's prefix says whether it is a gateway's. A revoked
-    gateway's key is as unknown as a made-up one.
+    gateway's key is as unknown as a made-up one. A gateway's row is read, not
+    locked: its contact time is written only when older than GATEWAY_CONTACT_SECS.
     """
     if not api_key.startswith(GATEWAY_KEY_PREFIX):
         # Only gateway keys carry their prefix; any other key is a meter's or nobody's.
         return claim_meter(session, api_key, now)
-    row = session.execute(
-        _CLAIM_GATEWAY, {"key_hash": hash_api_key(api_key), "now": now}
-    ).one_or_none()
+    row = session.execute(_GATEWAY_BY_KEY, {"key_hash": hash_api_key(api_key)}).one_or_none()
     if row is None:
         raise MeterUnauthenticated("unknown meter or gateway API key")
-    return SubmittingGateway(*row)
+    stale = now - timedelta(seconds=GATEWAY_CONTACT_SECS)
+    if row.last_seen_at is None or row.last_seen_at < stale:
+        session.execute(_GATEWAY_CONTACT, {"gateway_id": row.id, "stale": stale, "now": now})
+    return SubmittingGateway(row.id, row.name)
 
 
 def claim_gateway_meter(

@@ -70,19 +70,23 @@ def _store(
     sample = reading.sample
     assert sample is not None
     at = reading.reading_timestamp
-    if sample.counter is not None:
-        # First: an encrypted frame sent again is a replay (their bridge: 409), even whole.
-        last = session.scalar(
-            select(func.max(TelemetrySample.counter)).where(TelemetrySample.meter_id == meter.id)
-        )
-        if last is not None and sample.counter <= last:
-            raise ReplayedCounter(
-                f"invocation counter {sample.counter} is not above {last}, "
-                "the meter's last; a replayed frame"
-            )
-    reporting, capacity_kw = session.execute(
-        select(Meter.reporting, Meter.capacity_kw).where(Meter.id == meter.id)
+    # The meter's settings and, for an encrypted frame, its last counter: one statement.
+    last_counter = (
+        select(func.max(TelemetrySample.counter))
+        .where(TelemetrySample.meter_id == meter.id)
+        .scalar_subquery()
+        if sample.counter is not None
+        else None
+    )
+    reporting, capacity_kw, last = session.execute(
+        select(Meter.reporting, Meter.capacity_kw, last_counter).where(Meter.id == meter.id)
     ).one()
+    # First: an encrypted frame sent again is a replay (their bridge: 409), even whole.
+    if sample.counter is not None and last is not None and sample.counter <= last:
+        raise ReplayedCounter(
+            f"invocation counter {sample.counter} is not above {last}, "
+            "the meter's last; a replayed frame"
+        )
     energy, note = _energy(session, meter.id, reading, reporting)
     start, _ = interval_bounds(at, config.settlement_interval_secs)
     values = {
