@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from core.db.migrate import upgrade
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, free_port
 
 OPEN_FILES = 1024
 HEADER_TIMEOUT_SECS = 3
@@ -50,12 +50,6 @@ class RunningApi:
         return socket.create_connection(("127.0.0.1", self.port), timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _limit_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
 
@@ -65,7 +59,7 @@ def api_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi
     directory = tmp_path_factory.mktemp("api-limits")
     url = f"sqlite:///{directory / 'api.db'}"
     upgrade(url)
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TOKENIZATION_", "HTTP_"))},
         "DATABASE_URL": url,

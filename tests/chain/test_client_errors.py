@@ -26,6 +26,7 @@ from core.chain.errors import (
     TransactionFailed,
 )
 from core.chain.status import Confirmation, ConfirmationState, SignatureStatus
+from tests.support.processes import free_port
 
 URL = "http://127.0.0.1:1"
 
@@ -135,12 +136,6 @@ def hung_endpoint() -> Iterator[str]:
     for connection in accepted:
         connection.close()
     server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_refused_connection_is_rpc_unavailable_from_the_cause() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from core.chain.localnet.ledger import Ledger
 from core.config import Settings
 from core.db.migrate import upgrade
 from tests.support.localnet import run_localnet, wait_for
-from tests.support.processes import Service
+from tests.support.processes import Service, free_port
 
 
 def _mode(path: Path) -> int:
@@ -36,12 +35,6 @@ def open_umask() -> Iterator[None]:
         os.umask(previous)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _answers(url: str) -> bool | None:
     try:
         return httpx.get(url, timeout=2).status_code in (200, 503) or None
@@ -53,7 +46,7 @@ def test_a_real_start_creates_everything_private(tmp_path: Path, open_umask: Non
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'gridtokenx.db'}"
     upgrade(url)  # what `make migrate` / the launcher does first
-    port = _free_port()
+    port = free_port()
     env = {
         "DATA_DIR": str(data),
         "DATABASE_URL": url,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from tests.core.certificates.support import seed_certificates
 from tests.factories import DEFAULT_PASSWORD
 from tests.pages.seed import seed_dashboard, seed_history
 from tests.support.localnet import wait_for
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +57,6 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"!!! SKIPPING THE BROWSER TEST: {reason}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def dashboard_url(tmp_path: Path) -> Iterator[str]:
     """`streamlit run app.py` on a free port over a fresh, seeded SQLite database."""
@@ -74,7 +68,7 @@ def dashboard_url(tmp_path: Path) -> Iterator[str]:
         seed_history(session, seed_dashboard(session, now), now)
         seed_certificates(session, now)
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,

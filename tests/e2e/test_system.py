@@ -35,18 +35,12 @@ from mqtt_ingest.topics import Topics
 from tests.factories import keypair_for, signed_reading, wallet_for
 from tests.support.localnet import wait_for
 from tests.support.mqtt import MeterClient
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 ADMIN_PASSWORD = "e2e-admin-password"
 KWH = ["2.01", "0.29", "1.234567"]
 MQTT_KWH = "0.5"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def free_ports() -> dict[str, int]:

@@ -26,7 +26,7 @@ from mqtt_ingest.topics import Topics
 from tests.factories import make_meter
 from tests.support.localnet import wait_for
 from tests.support.mqtt import MeterClient, RunningBridge
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, free_port
 
 PASSWORDS = {"gridtokenx-ingest": "bridge-secret", "ACL-1": "meter-one", "ACL-2": "meter-two"}
 
@@ -35,12 +35,6 @@ def documented_acl() -> str:
     operations = (REPO_ROOT / "docs" / "OPERATIONS.md").read_text()
     section = operations.split("### Each meter only its own topics", 1)[1]
     return re.search(r"```\n(.*?)```", section, re.S).group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def accepts(port: int) -> bool:

@@ -17,16 +17,10 @@ import httpx
 import pytest
 
 from core.db.migrate import upgrade
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, free_port
 
 HEADER_TIMEOUT_SECS = 2
 KEEP_ALIVE_SECS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +28,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     directory = tmp_path_factory.mktemp("dashboard-limits")
     url = f"sqlite:///{directory / 'dashboard.db'}"
     upgrade(url)
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TOKENIZATION_", "HTTP_"))},
         "DATABASE_URL": url,

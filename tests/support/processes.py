@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -68,8 +69,27 @@ class Service:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def free_port() -> int:
-    """A TCP port free now on 127.0.0.1 (for a child's API_PORT and the like)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# Below the kernel's ephemeral range (32768-60999 here): an outgoing connection of any
+# process can take an ephemeral port the moment a server frees it, so a server restarted
+# on "its" port (the node, the api) must listen on a port no connection is given.
+_LISTEN_PORTS = range(20_000, 32_000)
+
+
+def free_port(count: int = 1) -> int:
+    """A TCP port p free now on 127.0.0.1, with p+1 .. p+count-1 free too.
+
+    Drawn at random from _LISTEN_PORTS, so parallel test workers rarely draw the same
+    one, and kept outside the ephemeral range so a restart can bind it again."""
+    for _ in range(200):
+        port = random.randrange(_LISTEN_PORTS.start, _LISTEN_PORTS.stop - count)
+        probes = [socket.socket() for _ in range(count)]
+        try:
+            for offset, probe in enumerate(probes):
+                probe.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return port
+    raise RuntimeError(f"no {count} adjacent free ports in {_LISTEN_PORTS}")
