@@ -21,8 +21,11 @@ migrate: install
 run: install
 	DEMO=$${DEMO:-1} $(BIN)/python -m launcher
 
+# Two workers (pytest-xdist): most tests wait on child processes, the node or a database,
+# so two share two cores well. TEST_WORKERS=0 runs in one process (e.g. to debug with -s).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=20 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
