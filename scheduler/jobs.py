@@ -33,6 +33,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.certificates.reconcile import reconcile_certificates
+from core.db.partitions import ensure_ahead
 from core.event_watch import EventWatcher
 from core.events import EventType, publish
 from core.minting.pipeline import CycleReport
@@ -48,6 +49,8 @@ RECONCILE_JOB = "reconcile"
 CERTIFICATE_JOB = "certificates"
 RECONCILE_SECS = 30
 AUDIT_JOB = "audit-totals"
+PARTITION_JOB = "partitions"
+PARTITION_SECS = 3600  # months are created three ahead: an hourly look is plenty
 AUDIT_SECS = 600  # the full sum reads every minted reading: rarely, reconcile reads the total
 # Hours close once an hour, but transfers and retirements are asked for at any time.
 CERTIFICATE_SECS = 5
@@ -89,6 +92,7 @@ class MintScheduler:
         )
         self._every(self.settle_job, SETTLE_SECS, SETTLE_JOB, now)
         self._every(self.audit_job, AUDIT_SECS, AUDIT_JOB, now + timedelta(seconds=60))
+        self._every(self.partition_job, PARTITION_SECS, PARTITION_JOB, now)
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         if self.stop.is_set():  # SIGTERM during recovery: shutdown() found nothing running
             return
@@ -230,6 +234,14 @@ class MintScheduler:
             str(certificates),
             lambda: self.minter.chain.token_supply(certificates),
         )
+
+    def partition_job(self) -> None:
+        """Monthly partitions of readings and events, created ahead (PostgreSQL)."""
+        if self.stop.is_set():
+            return
+        created = ensure_ahead(self.minter.app.engine, datetime.now(UTC))
+        if created:
+            log.info("partitions created: %s", ", ".join(created))
 
     def audit_job(self) -> None:
         """The slow check of the running total reconcile reads: against the full sum."""
