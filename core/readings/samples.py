@@ -109,10 +109,11 @@ def _store(
     # One statement in the common case: the same instant again inserts nothing.
     insert_ = _INSERTS[session.get_bind().dialect.name]
     sample_id = session.scalar(
-        insert_(TelemetrySample)
+        # On the table: a Core statement, not the ORM's bulk-insert path.
+        insert_(TelemetrySample.__table__)
         .values(values)
         .on_conflict_do_nothing(index_elements=["meter_id", "sample_timestamp"])
-        .returning(TelemetrySample.id)
+        .returning(TelemetrySample.__table__.c.id)
     )
     if sample_id is None:
         known = session.execute(
