@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.body import MAX_BATCH_BODY_BYTES, MAX_READING_BODY_BYTES
+from api.group_ingest import reading_group
 from api.metrics import LatencyMiddleware, Metrics
 from api.openapi import install_openapi
 from api.routes import (
@@ -125,6 +126,7 @@ def create_app(
                 config_ttl_secs=config_ttl_secs,
             )
             app.state.api = state
+            state.reading_group = reading_group(state)
             async with httpx.AsyncClient() as http:
                 state.http = http
                 # Startup objects live as long as the process: keep them out of the
@@ -133,6 +135,7 @@ def create_app(
                 try:
                     yield
                 finally:
+                    state.reading_group.close()
                     state.meter_budget.close()
         finally:
             if core is None:

@@ -22,6 +22,7 @@ from api.metrics import Metrics
 from core.bootstrap import App
 from core.config import TokenizationConfig
 from core.db.engine import read_only
+from core.group_commit import GroupCommit
 from core.login_throttle import LoginThrottle
 from core.readings.budget import ReadingBudget
 from core.readings.shared_budget import SharedReadingBudget, reading_budget
@@ -48,6 +49,9 @@ class ApiState:
     # Ingest units of work running at once; sized to the connection pool.
     db_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(10))
     http: httpx.AsyncClient | None = None
+    # Individual readings accepted in groups, one commit each (api/group_ingest.py);
+    # started with the app.
+    reading_group: GroupCommit | None = None
     # Whose X-Forwarded-For is believed (FORWARDED_ALLOW_IPS; default nobody's).
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # Login lifetimes (SESSION_MAX_HOURS, SESSION_IDLE_MINUTES).

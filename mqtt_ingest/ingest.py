@@ -22,11 +22,10 @@ from typing import Any
 from core.bootstrap import App
 from core.db.types import utcnow
 from core.errors import DomainError
-from core.ratelimit import RateLimited
 from core.readings import (
     BatchOutcome,
     Part,
-    PayloadTooLarge,
+    SubmittingMeter,
     UnknownMeter,
     accept_together,
     meters_by_serial,
@@ -82,29 +81,28 @@ def accept_messages(
         meters = meters_by_serial(session, {s for s in serials if s is not None})
         parts: list[Part] = []
         answers: list[BatchOutcome | DomainError | None] = []
-        for route, message in zip(routes, decoded, strict=True):
+        spending: list[tuple[int, SubmittingMeter, Decoded, Form]] = []
+        for position, (route, message) in enumerate(zip(routes, decoded, strict=True)):
             serial = route[0] if route else None
             meter = meters.get(serial) if serial is not None else None
+            answers.append(None)
             if route is None or serial is None:
-                answers.append(None)
-            elif meter is None:
-                answers.append(UnknownMeter(f"no meter with serial {serial!r}"))
+                continue
+            if meter is None:
+                answers[position] = UnknownMeter(f"no meter with serial {serial!r}")
             else:
-                try:
-                    budget.spend(meter.id, 0 if message.refusal else len(message.items))
-                except (RateLimited, PayloadTooLarge) as error:
-                    answers.append(error)
-                    continue
-                answers.append(None)
-                parts.append(
-                    Part(
-                        meter,
-                        message.items,
-                        message.refusal,
-                        in_batch=message.batch,
-                        parse=PARSERS[route[1]],
-                    )
-                )
+                spending.append((position, meter, message, route[1]))
+        # Every message's budget in one statement (PostgreSQL), not a round trip each.
+        refusals = budget.spend_many(
+            [(meter.id, 0 if m.refusal else len(m.items)) for _, meter, m, _ in spending]
+        )
+        for (position, meter, message, form), refusal in zip(spending, refusals, strict=True):
+            if refusal is not None:
+                answers[position] = refusal  # type: ignore[assignment]
+                continue
+            parse = PARSERS[form]
+            parts.append(Part(meter, message.items, message.refusal, message.batch, parse))
+        session.rollback()  # nothing read above is locked: acceptance locks the meters
         accepted = iter(accept_together(session, parts, app.config(), now=now) if parts else [])
     result = []
     for serial, message, answer in zip(serials, decoded, answers, strict=True):

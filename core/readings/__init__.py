@@ -18,6 +18,9 @@ Public API:
   stored reading and `created` (False: the identical reading was already stored,
   a meter's retry). Raises a `ReadingRejected` subclass with a CONTRACT code
   after committing its `meter_reading_validation_failed` event. Commits.
+- `accept_readings(session, parts, config, *, now=None)`: `accept_reading` for many
+  requests at once, one transaction and one commit (group commit, core.group_commit);
+  each part's acceptance or its error, in order.
 - `accept_batch(session, meter, items, config, *, now=None) -> BatchOutcome`:
   every valid item is stored in one transaction, each item reported as
   accepted / duplicate / rejected. Commits.
@@ -82,7 +85,14 @@ from core.readings.identity import (
 from core.readings.queries import ReadingView, get_reading
 from core.readings.rules import CheckedReading, Submission, check_submission, parse_submission
 from core.readings.samples import SampleStored, store_sample
-from core.readings.store import Stored, store_checked, touch_meter, view_of_new
+from core.readings.store import (
+    MeterReadings,
+    Stored,
+    store_checked,
+    touch_meter,
+    touch_meters,
+    view_of_new,
+)
 
 __all__ = [
     "MAX_BATCH_ITEMS",
@@ -107,6 +117,7 @@ __all__ = [
     "UnknownMeter",
     "accept_batch",
     "accept_reading",
+    "accept_readings",
     "accept_together",
     "claim_gateway_meter",
     "claim_meter",
@@ -275,21 +286,27 @@ def _store(
 ) -> None:
     """Store every part in one transaction with the rejections' events; retried after a lost race.
 
-    Meters are touched (on PostgreSQL: locked) in id order, so two units of work naming
-    the same meters cannot deadlock.
+    Set-based across parts (core.readings.store): the meters are touched (on PostgreSQL:
+    locked) in id order in one statement, so two units of work naming the same meters
+    cannot deadlock, and every part's readings go in one INSERT.
     """
+    # Stable: parts of one meter keep their arrival order (a reading before its resend).
     ordered = sorted(judged, key=lambda j: j.part.meter.id)
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         try:
+            # A retry starts a new transaction: contact and locks were rolled back.
+            touch_meters(
+                session,
+                [e.part.meter.id for e in ordered if attempt > 1 or e.part.meter.claimed_at != now],
+                now,
+            )
+            storing = []
             for entry in ordered:
-                meter = entry.part.meter
-                if attempt > 1 or meter.claimed_at != now:
-                    # A retry starts a new transaction: contact and lock were rolled back.
-                    touch_meter(session, meter.id, now)
                 if entry.part.refusal is not None:
-                    _publish_rejection(session, meter, entry.part.refusal, now=now)
-                    continue
-                entry.stored = _store_part(session, entry, config, now)
+                    _publish_rejection(session, entry.part.meter, entry.part.refusal, now=now)
+                else:
+                    storing.append(entry)
+            _store_parts(session, storing, config, now)
             session.commit()
             return
         except IntegrityError:
@@ -298,41 +315,55 @@ def _store(
             session.rollback()
             if attempt == _MAX_ATTEMPTS:
                 raise
+        except BaseException:
+            # A failed commit (the database went away): nothing of any part is stored,
+            # and the connection goes back to the pool with no transaction open.
+            session.rollback()
+            raise
     raise AssertionError("unreachable")
 
 
-def _store_part(
-    session: Session, entry: _Judged, config: TokenizationConfig, now: datetime
-) -> list[Stored]:
-    meter = entry.part.meter
-    readings = [(i, r) for i, r in entry.checked if r.sample is None]
-    stored = (
-        store_checked(
-            session,
-            meter_id=meter.id,
-            meter_serial=meter.serial,
-            owner_id=meter.owner_id,
-            wallet_address=meter.wallet_address,
-            checked=readings,
-            config=config,
-            now=now,
+def _store_parts(
+    session: Session, entries: Sequence[_Judged], config: TokenizationConfig, now: datetime
+) -> None:
+    readings = [
+        MeterReadings(
+            e.part.meter.id,
+            e.part.meter.serial,
+            e.part.meter.owner_id,
+            e.part.meter.wallet_address,
+            [(i, r) for i, r in e.checked if r.sample is None],
         )
-        if readings
-        else []
-    )
-    # Samples settle into intervals instead (core.settlement), in the same transaction.
+        for e in entries
+    ]
+    for entry, stored in zip(entries, store_checked(session, readings, config, now), strict=True):
+        entry.stored = stored
+    for entry in entries:
+        _store_samples(session, entry, config, now)
+        _publish_refusals(session, entry, now)
+
+
+def _store_samples(
+    session: Session, entry: _Judged, config: TokenizationConfig, now: datetime
+) -> None:
+    """Samples settle into intervals instead (core.settlement), in the same transaction."""
     entry.samples, entry.sample_rejected = [], []
     for index, reading in entry.checked:
         if reading.sample is None:
             continue
         try:
-            entry.samples.append((index, store_sample(session, meter, reading, config, now)))
+            entry.samples.append(
+                (index, store_sample(session, entry.part.meter, reading, config, now))
+            )
         except (DuplicateReading, ReplayedCounter, InvalidFormat) as error:
             entry.sample_rejected.append((index, error))
+
+
+def _publish_refusals(session: Session, entry: _Judged, now: datetime) -> None:
     refusals = (
         entry.rejected
         + entry.sample_rejected
-        + [(s.index, s.duplicate_error()) for s in stored if s.conflict]
+        + [(s.index, s.duplicate_error()) for s in entry.stored if s.conflict]
     )
     for position, (index, error) in enumerate(sorted(refusals, key=lambda r: r[0])):
         if position == MAX_REJECTION_EVENTS_PER_REQUEST:
@@ -340,8 +371,7 @@ def _store_part(
         extra: dict[str, Any] = {"batch_index": index} if entry.part.in_batch else {}
         if position == MAX_REJECTION_EVENTS_PER_REQUEST - 1:
             extra["more_rejections"] = len(refusals) - MAX_REJECTION_EVENTS_PER_REQUEST
-        _publish_rejection(session, meter, error, now=now, **extra)
-    return stored
+        _publish_rejection(session, entry.part.meter, error, now=now, **extra)
 
 
 def _outcome(entry: _Judged) -> BatchOutcome:
@@ -376,6 +406,30 @@ def _whole_refusal(part: Part) -> ReadingRejected | None:
     return None
 
 
+def _judge(
+    session: Session,
+    parts: Sequence[Part],
+    config: TokenizationConfig,
+    now: datetime,
+    *,
+    requests: bool = False,
+) -> list[_Judged]:
+    """Each part checked; with `requests` a part's refused reading refuses the part whole
+    (a request of one reading: its answer is the error, its event has no batch_index)."""
+    judged = []
+    for part in parts:
+        refusal = _whole_refusal(part)
+        if refusal is not None:
+            judged.append(_Judged(replace(part, refusal=refusal), [], [], []))
+            continue
+        checked, rejected = _check_all(session, part.meter, part.items, config, now, part.parse)
+        if rejected and requests:
+            judged.append(_Judged(replace(part, refusal=rejected[0][1]), [], [], []))
+            continue
+        judged.append(_Judged(part, checked, rejected, []))
+    return judged
+
+
 def accept_together(
     session: Session,
     parts: Sequence[Part],
@@ -390,16 +444,47 @@ def accept_together(
     that refused it whole (its event is written). Commits.
     """
     now = now or utcnow()
-    judged = []
-    for part in parts:
-        refusal = _whole_refusal(part)
-        if refusal is not None:
-            judged.append(_Judged(replace(part, refusal=refusal), [], [], []))
-            continue
-        checked, rejected = _check_all(session, part.meter, part.items, config, now, part.parse)
-        judged.append(_Judged(part, checked, rejected, []))
+    judged = _judge(session, parts, config, now)
     _store(session, judged, config, now)
     return [j.part.refusal if j.part.refusal is not None else _outcome(j) for j in judged]
+
+
+def accept_readings(
+    session: Session,
+    parts: Sequence[Part],
+    config: TokenizationConfig,
+    *,
+    now: datetime | None = None,
+) -> list[Acceptance | ReadingRejected]:
+    """`accept_reading` for many requests at once (group commit): each part one reading
+    (`in_batch=False`), all stored in one transaction and one commit. Each part's answer,
+    in order: its acceptance, or the error that refused it (its event is written). A
+    failing commit raises for all of them: nothing of any part is stored. Commits.
+    """
+    now = now or utcnow()
+    judged = _judge(session, parts, config, now, requests=True)
+    _store(session, judged, config, now)
+    answers: list[Acceptance | ReadingRejected] = []
+    for entry in judged:
+        meter = entry.part.meter
+        if entry.part.refusal is not None:
+            answers.append(entry.part.refusal)
+        elif entry.sample_rejected:
+            answers.append(entry.sample_rejected[0][1])
+        elif entry.samples:
+            [(_, sample)] = entry.samples
+            answers.append(Acceptance(None, sample.created, sample))
+        else:
+            [stored] = entry.stored
+            if stored.conflict:
+                answers.append(stored.duplicate_error())
+            elif stored.created:
+                view = view_of_new(stored, meter.serial, meter.owner_id, meter.wallet_address, now)
+                answers.append(Acceptance(view, True))
+            else:
+                assert stored.known.id is not None
+                answers.append(Acceptance(get_reading(session, stored.known.id), False))
+    return answers
 
 
 def accept_reading(
@@ -417,32 +502,11 @@ def accept_reading(
     default, `parse_gridtokenx_ingest` for the GridTokenX bridge form; the rules
     after it are the same for every door.
     """
-    now = now or utcnow()
-    try:
-        _refuse_suspended(meter)
-    except ReadingRejected as error:
-        record_rejection(session, meter, error, now=now)
-        raise
-    checked, rejected = _check_all(session, meter, [raw], config, now, parse)
-    if rejected:
-        record_rejection(session, meter, rejected[0][1], now=now)
-        raise rejected[0][1]
-    entry = _Judged(Part(meter, [raw], in_batch=False, parse=parse), checked, [], [])
-    _store(session, [entry], config, now)
-    if entry.sample_rejected:
-        raise entry.sample_rejected[0][1]
-    if entry.samples:
-        [(_, sample)] = entry.samples
-        return Acceptance(None, sample.created, sample)
-    [stored] = entry.stored
-    if stored.conflict:
-        raise stored.duplicate_error()
-    if stored.created:
-        return Acceptance(
-            view_of_new(stored, meter.serial, meter.owner_id, meter.wallet_address, now), True
-        )
-    assert stored.known.id is not None
-    return Acceptance(get_reading(session, stored.known.id), False)
+    part = Part(meter, [raw], in_batch=False, parse=parse)
+    [answer] = accept_readings(session, [part], config, now=now)
+    if isinstance(answer, ReadingRejected):
+        raise answer
+    return answer
 
 
 def accept_batch(
@@ -454,18 +518,7 @@ def accept_batch(
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Store every valid item in one transaction and report each one. Commits."""
-    now = now or utcnow()
-    try:
-        _refuse_suspended(meter)
-        if len(items) > MAX_BATCH_ITEMS:
-            raise PayloadTooLarge(
-                f"a batch holds at most {MAX_BATCH_ITEMS} readings, got {len(items)}",
-                field="readings",
-            )
-    except ReadingRejected as error:
-        record_rejection(session, meter, error, now=now)
-        raise
-    checked, rejected = _check_all(session, meter, items, config, now)
-    entry = _Judged(Part(meter, items), checked, rejected, [])
-    _store(session, [entry], config, now)
-    return _outcome(entry)
+    [answer] = accept_together(session, [Part(meter, items)], config, now=now)
+    if isinstance(answer, ReadingRejected):
+        raise answer
+    return answer

@@ -14,9 +14,9 @@ per meter in the database instead (core.readings.shared_budget).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from core.ratelimit import TokenBuckets
+from core.ratelimit import RateLimited, TokenBuckets
 from core.readings.errors import PayloadTooLarge
 
 
@@ -47,6 +47,17 @@ class ReadingBudget:
                 field="readings",
             )
         self._buckets.acquire(meter_id, "readings from this meter", cost)
+
+    def spend_many(self, spends: Sequence[tuple[int, int]]) -> list[Exception | None]:
+        """`spend` for each (meter_id, readings) in order: each one's refusal, or None."""
+        answers: list[Exception | None] = []
+        for meter_id, readings in spends:
+            try:
+                self.spend(meter_id, readings)
+                answers.append(None)
+            except (RateLimited, PayloadTooLarge) as error:
+                answers.append(error)
+        return answers
 
     def remaining(self, meter_id: int) -> int:
         return self._buckets.remaining(meter_id)

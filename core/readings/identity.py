@@ -84,6 +84,23 @@ def meters_by_serial(session: Session, serials: Iterable[str]) -> dict[str, Subm
     return {row[1]: _identity(row) for row in rows}
 
 
+_BY_KEY_HASHES = (
+    select(Meter.api_key_hash, *_identity_query().selected_columns)
+    .join(User, User.id == Meter.owner_id)
+    .where(Meter.api_key_hash.in_(bindparam("key_hashes", expanding=True)))
+)
+
+
+def meters_by_key_hash(session: Session, key_hashes: Iterable[str]) -> dict[str, SubmittingMeter]:
+    """The meters holding these hashed API keys, in one query (group commit's lookup);
+    unknown hashes are absent. Reads without locking: acceptance locks the meters."""
+    wanted = sorted(set(key_hashes))
+    if not wanted:
+        return {}
+    rows = session.execute(_BY_KEY_HASHES, {"key_hashes": wanted})
+    return {row[0]: _identity(row[1:]) for row in rows}
+
+
 def meter_identity(session: Session, meter: Meter) -> SubmittingMeter:
     return _identity(session.execute(_identity_query().where(Meter.id == meter.id)).one())
 

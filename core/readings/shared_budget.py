@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -56,6 +56,32 @@ _SPEND = text(
         ) AS available
     )
     RETURNING micro_tokens, granted
+    """
+)
+# The same for many meters at once (distinct ids): each row's cost travels as
+# `full - micro_tokens` of its proposed insert, so the update reads it from `excluded`.
+_SPEND_MANY = text(
+    """
+    INSERT INTO meter_budgets AS b (meter_id, micro_tokens, refilled_us, granted)
+    SELECT c.meter_id, :full - c.cost,
+        COALESCE(CAST(:now_us AS bigint),
+            CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS bigint)),
+        true
+    FROM unnest(CAST(:meter_ids AS INTEGER[]), CAST(:costs AS BIGINT[])) AS c(meter_id, cost)
+    ON CONFLICT (meter_id) DO UPDATE SET (micro_tokens, refilled_us, granted) = (
+        SELECT CASE WHEN a >= :full - excluded.micro_tokens
+            THEN a - (:full - excluded.micro_tokens) ELSE a END,
+            excluded.refilled_us, a >= :full - excluded.micro_tokens
+        FROM (
+            SELECT LEAST(
+                CAST(:full AS bigint),
+                b.micro_tokens
+                + GREATEST(0, LEAST(excluded.refilled_us - b.refilled_us, :fill_us))
+                  * :per_minute / 60
+            ) AS a
+        ) AS available
+    )
+    RETURNING meter_id, micro_tokens, granted
     """
 )
 _REMAINING = text(
@@ -104,8 +130,7 @@ class SharedReadingBudget:
     def _now(self) -> int | None:
         return None if self._clock_us is None else self._clock_us()
 
-    def spend(self, meter_id: int, readings: int) -> None:
-        """Spend `readings` tokens (at least one) or refuse whole; see ReadingBudget.spend."""
+    def _cost(self, readings: int) -> int:
         cost = max(1, readings)
         if cost > self.burst:
             raise PayloadTooLarge(
@@ -113,15 +138,56 @@ class SharedReadingBudget:
                 f"(METER_RATE_LIMIT_BURST), got {cost}; split the batch",
                 field="readings",
             )
+        return cost
+
+    def spend(self, meter_id: int, readings: int) -> None:
+        """Spend `readings` tokens (at least one) or refuse whole; see ReadingBudget.spend."""
+        cost = self._cost(readings)
         with self.engine.connect() as connection:
             micro_tokens, granted = connection.execute(
                 _SPEND,
                 {**self._params, "meter_id": meter_id, "cost": cost * MICRO, "now_us": self._now()},
             ).one()
-        if granted:
-            return
+        if not granted:
+            raise self._refusal(cost, micro_tokens)
+
+    def spend_many(self, spends: Sequence[tuple[int, int]]) -> list[Exception | None]:
+        """`spend` for many (meter_id, readings) at once, in one statement per round:
+        each spend's refusal (or None), in order. A meter named twice spends in order."""
+        answers: list[Exception | None] = [None] * len(spends)
+        rounds: list[dict[int, tuple[int, int]]] = []  # meter -> (position, cost)
+        for position, (meter_id, readings) in enumerate(spends):
+            try:
+                cost = self._cost(readings)
+            except PayloadTooLarge as error:
+                answers[position] = error
+                continue
+            free = next((r for r in rounds if meter_id not in r), None)
+            if free is None:
+                free = {}
+                rounds.append(free)
+            free[meter_id] = (position, cost)
+        for spend_round in rounds:
+            ids = sorted(spend_round)  # rows locked in id order, as everywhere
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    _SPEND_MANY,
+                    {
+                        **self._params,
+                        "meter_ids": ids,
+                        "costs": [spend_round[m][1] * MICRO for m in ids],
+                        "now_us": self._now(),
+                    },
+                ).all()
+            for meter_id, micro_tokens, granted in rows:
+                position, cost = spend_round[meter_id]
+                if not granted:
+                    answers[position] = self._refusal(cost, micro_tokens)
+        return answers
+
+    def _refusal(self, cost: int, micro_tokens: int) -> RateLimited:
         missing = cost * MICRO - micro_tokens
-        raise RateLimited(
+        return RateLimited(
             f"too many readings from this meter: at most {self.per_minute} per minute; "
             "retry after the delay",
             retry_after_secs=max(1, math.ceil(missing * 60 / (self.per_minute * MICRO))),

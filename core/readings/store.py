@@ -15,10 +15,9 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from core.config import TokenizationConfig
@@ -126,121 +125,251 @@ _INSTANTS_FROM_PREVIOUS = select(_READINGS.c.reading_timestamp).where(
     _READINGS.c.reading_timestamp <= bindparam("high", type_=_AT_TYPE),
 )
 
+# The same two queries for many meters at once (PostgreSQL): (meter_id, low, high) as arrays,
+# so the statement text, and psycopg's prepared statement, stays the same for any count.
+_KNOWN_IN_RANGES_UNNEST = text(
+    "SELECT r.meter_id, r.reading_timestamp, r.kwh_micro, r.meter_signature, r.id"
+    " FROM unnest(CAST(:meter_ids AS INTEGER[]), CAST(:lows AS TIMESTAMPTZ[]),"
+    " CAST(:highs AS TIMESTAMPTZ[])) AS c(meter_id, low, high)"
+    " JOIN meter_readings r ON r.meter_id = c.meter_id"
+    " AND r.reading_timestamp BETWEEN c.low AND c.high"
+).columns(_READINGS.c.meter_id, *_KNOWN_COLUMNS)
+_INSTANTS_FROM_PREVIOUS_UNNEST = text(
+    "SELECT r.meter_id, r.reading_timestamp"
+    " FROM unnest(CAST(:meter_ids AS INTEGER[]), CAST(:lows AS TIMESTAMPTZ[]),"
+    " CAST(:highs AS TIMESTAMPTZ[])) AS c(meter_id, low, high)"
+    " JOIN meter_readings r ON r.meter_id = c.meter_id"
+    " AND r.reading_timestamp <= c.high AND r.reading_timestamp >= COALESCE("
+    " (SELECT max(p.reading_timestamp) FROM meter_readings p"
+    " WHERE p.meter_id = c.meter_id AND p.reading_timestamp < c.low), c.low)"
+).columns(_READINGS.c.meter_id, _READINGS.c.reading_timestamp)
+
 
 def touch_meter(session: Session, meter_id: int, now: datetime) -> None:
     """Record contact; on PostgreSQL this also locks the meter row until commit."""
     session.execute(_TOUCH, {"meter_id": meter_id, "now": now})
 
 
-def _load_known(
-    session: Session, meter_id: int, instants: Sequence[datetime], window: timedelta
-) -> _Ledger:
-    ledger = _Ledger()
-    if not instants:
-        return ledger
+# Locked in id order (the subquery's FOR UPDATE), as every unit of work locks its meters,
+# so two units naming the same meters wait for each other and never deadlock.
+_TOUCH_MANY_LOCKED = text(
+    "UPDATE meters SET last_seen_at = :now WHERE id IN"
+    " (SELECT id FROM meters WHERE id = ANY(CAST(:meter_ids AS INTEGER[])) ORDER BY id FOR UPDATE)"
+)
+_TOUCH_MANY = (
+    update(_METERS)
+    .where(_METERS.c.id.in_(bindparam("meter_ids", expanding=True)))
+    .values(last_seen_at=bindparam("now"))
+)
+
+
+def touch_meters(session: Session, meter_ids: Sequence[int], now: datetime) -> None:
+    """`touch_meter` for several meters in one statement, locking them in id order."""
+    wanted = sorted(set(meter_ids))
+    if len(wanted) == 1:
+        touch_meter(session, wanted[0], now)
+    elif wanted:
+        statement = _TOUCH_MANY_LOCKED if _is_postgresql(session) else _TOUCH_MANY
+        session.execute(statement, {"meter_ids": wanted, "now": now})
+
+
+def _ranges(instants: Sequence[datetime], window: timedelta) -> list[tuple[datetime, datetime]]:
+    """The time ranges to look in around `instants`, neighbours merged."""
     ranges: list[list[datetime]] = []
     for at in sorted(instants):
         if ranges and at - window <= ranges[-1][1] + _MERGE_GAP:
             ranges[-1][1] = at + window
         else:
             ranges.append([at - window, at + window])
-    if len(ranges) == 1:
-        rows = session.execute(
-            _KNOWN_IN_ONE_RANGE, {"meter_id": meter_id, "low": ranges[0][0], "high": ranges[0][1]}
-        )
+    return [(low, high) for low, high in ranges]
+
+
+def _load_known(
+    session: Session, instants: dict[int, list[datetime]], window: timedelta
+) -> dict[int, _Ledger]:
+    """Each meter's stored readings within the window of its candidates."""
+    ledgers: dict[int, _Ledger] = {}
+    wanted = [
+        (meter_id, low, high)
+        for meter_id, ats in sorted(instants.items())
+        if ats
+        for low, high in _ranges(ats, window)
+    ]
+    if not wanted:
+        return ledgers
+    if len(wanted) == 1:
+        meter_id, low, high = wanted[0]
+        one = session.execute(_KNOWN_IN_ONE_RANGE, {"meter_id": meter_id, "low": low, "high": high})
+        rows = ((meter_id, *row) for row in one)
+    elif _is_postgresql(session):
+        rows = session.execute(_KNOWN_IN_RANGES_UNNEST, _columns_of(wanted))
     else:
         rows = session.execute(
-            select(*_KNOWN_COLUMNS).where(
-                _READINGS.c.meter_id == meter_id,
-                or_(*(_READINGS.c.reading_timestamp.between(lo, hi) for lo, hi in ranges)),
+            select(_READINGS.c.meter_id, *_KNOWN_COLUMNS).where(
+                or_(
+                    *(
+                        and_(
+                            _READINGS.c.meter_id == meter_id,
+                            _READINGS.c.reading_timestamp.between(low, high),
+                        )
+                        for meter_id, low, high in wanted
+                    )
+                )
             )
         )
-    for row in rows:
-        ledger.add(Known(*row))
-    return ledger
+    for meter_id, *known in rows:
+        ledgers.setdefault(meter_id, _Ledger()).add(Known(*known))
+    return ledgers
+
+
+def _columns_of(wanted: Sequence[tuple[int, datetime, datetime]]) -> dict[str, list[Any]]:
+    return {
+        "meter_ids": [w[0] for w in wanted],
+        "lows": [w[1] for w in wanted],
+        "highs": [w[2] for w in wanted],
+    }
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@dataclass(slots=True)
+class MeterReadings:
+    """One part's checked readings and the meter they belong to (several parts may name
+    the same meter: a group of individual requests)."""
+
+    meter_id: int
+    meter_serial: str
+    owner_id: int
+    wallet_address: str | None
+    checked: Sequence[tuple[int, CheckedReading]]
 
 
 def store_checked(
     session: Session,
-    *,
-    meter_id: int,
-    meter_serial: str,
-    owner_id: int,
-    wallet_address: str | None,
-    checked: Sequence[tuple[int, CheckedReading]],
+    parts: Sequence[MeterReadings],
     config: TokenizationConfig,
     now: datetime,
-    capacity_kw: Decimal | None = None,
-) -> list[Stored]:
+) -> list[list[Stored]]:
     """Judge duplicates and plausibility, insert the new readings with their events.
 
-    Does not commit. `capacity_kw` is the meter's rated power (None: the configured
-    default, TOKENIZATION_MAX_KW_PER_METER).
+    Set-based over every part: one query for the known readings near the candidates,
+    one for the instants plausibility compares with, one INSERT, one event INSERT,
+    however many meters and parts. Parts are judged in order, so a reading and its
+    resend in two parts are stored once (the second is a resend of the first).
+    Each part's outcomes, in order. Does not commit.
     """
     window = timedelta(seconds=config.duplicate_window_secs)
-    if len(checked) == 1:
-        index, reading = checked[0]
-        previous = session.scalar(
-            _PREVIOUS, {"meter_id": meter_id, "at": reading.reading_timestamp}
-        )
-        hold = energy_hold(
-            reading.kwh, reading.reading_timestamp, previous, capacity_kw=capacity_kw, config=config
-        )
-        reading = _held(reading, hold or reading.hold)
-        row = reading_row(meter_id, owner_id, wallet_address, reading, now)
-        reading_id = insert_if_alone(session, row, window)
-        if reading_id is not None:
-            stored = Stored(index, reading, Known(*_known_of(reading), id=reading_id), True)
-            publish_many(
-                session, [_received(meter_serial, owner_id, wallet_address, stored)], at=now
-            )
-            return [stored]
-    ledger = _load_known(session, meter_id, [r.reading_timestamp for _, r in checked], window)
-    outcomes: list[Stored] = []
-    fresh: list[Stored] = []
-    for index, reading in checked:
-        near = ledger.near(reading.reading_timestamp, window)
-        same = next((k for k in near if _identical(k, reading)), None)
-        if same is not None or near:
-            closest = same or min(
-                near, key=lambda k: abs(k.reading_timestamp - reading.reading_timestamp)
-            )
-            outcomes.append(Stored(index, reading, closest, False, conflict=same is None))
-            continue
-        known = Known(*_known_of(reading))
-        ledger.add(known)
-        stored = Stored(index, reading, known, True)
-        outcomes.append(stored)
-        fresh.append(stored)
+    singles = [p for p in parts if p.checked]
+    if len(singles) == 1 and len(singles[0].checked) == 1:
+        alone = _store_alone(session, singles[0], config, window, now)
+        if alone is not None:
+            return [alone if p is singles[0] else [] for p in parts]
+    instants: dict[int, list[datetime]] = {}
+    for part in parts:
+        instants.setdefault(part.meter_id, []).extend(r.reading_timestamp for _, r in part.checked)
+    ledgers = _load_known(session, instants, window)
+    outcomes: list[list[Stored]] = []
+    fresh: list[tuple[MeterReadings, list[Stored]]] = []
+    for part in parts:
+        ledger = ledgers.setdefault(part.meter_id, _Ledger())
+        mine: list[Stored] = []
+        new: list[Stored] = []
+        for index, reading in part.checked:
+            near = ledger.near(reading.reading_timestamp, window)
+            same = next((k for k in near if _identical(k, reading)), None)
+            if same is not None or near:
+                closest = same or min(
+                    near, key=lambda k: abs(k.reading_timestamp - reading.reading_timestamp)
+                )
+                mine.append(Stored(index, reading, closest, False, conflict=same is None))
+                continue
+            known = Known(*_known_of(reading))
+            ledger.add(known)
+            stored = Stored(index, reading, known, True)
+            mine.append(stored)
+            new.append(stored)
+        outcomes.append(mine)
+        if new:
+            fresh.append((part, new))
     if fresh:
-        _judge_energy(session, meter_id, fresh, capacity_kw, config)
-        _insert(session, meter_id, meter_serial, owner_id, wallet_address, fresh, now)
+        _judge_energy(session, fresh, config)
+        _insert(session, fresh, now)
     return outcomes
+
+
+def _store_alone(
+    session: Session,
+    part: MeterReadings,
+    config: TokenizationConfig,
+    window: timedelta,
+    now: datetime,
+) -> list[Stored] | None:
+    """The common case, a lone reading: inserted only if its meter has none in the window,
+    in one statement; None when it has (then judged as any other)."""
+    [(index, reading)] = part.checked
+    previous = session.scalar(
+        _PREVIOUS, {"meter_id": part.meter_id, "at": reading.reading_timestamp}
+    )
+    hold = energy_hold(
+        reading.kwh, reading.reading_timestamp, previous, capacity_kw=None, config=config
+    )
+    reading = _held(reading, hold or reading.hold)
+    row = reading_row(part.meter_id, part.owner_id, part.wallet_address, reading, now)
+    reading_id = insert_if_alone(session, row, window)
+    if reading_id is None:
+        return None
+    stored = Stored(index, reading, Known(*_known_of(reading), id=reading_id), True)
+    publish_many(session, [_received(part, stored)], at=now)
+    return [stored]
 
 
 def _judge_energy(
     session: Session,
-    meter_id: int,
-    fresh: list[Stored],
-    capacity_kw: Decimal | None,
+    fresh: Sequence[tuple[MeterReadings, list[Stored]]],
     config: TokenizationConfig,
 ) -> None:
-    """Each new reading against the meter's previous one (stored or earlier in this
-    batch); a batch with an implausible reading waits whole (plausibility.hold_together)."""
-    instants = [s.reading.reading_timestamp for s in fresh]
-    stored = session.scalars(
-        _INSTANTS_FROM_PREVIOUS, {"meter_id": meter_id, "low": min(instants), "high": max(instants)}
-    )
-    chain = sorted({*stored, *instants})
-    holds = []
-    for s in fresh:
-        at = s.reading.reading_timestamp
-        position = bisect.bisect_left(chain, at)
-        previous = chain[position - 1] if position > 0 else None
-        energy = energy_hold(s.reading.kwh, at, previous, capacity_kw=capacity_kw, config=config)
-        holds.append(energy or s.reading.hold)
-    for s, hold in zip(fresh, hold_together(holds), strict=True):
-        s.reading = _held(s.reading, hold)
+    """Each new reading against its meter's previous one (stored, or new in this unit of
+    work); a part with an implausible reading waits whole (plausibility.hold_together)."""
+    spans: dict[int, list[datetime]] = {}
+    for part, new in fresh:
+        spans.setdefault(part.meter_id, []).extend(s.reading.reading_timestamp for s in new)
+    chains = {
+        meter_id: sorted({*stored, *spans[meter_id]})
+        for meter_id, stored in _instants_from_previous(session, spans).items()
+    }
+    for part, new in fresh:
+        chain = chains[part.meter_id]
+        holds = []
+        for s in new:
+            at = s.reading.reading_timestamp
+            position = bisect.bisect_left(chain, at)
+            previous = chain[position - 1] if position > 0 else None
+            energy = energy_hold(s.reading.kwh, at, previous, capacity_kw=None, config=config)
+            holds.append(energy or s.reading.hold)
+        for s, hold in zip(new, hold_together(holds), strict=True):
+            s.reading = _held(s.reading, hold)
+
+
+def _instants_from_previous(
+    session: Session, spans: dict[int, list[datetime]]
+) -> dict[int, list[datetime]]:
+    """Per meter, every stored instant from the predecessor of its earliest candidate up to
+    its latest: one statement on PostgreSQL, one per meter elsewhere."""
+    found: dict[int, list[datetime]] = {meter_id: [] for meter_id in spans}
+    wanted = [(m, min(ats), max(ats)) for m, ats in sorted(spans.items())]
+    if len(wanted) > 1 and _is_postgresql(session):
+        for meter_id, at in session.execute(_INSTANTS_FROM_PREVIOUS_UNNEST, _columns_of(wanted)):
+            found[meter_id].append(at)
+        return found
+    for meter_id, low, high in wanted:
+        found[meter_id].extend(
+            session.scalars(
+                _INSTANTS_FROM_PREVIOUS, {"meter_id": meter_id, "low": low, "high": high}
+            )
+        )
+    return found
 
 
 def _held(reading: CheckedReading, hold: Any) -> CheckedReading:
@@ -263,41 +392,35 @@ def _known_of(reading: CheckedReading) -> tuple[datetime, int, str]:
 
 
 def _insert(
-    session: Session,
-    meter_id: int,
-    meter_serial: str,
-    owner_id: int,
-    wallet_address: str | None,
-    fresh: list[Stored],
-    now: datetime,
+    session: Session, fresh: Sequence[tuple[MeterReadings, list[Stored]]], now: datetime
 ) -> None:
-    rows = [reading_row(meter_id, owner_id, wallet_address, s.reading, now) for s in fresh]
-    ids = insert_many(session, rows)
-    for stored, reading_id in zip(fresh, ids, strict=True):
-        stored.known.id = reading_id
-    publish_many(
-        session,
-        [_received(meter_serial, owner_id, wallet_address, stored) for stored in fresh],
-        at=now,
-    )
+    """Every new reading of every part in one INSERT, their events in one more."""
+    rows = [
+        reading_row(part.meter_id, part.owner_id, part.wallet_address, s.reading, now)
+        for part, new in fresh
+        for s in new
+    ]
+    ids = iter(insert_many(session, rows))
+    for _, new in fresh:
+        for stored in new:
+            stored.known.id = next(ids)
+    publish_many(session, [_received(part, s) for part, new in fresh for s in new], at=now)
 
 
-def _received(
-    meter_serial: str, owner_id: int, wallet_address: str | None, stored: Stored
-) -> tuple[EventType, dict[str, Any], int]:
+def _received(part: MeterReadings, stored: Stored) -> tuple[EventType, dict[str, Any], int]:
     """The meter_reading_received event of a stored reading, for its owner to see."""
     payload = {
         "reading_id": stored.known.id,
-        "user_id": owner_id,
-        "wallet_address": wallet_address,
-        "meter_serial": meter_serial,
+        "user_id": part.owner_id,
+        "wallet_address": part.wallet_address,
+        "meter_serial": part.meter_serial,
         "kwh_amount": format_kwh(stored.reading.kwh),
         "reading_timestamp": stored.reading.reading_timestamp,
         "status": stored.reading.status.value,
     }
     if stored.reading.hold is not None:
         payload["review_reason"] = stored.reading.hold.reason
-    return EventType.METER_READING_RECEIVED, payload, owner_id
+    return EventType.METER_READING_RECEIVED, payload, part.owner_id
 
 
 def view_of_new(

@@ -54,19 +54,31 @@ _INSERT_IF_ALONE = (
     .returning(_READINGS.c.id)
 )
 _INSERT_ROWS = insert(_READINGS).returning(_READINGS.c.id, sort_by_parameter_order=True)
-# One meter's readings: the per-batch values once, the per-reading ones as arrays.
+# Many readings of any meters: the per-unit value (submitted_at) once, the rest as arrays.
 _INSERT_UNNEST = text(
     "INSERT INTO meter_readings"
     " (meter_id, user_id, wallet_address, kwh_micro, reading_timestamp,"
     " submitted_at, status, meter_signature, attempts, review_reason)"
-    " SELECT CAST(:meter_id AS INTEGER), CAST(:user_id AS INTEGER),"
-    " CAST(:wallet_address AS VARCHAR), r.kwh_micro, r.reading_timestamp,"
+    " SELECT r.meter_id, r.user_id, r.wallet_address, r.kwh_micro, r.reading_timestamp,"
     " CAST(:submitted_at AS TIMESTAMPTZ), r.status, r.meter_signature, 0, r.review_reason"
-    " FROM unnest(CAST(:kwh_micro AS BIGINT[]), CAST(:reading_timestamp AS TIMESTAMPTZ[]),"
+    " FROM unnest(CAST(:meter_id AS INTEGER[]), CAST(:user_id AS INTEGER[]),"
+    " CAST(:wallet_address AS VARCHAR[]), CAST(:kwh_micro AS BIGINT[]),"
+    " CAST(:reading_timestamp AS TIMESTAMPTZ[]),"
     " CAST(:status AS VARCHAR[]), CAST(:meter_signature AS VARCHAR[]),"
     " CAST(:review_reason AS TEXT[]))"
-    " AS r(kwh_micro, reading_timestamp, status, meter_signature, review_reason)"
-    " RETURNING id, reading_timestamp"
+    " AS r(meter_id, user_id, wallet_address, kwh_micro, reading_timestamp, status,"
+    " meter_signature, review_reason)"
+    " RETURNING id, meter_id, reading_timestamp"
+)
+_ARRAYS = (
+    "meter_id",
+    "user_id",
+    "wallet_address",
+    "kwh_micro",
+    "reading_timestamp",
+    "status",
+    "meter_signature",
+    "review_reason",
 )
 
 
@@ -94,24 +106,14 @@ def insert_if_alone(session: Session, row: dict[str, Any], window: timedelta) ->
 
 
 def insert_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert one meter's readings (distinct timestamps); their ids, in order."""
+    """Insert readings of one or many meters (distinct (meter, timestamp), one submitted_at);
+    their ids, in order. Every reading the console stores goes in here or through
+    `insert_if_alone`."""
     if session.get_bind().dialect.name != "postgresql":
         return list(session.scalars(_INSERT_ROWS, list(rows)).all())
-    first = rows[0]
-    result = session.execute(
-        _INSERT_UNNEST,
-        {
-            "meter_id": first["meter_id"],
-            "user_id": first["user_id"],
-            "wallet_address": first["wallet_address"],
-            "submitted_at": first["submitted_at"],
-            "kwh_micro": [row["kwh_micro"] for row in rows],
-            "reading_timestamp": [row["reading_timestamp"] for row in rows],
-            "status": [row["status"] for row in rows],
-            "meter_signature": [row["meter_signature"] for row in rows],
-            "review_reason": [row["review_reason"] for row in rows],
-        },
-    )
-    # Matched back by timestamp, unique per meter: RETURNING's order is not promised.
-    ids = {timestamp: reading_id for reading_id, timestamp in result}
-    return [ids[row["reading_timestamp"]] for row in rows]
+    parameters: dict[str, Any] = {name: [row[name] for row in rows] for name in _ARRAYS}
+    parameters["submitted_at"] = rows[0]["submitted_at"]
+    result = session.execute(_INSERT_UNNEST, parameters)
+    # Matched back by (meter, timestamp), unique: RETURNING's order is not promised.
+    ids = {(meter_id, at): reading_id for reading_id, meter_id, at in result}
+    return [ids[(row["meter_id"], row["reading_timestamp"])] for row in rows]

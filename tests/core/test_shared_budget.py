@@ -97,3 +97,21 @@ def test_sqlite_keeps_the_bucket_in_memory(sqlite_url: str) -> None:
     assert not isinstance(budget, SharedReadingBudget)
     budget.spend(1, 10)
     assert budget.remaining(1) == 0
+
+
+def test_many_spends_in_one_statement_follow_the_same_rules(pg_url: str, meters: list[int]) -> None:
+    clock = Clock()
+    budget = shared(pg_url, 60, 10, clock)
+    first, second = meters
+    budget.spend(second, 9)
+    # The first meter twice (in order), the second over what remains, one too big for any.
+    answers = budget.spend_many([(first, 6), (second, 2), (first, 4), (first, 1), (second, 11)])
+    assert answers[0] is None and answers[2] is None
+    assert isinstance(answers[1], RateLimited) and answers[1].remaining == 1
+    assert isinstance(answers[3], RateLimited) and answers[3].remaining == 0
+    assert isinstance(answers[4], PayloadTooLarge)
+    assert (budget.remaining(first), budget.remaining(second)) == (0, 1)
+    # A refusal spends nothing; a meter never seen starts full.
+    assert budget.spend_many([(second, 1)]) == [None]
+    assert budget.remaining(second) == 0
+    budget.close()
