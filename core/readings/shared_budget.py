@@ -34,32 +34,11 @@ from core.readings.errors import PayloadTooLarge
 MICRO = 1_000_000
 POOL_SIZE = 4  # statements take well under a millisecond
 
-# :now_us is NULL in production: the database clock is the one all processes share.
-_SPEND = text(
-    """
-    INSERT INTO meter_budgets AS b (meter_id, micro_tokens, refilled_us, granted)
-    VALUES (
-        :meter_id, :full - :cost,
-        COALESCE(CAST(:now_us AS bigint),
-            CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS bigint)),
-        true
-    )
-    ON CONFLICT (meter_id) DO UPDATE SET (micro_tokens, refilled_us, granted) = (
-        SELECT CASE WHEN a >= :cost THEN a - :cost ELSE a END, excluded.refilled_us, a >= :cost
-        FROM (
-            SELECT LEAST(
-                CAST(:full AS bigint),
-                b.micro_tokens
-                + GREATEST(0, LEAST(excluded.refilled_us - b.refilled_us, :fill_us))
-                  * :per_minute / 60
-            ) AS a
-        ) AS available
-    )
-    RETURNING micro_tokens, granted
-    """
-)
-# The same for many meters at once (distinct ids): each row's cost travels as
-# `full - micro_tokens` of its proposed insert, so the update reads it from `excluded`.
+# One statement spends for many meters at once (distinct ids): it refills each row by
+# the time elapsed, takes the cost when it fits and says whether it did. Each row's
+# cost travels as `full - micro_tokens` of its proposed insert, so the update reads it
+# from `excluded`. :now_us is NULL in production: the database clock is the one all
+# processes share.
 _SPEND_MANY = text(
     """
     INSERT INTO meter_budgets AS b (meter_id, micro_tokens, refilled_us, granted)
@@ -142,14 +121,9 @@ class SharedReadingBudget:
 
     def spend(self, meter_id: int, readings: int) -> None:
         """Spend `readings` tokens (at least one) or refuse whole; see ReadingBudget.spend."""
-        cost = self._cost(readings)
-        with self.engine.connect() as connection:
-            micro_tokens, granted = connection.execute(
-                _SPEND,
-                {**self._params, "meter_id": meter_id, "cost": cost * MICRO, "now_us": self._now()},
-            ).one()
-        if not granted:
-            raise self._refusal(cost, micro_tokens)
+        (refusal,) = self.spend_many([(meter_id, readings)])
+        if refusal is not None:
+            raise refusal
 
     def spend_many(self, spends: Sequence[tuple[int, int]]) -> list[Exception | None]:
         """`spend` for many (meter_id, readings) at once, in one statement per round:
