@@ -17,9 +17,25 @@ NODE = Path("core/chain/localnet")
 SKIPPED_DIRS = {".venv", "tests", "bench", ".git", "node_modules", "data", "mutants"}
 
 
+def parse(source: str) -> ast.Module:
+    """ast.parse, again when CPython 3.11.7's AST converter trips over another thread's.
+
+    Its recursion-depth counter is shared by threads, so a parse that runs while another
+    thread of the test process converts an AST can fail with "AST constructor recursion
+    depth mismatch". The source is the same; parsing again succeeds.
+    """
+    for _ in range(3):
+        try:
+            return ast.parse(source)
+        except SystemError as error:
+            if "AST constructor recursion depth mismatch" not in str(error):
+                raise
+    return ast.parse(source)
+
+
 def imported_modules(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
