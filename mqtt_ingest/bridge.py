@@ -206,6 +206,11 @@ class Bridge:
                 self._answer(group, answers)
 
     def _answer(self, group: list[_Received], answers: list[Answer]) -> None:
+        # Counted before anything is published: whoever reads an ack then sees it counted.
+        for answer in answers:
+            self.counters.update(answer.outcomes or ["ignored:foreign_topic"])
+        self.counters["messages"] += len(group)
+        self._last_message_at = utcnow()
         for received, answer in zip(group, answers, strict=True):
             if answer.ack is not None and answer.serial is not None:
                 self.client.publish(
@@ -214,13 +219,10 @@ class Bridge:
                     qos=1,
                     properties=correlation_of(received.message),
                 )
-            self.counters.update(answer.outcomes or ["ignored:foreign_topic"])
         generation = self._generation
         for received in group:
             if received.generation == generation:
                 self.client.ack(received.message.mid, received.message.qos)
-        self.counters["messages"] += len(group)
-        self._last_message_at = utcnow()
 
     def _maybe_beat(self, *, force: bool = False) -> None:
         now = time.monotonic()
