@@ -8,7 +8,6 @@ events exist for each and for staff only.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, MintBatch, TokenMint, User
 from core.events import EventType, publish
-from tests.conftest import _admin_execute, _fresh_sqlite, _pg_url_for
+from tests.conftest import _fresh_sqlite, _pg_url_for
 from tests.factories import NOW, make_meter, make_reading, make_user, wallet_for
 
 SIGNATURE = "5" * 87 + "A"
@@ -40,13 +39,12 @@ def shared_database(request: pytest.FixtureRequest, directory: Path) -> Iterator
     if request.param == "sqlite":
         yield _fresh_sqlite(request.getfixturevalue("sqlite_template"), directory)
         return
-    name = f"gtx_{uuid.uuid4().hex[:12]}"
-    template = request.getfixturevalue("pg_template")
-    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    copies = request.getfixturevalue("pg_copies")
+    name = copies.take()
     try:
         yield _pg_url_for(name)
     finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        copies.give_back(name)
 
 
 @dataclass
