@@ -3,14 +3,14 @@
 Their meters (and head-ends) send it unmodified: `X-API-KEY` (a meter's own key or
 a gateway's), body `{"protocol", "device_id", "payload"}`. The body is parsed by
 core.readings.gridtokenx into the same checked submission our submit-reading
-builds, and accepted by the same core function. Status codes are theirs where
+builds, and accepted by the same core function, with the readings arriving together
+through any door (api/group_ingest.py: one commit per group). Status codes are theirs where
 their bridge defines one (202 accepted, 403 bad signature) and ours elsewhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from api.deps import MeterKey, ReadingBody, StateDep
 from api.errors import error_body
+from api.group_ingest import Door, Parser, ReadingRequest
 from api.openapi import error_responses
-from api.routes.ingest import body_field, refuse_body, unit_of_work
+from api.routes.ingest import accept_individually
 from api.serialize import rfc3339
 from api.state import ApiState
 from core.db.models import Meter
@@ -32,8 +33,6 @@ from core.readings import (
     ReadingRejected,
     ReplayedCounter,
     SubmittingMeter,
-    accept_reading,
-    record_rejection,
 )
 from core.readings.encryption import DecryptFailed, EncryptionRequired, open_frame
 from core.readings.gridtokenx import (
@@ -83,7 +82,7 @@ THEIR_STATUS = {
 }
 
 
-def sample_out(meter: SubmittingMeter, acceptance: Acceptance) -> dict[str, Any]:
+def sample_out(meter: SubmittingMeter, acceptance: Acceptance) -> JSONResponse:
     sample = acceptance.sample
     assert sample is not None
     body: dict[str, Any] = {
@@ -100,7 +99,7 @@ def sample_out(meter: SubmittingMeter, acceptance: Acceptance) -> dict[str, Any]
             late=sample.settled.late,
             readings=list(sample.settled.readings),
         )
-    return body
+    return JSONResponse(body, 202 if acceptance.created else 200)
 
 
 @router.post(
@@ -121,41 +120,42 @@ def sample_out(meter: SubmittingMeter, acceptance: Acceptance) -> dict[str, Any]
 async def ingest_private_network(
     api_key: MeterKey, body: ReadingBody, state: StateDep
 ) -> JSONResponse:
-    def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
-        refuse_body(session, meter, body, now)
-        try:
-            parse = _parser_for(session, state, meter, body.value)
-        except ReadingRejected as error:
-            record_rejection(session, meter, error, now=now)
-            raise
-        acceptance = accept_reading(
-            session, meter, body.value, state.config(), now=now, parse=parse
-        )
-        (state.metrics.accepted if acceptance.created else state.metrics.duplicates).inc()
-        return JSONResponse(sample_out(meter, acceptance), 202 if acceptance.created else 200)
-
     try:
-        return await unit_of_work(
-            state, api_key, work, serial_of=lambda: body_field(body, "device_id")
-        )
+        return await accept_individually(state, ReadingRequest(api_key, body, GRIDTOKENX))
     except (InvalidSignature, DecryptFailed, EncryptionRequired, ReplayedCounter) as error:
         return JSONResponse(
             error_body(error.code, error.message, error.field), THEIR_STATUS[error.code]
         )
 
 
-def _parser_for(
-    session: Session, state: ApiState, meter: SubmittingMeter, raw: Any
-) -> Callable[[Any], Submission]:
-    """The frame's parser: plaintext as it is, encrypted opened with the meter's key.
+_ENCRYPTION = select(Meter.id, Meter.enc_key, Meter.encryption_required)
+
+
+def _parsers(
+    state: ApiState, session: Session, frames: Sequence[tuple[SubmittingMeter, Any]]
+) -> list[Parser | ReadingRejected]:
+    """Each frame's parser: plaintext as it is, encrypted opened with its meter's key.
 
     Their order: authenticate the ciphertext (GCM) first, then the counter (when
     stored) and the signature inside, so a forged frame never moves the counter.
+    One query reads the encryption settings of every meter of the group's frames.
     """
+    ids = sorted({meter.id for meter, _ in frames})
+    settings = {row.id: row for row in session.execute(_ENCRYPTION.where(Meter.id.in_(ids)))}
+    parsers: list[Parser | ReadingRejected] = []
+    for meter, raw in frames:
+        row = settings[meter.id]
+        try:
+            parsers.append(_parser_for(state, meter, raw, row.enc_key, row.encryption_required))
+        except ReadingRejected as error:
+            parsers.append(error)
+    return parsers
+
+
+def _parser_for(
+    state: ApiState, meter: SubmittingMeter, raw: Any, sealed: str | None, required: bool
+) -> Parser:
     frame = parse_gridtokenx_frame(raw)
-    sealed, required = session.execute(
-        select(Meter.enc_key, Meter.encryption_required).where(Meter.id == meter.id)
-    ).one()
     if frame.protocol == PROTOCOL_PLAIN:
         if required:
             raise EncryptionRequired(
@@ -172,3 +172,6 @@ def _parser_for(
         return parse_gridtokenx_payload(frame.device_id, opened.payload, counter=opened.counter)
 
     return parse
+
+
+GRIDTOKENX = Door("device_id", _parsers, sample_out)

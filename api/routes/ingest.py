@@ -1,9 +1,11 @@
 """Meter ingest: signed readings, one at a time or in batches. Thin over core.readings.
 
-Each request is one unit of work run in one worker thread: verify the key (a meter's
-own, or a gateway's that names the meter per reading), spend the meter's reading
-budget (one token per reading), accept, commit. The body was read before (async,
-size-capped), so no database transaction waits on a slow client.
+A reading sent alone, through any door, is accepted with the requests arriving
+together (api/group_ingest.py). A batch is one unit of work run in one worker thread:
+verify the key (a meter's own, or a gateway's that names the meter per reading),
+spend the meter's reading budget (one token per reading), accept, commit. The body
+was read before (async, size-capped), so no database transaction waits on a slow
+client.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 from fastapi import APIRouter
@@ -25,7 +27,7 @@ from api.deps import BatchBody, MeterKey, ReadingBody, StateDep
 from api.group_ingest import ReadingRequest
 from api.openapi import error_responses, json_request_body
 from api.schemas import BatchIn, BatchOut, ReadingIn, ReadingOut
-from api.serialize import item_out, reading_out
+from api.serialize import item_out
 from api.state import ApiState
 from core.errors import DomainError
 from core.meters import SERIAL_PATTERN, MeterUnauthenticated
@@ -39,14 +41,10 @@ from core.readings import (
     SubmittingGateway,
     SubmittingMeter,
     accept_batch,
-    accept_reading,
     claim_gateway_meter,
     claim_submitter,
     record_rejection,
 )
-from core.readings.identity import GATEWAY_KEY_PREFIX
-
-T = TypeVar("T")
 
 router = APIRouter(tags=["meters"])
 
@@ -93,58 +91,14 @@ def _authenticated(
     return submitter
 
 
-def gateway_meter(
-    session: Session,
-    state: ApiState,
-    gateway: SubmittingGateway,
-    serial: Any,
-    now: datetime,
-    readings: int = 1,
-) -> SubmittingMeter:
-    """The meter a gateway names for this request, its budget spent for `readings`.
-
-    A meter not assigned to the gateway is `forbidden` before anything is read or
-    stored; like an unknown key it writes no event (the gateway's operator sees the 403).
-    """
-    try:
-        if not isinstance(serial, str) or not SERIAL_PATTERN.fullmatch(serial.strip()):
-            raise InvalidFormat(
-                "a gateway names the meter of each reading by its serial", field="meter_serial"
-            )
-        meter = claim_gateway_meter(session, gateway, serial.strip(), now)
-        state.meter_budget.spend(meter.id, readings)
-    except (ReadingRejected, RateLimited) as error:
-        state.metrics.reject(error.code)
-        raise
-    return meter
-
-
-async def unit_of_work(
-    state: ApiState,
-    api_key: str,
-    work: Callable[[Session, SubmittingMeter, datetime], T],
-    readings: int = 1,
-    serial_of: Callable[[], Any] = lambda: None,
-) -> T:
-    """Authenticate, resolve the meter (a gateway names it: `serial_of`), run `work`."""
-
-    def run() -> T:
-        now = state.now()
-        with state.core.sessions() as session:
-            submitter = _authenticated(session, state, api_key, now, readings)
-            if isinstance(submitter, SubmittingGateway):
-                meter = gateway_meter(session, state, submitter, serial_of(), now, readings)
-            else:
-                meter = submitter
-            try:
-                return work(session, meter, now)
-            except ReadingRejected as error:
-                state.metrics.reject(error.code)
-                raise
-
-    # At most as many at once as the pool holds connections: more would only queue
-    # inside the pool, or open and close overflow connections on every request.
-    return await anyio.to_thread.run_sync(run, limiter=state.db_limiter)
+async def accept_individually(state: ApiState, request: ReadingRequest) -> JSONResponse:
+    """One reading through any door: accepted with the requests arriving together, in one
+    commit (api/group_ingest.py), answered after it."""
+    assert state.reading_group is not None, "the reading group starts with the app"
+    answer = await asyncio.wrap_future(state.reading_group.submit(request))
+    if isinstance(answer, DomainError):
+        raise answer
+    return answer
 
 
 def _batch_items(body: JsonBody) -> list | None:
@@ -164,13 +118,6 @@ def refuse_body(session: Session, meter: SubmittingMeter, body: JsonBody, now: d
         raise body.error
 
 
-def body_field(body: JsonBody, field: str) -> Any:
-    """`field` of a JSON-object body, or the body's own error (raised before any meter)."""
-    if body.error is not None:
-        raise body.error
-    return body.value.get(field) if isinstance(body.value, dict) else None
-
-
 @router.post(
     "/api/meters/submit-reading",
     status_code=201,
@@ -188,24 +135,7 @@ def body_field(body: JsonBody, field: str) -> Any:
     openapi_extra=json_request_body(ReadingIn, ex.READING_IN),
 )
 async def submit_reading(api_key: MeterKey, body: ReadingBody, state: StateDep) -> JSONResponse:
-    if state.reading_group is not None and not api_key.startswith(GATEWAY_KEY_PREFIX):
-        # A meter's own key: accepted with the requests arriving together, one commit.
-        answer = await asyncio.wrap_future(
-            state.reading_group.submit(ReadingRequest(api_key, body))
-        )
-        if isinstance(answer, DomainError):
-            raise answer
-        return answer
-
-    def work(session: Session, meter: SubmittingMeter, now: datetime) -> JSONResponse:
-        refuse_body(session, meter, body, now)
-        acceptance = accept_reading(session, meter, body.value, state.config(), now=now)
-        (state.metrics.accepted if acceptance.created else state.metrics.duplicates).inc()
-        return JSONResponse(reading_out(acceptance.reading), 201 if acceptance.created else 200)
-
-    return await unit_of_work(
-        state, api_key, work, serial_of=lambda: body_field(body, "meter_serial")
-    )
+    return await accept_individually(state, ReadingRequest(api_key, body))
 
 
 @router.post(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter, User
 from core.meters import MeterUnauthenticated, hash_api_key
-from core.readings.errors import ForeignMeter, UnknownMeter
+from core.readings.errors import ForeignMeter, ReadingRejected, UnknownMeter
 
 # A gateway key's prefix (core.gateways issues them): which table a key is looked up in.
 GATEWAY_KEY_PREFIX = "gtxgw_"
@@ -186,11 +186,83 @@ def claim_submitter(
         return claim_meter(session, api_key, now)
     row = session.execute(_GATEWAY_BY_KEY, {"key_hash": hash_api_key(api_key)}).one_or_none()
     if row is None:
-        raise MeterUnauthenticated("unknown meter or gateway API key")
-    stale = now - timedelta(seconds=GATEWAY_CONTACT_SECS)
-    if row.last_seen_at is None or row.last_seen_at < stale:
-        session.execute(_GATEWAY_CONTACT, {"gateway_id": row.id, "stale": stale, "now": now})
+        raise MeterUnauthenticated(UNKNOWN_GATEWAY_KEY)
+    _note_gateway_contact(session, row.id, row.last_seen_at, now)
     return SubmittingGateway(row.id, row.name)
+
+
+UNKNOWN_GATEWAY_KEY = "unknown meter or gateway API key"
+
+
+def _note_gateway_contact(
+    session: Session, gateway_id: int, last_seen_at: datetime | None, now: datetime
+) -> bool:
+    """Write the gateway's contact time if older than GATEWAY_CONTACT_SECS; whether written."""
+    stale = now - timedelta(seconds=GATEWAY_CONTACT_SECS)
+    if last_seen_at is not None and last_seen_at >= stale:
+        return False
+    session.execute(_GATEWAY_CONTACT, {"gateway_id": gateway_id, "stale": stale, "now": now})
+    return True
+
+
+_GATEWAYS_BY_KEY_HASHES = select(
+    _GATEWAYS.c.api_key_hash, _GATEWAYS.c.id, _GATEWAYS.c.name, _GATEWAYS.c.last_seen_at
+).where(
+    _GATEWAYS.c.api_key_hash.in_(bindparam("key_hashes", expanding=True)),
+    _GATEWAYS.c.status == GatewayStatus.ACTIVE.value,
+)
+
+
+def gateways_by_key_hash(
+    session: Session, key_hashes: Iterable[str], now: datetime
+) -> tuple[dict[str, SubmittingGateway], bool]:
+    """The active gateways holding these hashed keys, in one query (group commit's lookup),
+    and whether a contact time was written (then the caller commits it)."""
+    wanted = sorted(set(key_hashes))
+    if not wanted:
+        return {}, False
+    found: dict[str, SubmittingGateway] = {}
+    written = False
+    for key_hash, gateway_id, name, last_seen_at in session.execute(
+        _GATEWAYS_BY_KEY_HASHES, {"key_hashes": wanted}
+    ):
+        written |= _note_gateway_contact(session, gateway_id, last_seen_at, now)
+        found[key_hash] = SubmittingGateway(gateway_id, name)
+    return found, written
+
+
+def gateway_meters(
+    session: Session, wanted: Iterable[tuple[SubmittingGateway, str]]
+) -> list[SubmittingMeter | ReadingRejected]:
+    """For each (gateway, serial), the meter if assigned to the gateway, else why not
+    (as `claim_gateway_meter` says it), in two queries at most. Reads without locking:
+    acceptance touches and locks the meters."""
+    pairs = list(wanted)
+    if not pairs:
+        return []
+    rows = session.execute(
+        select(GatewayMeter.gateway_id, *_identity_query().selected_columns)
+        .join(Meter, Meter.id == GatewayMeter.meter_id)
+        .join(User, User.id == Meter.owner_id)
+        .where(
+            GatewayMeter.gateway_id.in_(sorted({g.id for g, _ in pairs})),
+            Meter.serial.in_(sorted({s for _, s in pairs})),
+        )
+    )
+    assigned = {(row[0], row[2]): _identity(row[1:]) for row in rows}
+    missing = {s for g, s in pairs if (g.id, s) not in assigned}
+    known = (
+        set(session.scalars(select(Meter.serial).where(Meter.serial.in_(sorted(missing)))))
+        if missing
+        else set()
+    )
+    return [assigned.get((g.id, s)) or _not_assigned(g, s, s in known) for g, s in pairs]
+
+
+def _not_assigned(gateway: SubmittingGateway, serial: str, exists: bool) -> ReadingRejected:
+    if not exists:
+        return UnknownMeter(f"no meter with serial {serial!r}")
+    return ForeignMeter(f"meter {serial!r} is not assigned to gateway {gateway.name!r}")
 
 
 def claim_gateway_meter(
@@ -206,9 +278,8 @@ def claim_gateway_meter(
     ).one_or_none()
     if row is not None:
         return _identity(row, claimed_at=now)
-    if session.scalar(select(Meter.id).where(Meter.serial == serial)) is None:
-        raise UnknownMeter(f"no meter with serial {serial!r}")
-    raise ForeignMeter(f"meter {serial!r} is not assigned to gateway {gateway.name!r}")
+    exists = session.scalar(select(Meter.id).where(Meter.serial == serial)) is not None
+    raise _not_assigned(gateway, serial, exists)
 
 
 def claim_meter(session: Session, api_key: str, now: datetime) -> SubmittingMeter:

@@ -3,7 +3,9 @@ answered only after it, as each would be answered alone."""
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,9 +18,15 @@ from sqlalchemy.orm import Session
 
 from api.group_ingest import ReadingRequest, accept_requests
 from api.state import ApiState
-from core.db.models import Event, MeterReading
+from core.bootstrap import App
+from core.db.models import Event, MeterReading, TelemetrySample
+from core.device_keys import sealed_device_key
+from core.gateways import create_gateway
 from core.group_commit import GroupCommit
-from tests.factories import NOW, MeterKeys, make_meter
+from core.meters import register_meter
+from tests.api.conftest import error_of
+from tests.factories import NOW, MeterKeys, make_meter, make_user
+from tests.gridtokenx import simulator as sim
 
 URL = "/api/meters/submit-reading"
 AT = NOW - timedelta(minutes=10)
@@ -50,18 +58,25 @@ class _Held(GroupCommit):
         return accept_requests(self.state, requests)
 
 
+def _send_all(held: _Held, sends: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+    """The first request, then, once its group is being handled, all the others at once."""
+    with ThreadPoolExecutor(len(sends)) as pool:
+        first = pool.submit(sends[0])
+        assert held.started.wait(timeout=30)
+        rest = [pool.submit(send) for send in sends[1:]]
+        return [first.result(), *(f.result() for f in rest)]
+
+
 def _post_all(
     client: TestClient, held: _Held, keys: list[MeterKeys], bodies: list[dict]
 ) -> list[httpx.Response]:
-    """The first request, then, once its group is being handled, all the others at once."""
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        first = pool.submit(client.post, URL, json=bodies[0], headers=keys[0].headers)
-        assert held.started.wait(timeout=30)
-        rest = [
-            pool.submit(client.post, URL, json=body, headers=k.headers)
-            for k, body in zip(keys[1:], bodies[1:], strict=True)
-        ]
-        return [first.result(), *(f.result() for f in rest)]
+    return _send_all(
+        held,
+        [
+            functools.partial(client.post, URL, json=body, headers=k.headers)
+            for k, body in zip(keys, bodies, strict=True)
+        ],
+    )
 
 
 def _hold(api: FastAPI, expected: int) -> _Held:
@@ -126,3 +141,70 @@ def test_a_failing_commit_answers_every_request_of_the_group_503_and_stores_noth
     failing["on"] = False
     again = [client.post(URL, json=b, headers=k.headers) for k, b in zip(keys, bodies, strict=True)]
     assert [r.status_code for r in again] == [201] * 4
+
+
+def test_every_door_and_key_kind_shares_a_group(
+    api: FastAPI, client: TestClient, session: Session, app: App
+) -> None:
+    """GridTokenX frames (plaintext through a gateway, encrypted with a meter's own key)
+    and our readings in one group: one commit, each answered as alone, a replayed
+    counter and a meter outside the gateway refused with nothing of theirs stored."""
+    owner = make_user(session)
+    for serial in ("GTX-G1", "GTX-G2", "GTX-OUT"):
+        register_meter(session, serial, owner.username, sim.public_key_hex(serial))
+    sealed = sealed_device_key(app.device_key_wrap(), "GTX-E", sim.aes_key("GTX-E").hex())
+    enc_key = register_meter(
+        session,
+        "GTX-E",
+        owner.username,
+        sim.public_key_hex("GTX-E"),
+        enc_key=sealed,
+        encryption_required=True,
+    ).api_key
+    gateway_key = create_gateway(session, "headend-g", ["GTX-G1", "GTX-G2"]).api_key
+    ours = make_meter(session, serial="M-G")
+    counter = 1_795_175_700_000_000
+    frame = sim.encrypted("GTX-E", counter, generated=1.5, consumed=0.5, at=AT)
+    sends = [
+        functools.partial(sim.post, client, frame, enc_key),
+        functools.partial(sim.post, client, dict(frame), enc_key),  # the replay
+        functools.partial(
+            sim.post, client, sim.plain("GTX-G1", generated=1, consumed=0, at=AT), gateway_key
+        ),
+        functools.partial(
+            sim.post, client, sim.plain("GTX-G2", generated=2, consumed=0, at=AT), gateway_key
+        ),
+        functools.partial(
+            sim.post, client, sim.plain("GTX-OUT", generated=1, consumed=0, at=AT), gateway_key
+        ),
+        functools.partial(client.post, URL, json=ours.payload(at=AT), headers=ours.headers),
+    ]
+    held = _hold(api, expected=len(sends) - 1)
+    commits = _commits_of(api.state.api)
+    first, replay, g1, g2, outside, reading = _send_all(held, sends)
+    assert held.sizes == [1, 5]
+    assert first.status_code == 202, first.text
+    assert (replay.status_code, error_of(replay)["code"]) == (409, "replayed_counter")
+    assert [g1.status_code, g2.status_code] == [202, 202], [g1.text, g2.text]
+    assert g1.json()["device_id"] == "GTX-G1" and g2.json()["device_id"] == "GTX-G2"
+    assert (outside.status_code, error_of(outside)["code"]) == (403, "forbidden")
+    assert reading.status_code == 201, reading.text
+    # One commit per group, and group 2 first commits the gateway's contact time.
+    assert len(commits) == 3
+    session.expire_all()
+    samples = session.execute(
+        select(TelemetrySample.counter, TelemetrySample.net_micro).order_by(TelemetrySample.id)
+    ).all()
+    assert sorted(samples, key=lambda s: s.net_micro) == [
+        (counter, 1_000_000),
+        (None, 1_000_000),
+        (None, 2_000_000),
+    ]
+    assert session.scalar(select(func.count()).select_from(MeterReading)) == 1
+    refused = session.scalars(
+        select(Event.payload).where(Event.type == "meter_reading_validation_failed")
+    ).all()
+    # The replay is told to staff; a gateway outside its meters writes no event.
+    assert [(e["meter_serial"], e["error_code"]) for e in refused] == [
+        ("GTX-E", "replayed_counter")
+    ]
