@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, insert, or_, select, true, union, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, true, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -115,16 +115,10 @@ def review_reason(meter: Meter, wh: int, *, auto_issue: bool) -> str | None:
     return None
 
 
-def _candidates(
-    session: Session,
-    before: datetime,
-    since: datetime | None,
-    limit: int,
-    after: tuple[int, datetime] | None = None,
-) -> list[tuple[int, ...]]:
-    """Unlinked minted readings of closed hours, in (device, time) order from `after`; with
-    `since`, only those minted since then or of an hour that closed since then (two index
-    ranges, not the whole history)."""
+def _unissued(since: datetime | None) -> list[ColumnElement[bool]]:
+    """What makes a reading one issuance will still read (joined with its Meter): minted,
+    of a device the registry can certify, not yet backing a bundle, and within the run's
+    window from the watermark (`since`, already less LOOK_BACK)."""
     complete = and_(*(getattr(Meter, name).is_not(None) for name in REQUIRED_FOR_CERTIFICATES))
     linked = exists().where(CertificateReading.reading_id == MeterReading.id)
     new = (
@@ -137,6 +131,39 @@ def _candidates(
             )
         )
     )
+    return [MeterReading.status == ReadingStatus.MINTED.value, new, ~linked, complete]
+
+
+def awaiting_issue(session: Session, start: datetime, end: datetime) -> int:
+    """Minted readings of [start, end) that issuance will still turn into certificates:
+    `core.archive` must not move them out before it has."""
+    seen = session.scalar(select(CertificateWatermark.since).where(CertificateWatermark.id == 1))
+    since = None if seen is None else seen - LOOK_BACK
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(MeterReading)
+            .join(Meter, Meter.id == MeterReading.meter_id)
+            .where(
+                MeterReading.reading_timestamp >= start,
+                MeterReading.reading_timestamp < end,
+                *_unissued(since),
+            )
+        )
+        or 0
+    )
+
+
+def _candidates(
+    session: Session,
+    before: datetime,
+    since: datetime | None,
+    limit: int,
+    after: tuple[int, datetime] | None = None,
+) -> list[tuple[int, ...]]:
+    """Unlinked minted readings of closed hours, in (device, time) order from `after`; with
+    `since`, only those minted since then or of an hour that closed since then (two index
+    ranges, not the whole history)."""
     onward = (
         true()
         if after is None
@@ -155,14 +182,7 @@ def _candidates(
                 MeterReading.reading_timestamp,
             )
             .join(Meter, Meter.id == MeterReading.meter_id)
-            .where(
-                MeterReading.status == ReadingStatus.MINTED.value,
-                MeterReading.reading_timestamp < before,
-                new,
-                onward,
-                ~linked,
-                complete,
-            )
+            .where(MeterReading.reading_timestamp < before, onward, *_unissued(since))
             .order_by(MeterReading.meter_id, MeterReading.reading_timestamp, MeterReading.id)
             .limit(limit)
         )

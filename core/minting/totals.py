@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import Connection, func, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import MeterReading, MintTotal, ReadingStatus
@@ -39,6 +39,21 @@ def add_minted(session: Session, readings: int, base_units: int) -> None:
     if result.rowcount == 0:  # a database migrated before any row existed cannot happen
         session.add(MintTotal(name=GRX, readings=readings, base_units=base_units))
         session.flush()
+
+
+def add_archived(connection: Connection | Session, readings: int, base_units: int) -> None:
+    """Count minted readings whose rows `core.archive` removes, in the transaction that
+    removes them: the full sum audited below then still includes them."""
+    if readings == 0 and base_units == 0:
+        return
+    connection.execute(
+        update(MintTotal)
+        .where(MintTotal.name == GRX)
+        .values(
+            archived_readings=MintTotal.archived_readings + readings,
+            archived_base_units=MintTotal.archived_base_units + base_units,
+        )
+    )
 
 
 def running_minted(session: Session) -> int:
