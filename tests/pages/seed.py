@@ -39,12 +39,7 @@ def shared_database(request: pytest.FixtureRequest, directory: Path) -> Iterator
     if request.param == "sqlite":
         yield _fresh_sqlite(request.getfixturevalue("sqlite_template"), directory)
         return
-    copies = request.getfixturevalue("pg_copies")
-    name = copies.take()
-    try:
-        yield _pg_url_for(name)
-    finally:
-        copies.give_back(name)
+    yield _pg_url_for(request.getfixturevalue("pg_copies").take())
 
 
 @dataclass
