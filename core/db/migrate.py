@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -33,7 +34,11 @@ def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+@cache
 def head_revision() -> str:
+    """The newest migration in the repository. Read once per process: it loads and
+    compiles every migration file (about 0.2 s), and the files do not change under a
+    running process."""
     script = ScriptDirectory.from_config(alembic_config(""))
     head = script.get_current_head()
     assert head is not None, "no migrations found"
