@@ -483,6 +483,17 @@ class MintTotal(Base):
     archived_base_units: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class MintedBucket(Base):
+    """Readings minted per 15 minutes of `minted_at` (core.minting.minted_buckets): what
+    the costs panel counts, kept beside `mint_totals` by the transaction that mints."""
+
+    __tablename__ = "minted_buckets"
+
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    readings: Mapped[int] = mapped_column(BigInteger, default=0)
+    base_units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class TokenMint(Base):
     """The GRX mint this deployment mints to, recorded at bootstrap for reconciliation."""
 

@@ -4,7 +4,8 @@ Fees are what landed transactions paid (signatures and priority fee), rent is
 what they deposited into token accounts and lookup tables (locked, not gone);
 both come from `chain_costs`, written from each transaction's meta. Lamports per
 reading divide the fees of every operation (mints, token accounts, lookup
-tables) by the readings minted in the same period. Runway is the payer's last
+tables) by the readings minted in the same period, counted from the 15-minute
+buckets of `minted_buckets` (core.minting.minted_buckets), not from rows. Runway is the payer's last
 read balance over what the last 24 hours took (fees and rent).
 """
 
@@ -21,11 +22,11 @@ from core.db.models import (
     ChainCost,
     CostKind,
     FeePayer,
-    MeterReading,
     MintBatch,
     OperationKind,
     User,
 )
+from core.minting.minted_buckets import minted_between, minted_per_bucket
 from core.views._sql import Window, day_start, from_epoch, require_staff, time_bucket
 
 CENT = Decimal("0.01")
@@ -86,7 +87,7 @@ def _runway(payer: PayerState | None, spent_last_24h: int) -> Decimal | None:
 @dataclass(frozen=True, slots=True)
 class CostsToday:
     """The Overview's share of the costs: today, the payer and its runway, without the
-    30-day series (which scan a month of minted readings)."""
+    30-day series (which read a month of the ledger)."""
 
     fee_payer: PayerState | None
     today: PeriodCost
@@ -109,10 +110,8 @@ def _period(session: Session, since: datetime, until: datetime) -> PeriodCost:
             func.count().filter(ChainCost.kind == CostKind.FEE.value),
         ).where(ChainCost.recorded_at >= since, ChainCost.recorded_at < until)
     ).one()
-    minted = session.scalar(
-        select(func.count()).where(MeterReading.minted_at >= since, MeterReading.minted_at < until)
-    )
-    return PeriodCost(int(fees), int(rent), int(transactions), int(minted or 0))
+    minted = minted_between(session, since, until)
+    return PeriodCost(int(fees), int(rent), int(transactions), minted)
 
 
 def _series(session: Session, window: Window) -> list[CostPoint]:
@@ -130,15 +129,7 @@ def _series(session: Session, window: Window) -> list[CostPoint]:
             .group_by(bucket)
         )
     }
-    minted_bucket = time_bucket(MeterReading.minted_at, window.bucket_secs).label("bucket")
-    minted = {
-        int(start): int(count)
-        for start, count in session.execute(
-            select(minted_bucket, func.count())
-            .where(MeterReading.minted_at >= window.since, MeterReading.minted_at < window.until)
-            .group_by(minted_bucket)
-        )
-    }
+    minted = minted_per_bucket(session, window.since, window.until, window.bucket_secs)
     points = []
     for start in window.starts():
         fees, rent, count = ledger.get(start, (0, 0, 0))
