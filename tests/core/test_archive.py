@@ -12,8 +12,6 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.archive import ArchiveMismatch, ArchiveRefused, archive_before
 from core.archive import removal as removal_module
+from core.archive.__main__ import main as archive_main
 from core.config import TokenizationConfig
 from core.db.engine import create_db_engine, session_factory
 from core.db.models import (
@@ -428,26 +427,10 @@ def test_an_archive_altered_on_disk_is_refused(
         archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
 
 
-def _cli(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("TOKENIZATION_", "DATABASE_URL", "DATA_DIR"))
-    }
-    env |= {"DATABASE_URL": database_url, "DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "core.archive", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_command_archives_refuses_with_the_fix_and_rejects_a_bad_month(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, make_settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """`python -m core.archive` in this process (its main), on the real clock."""
     engine = create_db_engine(sqlite_url)
     sessions = session_factory(engine)
     _seed(sessions, engine)
@@ -466,16 +449,17 @@ def test_the_command_archives_refuses_with_the_fix_and_rejects_a_bad_month(
             )
         )
         session.commit()
-    data = tmp_path / "data"
-    bad = _cli(sqlite_url, data, "--before", "2026-13")
-    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
-    refused = _cli(sqlite_url, data, "--before", "2026-11")
-    assert refused.returncode == 1
-    assert "2026-10 holds 1 readings not yet final (pending 1)" in refused.stderr
+    settings = make_settings(DATABASE_URL=sqlite_url)
+    data = settings.app.data_dir
+    assert archive_main(["--before", "2026-13"]) == 2
+    assert "YYYY-MM" in capsys.readouterr().err
+    assert archive_main(["--before", "2026-11"]) == 1
+    assert "2026-10 holds 1 readings not yet final (pending 1)" in capsys.readouterr().err
     assert not (data / "archive").exists()
-    done = _cli(sqlite_url, data, "--before", "2026-10")
-    assert done.returncode == 0, done.stderr
-    assert "archive: 2026-08: wrote and verified" in done.stdout
+    assert archive_main(["--before", "2026-10"]) == 0
+    out = capsys.readouterr().out
+    assert "archive: 2026-08: wrote and verified" in out
+    assert "archive: 2026-09: meter_readings:" in out
     assert (data / "archive" / "2026-09" / "SHA256SUMS").exists()
     with sessions() as session:
         assert not session.scalar(
