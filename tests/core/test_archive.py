@@ -34,18 +34,23 @@ from core.db.models import (
     MintTotal,
     SettlementInterval,
     TokenMint,
+    User,
 )
 from core.db.partitions import bounds, ensure_months, months
 from core.minting import states
 from core.minting.claim import claim_pending
+from core.minting.minted_buckets import minted_between, minted_per_bucket
 from core.minting.reconcile import check_supply
 from core.minting.totals import GRX, full_sum_audit
 from core.readings.queries import reading_stats
+from core.views.costs import costs
+from tests.factories import make_user
 from tests.support.seed import seed_producers, seed_readings
 
 AUG, SEP, OCT, NOV = (date(2026, m, 1) for m in (8, 9, 10, 11))
 ARCHIVED = (AUG, SEP, OCT)
 NOW = datetime(2026, 11, 20, tzinfo=UTC)  # October closed (+7 days of reading age), November not
+COSTS_NOW = datetime(2026, 11, 2, tzinfo=UTC)  # its 30 days hold October's minting
 MINT = "GRXArchiveTestMint1111111111111111111111111"
 BOOTSTRAP_SUPPLY = 7
 CONFIG = TokenizationConfig.model_validate(
@@ -82,7 +87,7 @@ def _seed(sessions: sessionmaker[Session], engine) -> None:
                 bootstrap_supply=BOOTSTRAP_SUPPLY,
             )
         )
-        session.commit()
+        make_user(session, "archive-admin", role="admin")
         for month in (*ARCHIVED, NOV):
             start = datetime(month.year, month.month, 3, tzinfo=UTC)
             seed_readings(session, producers, 6, start=start)
@@ -146,9 +151,16 @@ def _oracle(session: Session) -> dict:
             [(e.id, e.type, e.user_id, e.payload, e.created_at) for e in events],
         )
     users = session.scalars(select(Meter.owner_id)).all()
+    admin = session.scalars(select(User).where(User.username == "archive-admin")).one()
+    start, end = bounds(AUG)[0], bounds(NOV)[0]
     return {
         "minted": (int(count), int(units)),
         "rows": rows,
+        "views": {  # the read models that read rollups, not rows
+            "costs": costs(session, admin, COSTS_NOW),
+            "minted per day": minted_per_bucket(session, start, end, 86_400),
+            "minted": minted_between(session, start, end),
+        },
         "stats": {None: reading_stats(session)} | {u: reading_stats(session, u) for u in users},
     }
 
@@ -240,6 +252,12 @@ def test_archiving_keeps_reconcile_and_totals_exact(sessions, engine, tmp_path: 
     _check_files(root, expected)
     _check_totals(sessions, expected)
     with sessions() as session:
+        views = _oracle(session)["views"]
+        assert views == expected["views"]
+        assert views["costs"].last_30_days.readings_minted > 0  # October's minting is in it
+        assert views["minted"] == sum(
+            1 for m in ARCHIVED for r in expected["rows"][m][0] if r[3] == "minted"
+        )
         for month in ARCHIVED:
             left = session.scalar(
                 select(func.count()).where(_in(month, MeterReading.reading_timestamp))
