@@ -27,6 +27,7 @@ from pages.common import charts, exports, session, ui
 
 DAYS = 30
 PAGE_ROWS = 200
+COUNT_CAP = 10_000  # a row count for the caption: exact up to here, "10,000+" beyond
 
 app = ui.get_app()
 viewer = session.viewer_for(app, "certificates")
@@ -91,10 +92,11 @@ else:
     on_screen = TableFilter()  # the export, like the table, holds only their own
 
 with ui.reading(app) as reading:
-    rows, total = certificates(reading, viewer, wanted, limit=PAGE_ROWS)
+    rows, total = certificates(reading, viewer, wanted, limit=PAGE_ROWS, count_cap=COUNT_CAP)
 st.subheader("Registry" if staff else "My certificates")
+counted = f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}"
 st.caption(
-    f"{total:,} certificates" + (f", the newest {PAGE_ROWS} shown" if total > PAGE_ROWS else "")
+    f"{counted} certificates" + (f", the newest {PAGE_ROWS} shown" if total > PAGE_ROWS else "")
 )
 if rows:
     st.dataframe(table(rows), hide_index=True, key="certs.table")
