@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from html import escape
 
 from sqlalchemy.orm import Session
@@ -40,7 +41,7 @@ def retirement_statement_html(session: Session, viewer: User, certificate_id: in
     hour_end = row.hour_start + timedelta(hours=1)
     facts = [
         ("Certificate", f"#{row.id} (bundle {row.bundle_id})"),
-        ("Energy", f"{row.wh} Wh ({row.wh / 1_000_000:.6f} MWh)"),
+        ("Energy", f"{row.wh} Wh ({Decimal(row.wh).scaleb(-6):.6f} MWh)"),
         ("Certificate ids", f"{row.first_id} – {row.last_id}"),
         ("Beneficiary", row.beneficiary or ""),
         ("Purpose", row.purpose or ""),

@@ -179,6 +179,7 @@ def test_retire_part_with_a_claim_and_the_statement(
         f"/api/certificates/{retiring['id']}/statement", headers=auth_headers(app, alice)
     )
     assert page.status_code == 200 and "Siam Cement Plant 3" in page.text
+    assert "1000 Wh (0.001000 MWh)" in page.text
     assert "<script>" not in page.text and "&lt;script&gt;" in page.text
     report = client.get("/api/certificates/claims-report", headers=auth_headers(app, alice)).json()
     assert report["total_wh"] == 1000 and report["claims"][0]["country"] == "TH"
