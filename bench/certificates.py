@@ -1,8 +1,11 @@
 """Benchmark: certificate issuance throughput, and the Certificates page at scale.
 
-    .venv/bin/python -m bench.certificates                       # SQLite in a temp dir
-    .venv/bin/python -m bench.certificates --readings 1000000 --certificates 1000000
-    .venv/bin/python -m bench.certificates --database-url postgresql+psycopg://...
+    .venv/bin/python -m bench.certificates          # SQLite, and PostgreSQL if it answers
+    .venv/bin/python -m bench.certificates --backend postgresql --readings 1000000 --meters 1000
+    .venv/bin/python -m bench.certificates --backend both --skip-issuance --certificates 1000000
+
+Each part runs on a fresh database per backend (SQLite in a temp dir; PostgreSQL a
+database of its own at --pg-url, dropped afterwards).
 
 Issuance: `--readings` minted readings (every 15 minutes, spread over `--meters`
 devices with complete registry fields) are bulk-inserted, then
@@ -12,119 +15,60 @@ every device's certified Wh against floor(its mWh / 1000), computed here; then
 times a run with nothing new (the steady state: the watermark keeps it from
 rescanning the million minted readings).
 
-Page: `--certificates` certificate rows (one bundle each, 30 days of hours) are
-bulk-inserted (with their per-day totals, as issuance keeps them), then the
-queries the Certificates page makes are timed as staff and as a prosumer: the
-per-day totals by technology and region, and one page of the registry with its
-total count (the median of 5 runs each). Then the page itself is rendered with
-streamlit.testing.v1.AppTest for each role, as bench/dashboard.py renders every
-page (a warm-up, then `--runs` timed runs; median and worst; budget 1,000 ms).
+Page: `--certificates` certificate rows (one bundle each, 30 days of hours; 100
+devices of 10 prosumers, so each prosumer holds a tenth) are bulk-inserted (with
+their per-day totals, as issuance keeps them), then the queries the Certificates
+page makes are timed as staff and as a prosumer: the per-day totals, and one page
+of the registry with its count as the page shows it (median of 5 runs each). Then
+the page itself is rendered with streamlit.testing.v1.AppTest for each role, as
+bench/dashboard.py renders every page (a warm-up, then `--runs` timed runs;
+median and worst; budget 1,000 ms).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from bench.dashboard import BUDGET_MS, render_pages
+from bench import certificates_seed as seed
+from bench.dashboard import BUDGET_MS, _drop_pg, _pg_database, _pg_reachable, render_pages
 from core.certificates.issuance import issue_due
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
-from core.db.models import (
-    Certificate,
-    CertificateBundle,
-    CertificateDaily,
-    Meter,
-    MeterReading,
-    User,
-)
+from core.db.models import CertificateBundle, User
 from core.db.types import utcnow
-from core.views.certificates import CertificateFilter, certificates, daily_totals
+from core.views.certificates import (
+    CertificateFilter,
+    certificates,
+    count_statement,
+    daily_totals,
+    page_statement,
+)
 
-NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-DEVICE = {
-    "technology": "solar_pv",
-    "capacity_kw": "100",
-    "country": "TH",
-    "grid_region": "TH-PEA",
-    "commissioning_date": date(2024, 1, 1),
-}
-CHUNK = 20_000
-
-
-def _users_and_meters(session: Session, meters: int) -> tuple[list[int], list[int]]:
-    owners = []
-    for index in range(max(1, meters // 10)):
-        user = User(
-            username=f"bench{index:04d}",
-            role="prosumer",
-            password_hash="x",
-            wallet_address=f"{index:032d}"[:32] + "1" * 12,
-        )
-        session.add(user)
-        owners.append(user)
-    session.flush()
-    rows = []
-    for index in range(meters):
-        meter = Meter(
-            serial=f"BENCH-{index:05d}",
-            owner_id=owners[index % len(owners)].id,
-            public_key="1" * 32,
-            api_key_hash=f"{index:064d}",
-            status="active",
-            **DEVICE,
-        )
-        session.add(meter)
-        rows.append(meter)
-    session.commit()
-    return [o.id for o in owners], [m.id for m in rows]
-
-
-def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+PAGE_COUNT_CAP = 10_000  # the page's COUNT_CAP (pages/screens/certificates.py)
 
 
 def bench_issuance(sessions: Callable[[], Session], readings: int, meters: int) -> None:
     with sessions() as session:
-        owners, meter_ids = _users_and_meters(session, meters)
+        owners, meter_ids = seed.users_and_meters(session, meters)
         owner_of = {m: owners[i % len(owners)] for i, m in enumerate(meter_ids)}
         per_meter = readings // meters
-        start = NOW - timedelta(minutes=15 * (per_meter + 4))
         expected: dict[int, int] = {}
-
-        def rows() -> Iterator[dict[str, Any]]:
-            for meter_id in meter_ids:
-                for n in range(per_meter):
-                    micro = 250_000 + (meter_id * 7919 + n * 104_729) % 200_000
-                    expected[meter_id] = expected.get(meter_id, 0) + micro
-                    yield {
-                        "meter_id": meter_id, "user_id": owner_of[meter_id],
-                        "wallet_address": "w", "kwh_micro": micro,
-                        "reading_timestamp": start + timedelta(minutes=15 * n),
-                        "submitted_at": NOW, "status": "minted", "meter_signature": "s",
-                        "minted_at": NOW - timedelta(minutes=30),
-                        "attempts": 0,
-                    }  # fmt: skip
-
         began = time.perf_counter()
-        for chunk in _chunks(rows()):
-            session.execute(insert(MeterReading), chunk)
+        rows = seed.minted_readings(owner_of, per_meter, expected)
+        seed.bulk_insert(session, "meter_readings", seed.READING_COLUMNS, rows)
         session.commit()
         seeded = time.perf_counter() - began
     total = per_meter * meters
@@ -133,7 +77,7 @@ def bench_issuance(sessions: Callable[[], Session], readings: int, meters: int) 
     bundles = wh = 0
     with sessions() as session:
         while True:
-            report = issue_due(session, now=NOW, auto_issue=True)
+            report = issue_due(session, now=seed.NOW, auto_issue=True)
             if not report.bundles:
                 break
             bundles += report.bundles
@@ -147,7 +91,8 @@ def bench_issuance(sessions: Callable[[], Session], readings: int, meters: int) 
         runs = []
         for _ in range(5):
             began = time.perf_counter()
-            assert issue_due(session, now=NOW + timedelta(minutes=5), auto_issue=True).bundles == 0
+            later = seed.NOW + timedelta(minutes=5)
+            assert issue_due(session, now=later, auto_issue=True).bundles == 0
             runs.append(time.perf_counter() - began)
     print(f"  a run with nothing new: {statistics.median(runs) * 1000:,.0f} ms (median of 5)")
     with sessions() as session:
@@ -162,60 +107,46 @@ def bench_issuance(sessions: Callable[[], Session], readings: int, meters: int) 
     print(f"  exact: {'yes' if not wrong else f'NO ({len(wrong)} devices differ)'}")
 
 
-def bench_page(sessions: Callable[[], Session], count: int) -> None:
+def seed_page(sessions: Callable[[], Session], count: int) -> int:
+    """The page's data; the id of the prosumer whose certificates are timed."""
     with sessions() as session:
-        owners, meter_ids = _users_and_meters(session, 100)
+        owners, meter_ids = seed.users_and_meters(session, 100)
         for name, role in (("ops", "operator"), ("root", "admin")):
             session.add(User(username=name, role=role, password_hash="x"))
         session.commit()
-        hours = 30 * 24
-
-        def bundles() -> Iterator[dict[str, Any]]:
-            for index in range(count):
-                yield {
-                    "id": index + 1, "meter_id": meter_ids[index % len(meter_ids)],
-                    "producer_id": owners[index % len(owners)],
-                    "hour_start": NOW - timedelta(hours=1 + index % hours), "readings": 4,
-                    "energy_mwh": 1_000_000, "carried_in_mwh": 0, "wh": 1000,
-                    "remainder_mwh": 0, "first_id": index * 1000 + 1,
-                    "last_id": index * 1000 + 1000, "capacity_kw": "100",
-                    "created_at": NOW, **{k: v for k, v in DEVICE.items() if k != "capacity_kw"},
-                }  # fmt: skip
-
-        def certs() -> Iterator[dict[str, Any]]:
-            statuses = ("active",) * 7 + ("retired", "retired", "cancelled")
-            for index in range(count):
-                status = statuses[index % len(statuses)]
-                ended = None if status == "active" else NOW - timedelta(hours=index % hours)
-                yield {
-                    "id": index + 1, "bundle_id": index + 1, "first_id": index * 1000 + 1,
-                    "last_id": index * 1000 + 1000, "wh": 1000,
-                    "holder_id": owners[index % len(owners)], "holder_wallet": "w" * 32,
-                    "status": status, "attempts": 0, "created_at": NOW, "updated_at": NOW,
-                    "finished_at": ended,
-                }  # fmt: skip
-
         began = time.perf_counter()
-        for chunk in _chunks(bundles()):
-            session.execute(insert(CertificateBundle), chunk)
-        for chunk in _chunks(certs()):
-            session.execute(insert(Certificate), chunk)
-        daily: dict[tuple[date, str], int] = {}
-        for index in range(count):
-            day = (NOW - timedelta(hours=1 + index % hours)).date()
-            daily[(day, "issued")] = daily.get((day, "issued"), 0) + 1000
-        session.execute(
-            insert(CertificateDaily),
-            [
-                {"day": day, "technology": "solar_pv", "grid_region": "TH-PEA",
-                 "status": status, "wh": wh}
-                for (day, status), wh in daily.items()
-            ],
+        seed.bulk_insert(
+            session, "certificate_bundles", seed.BUNDLE_COLUMNS,
+            seed.bundles(count, meter_ids, owners),
+        )  # fmt: skip
+        seed.bulk_insert(
+            session, "certificates", seed.CERTIFICATE_COLUMNS, seed.certificates(count, owners)
+        )
+        seed.bulk_insert(
+            session, "certificate_daily", ("day", "technology", "grid_region", "status", "wh"),
+            seed.daily_rows(count),
         )  # fmt: skip
         session.commit()
+        analyse(session)
         print(f"page: {count:,} certificates (seeded in {time.perf_counter() - began:.1f} s)")
+        return owners[0]
+
+
+def analyse(session: Session) -> None:
+    """Fresh statistics, as autovacuum / `ANALYZE` would have them after a bulk load."""
+    session.commit()
+    engine = session.get_bind()
+    command = "ANALYZE"
+    if engine.dialect.name == "postgresql":  # VACUUM also sets the visibility map
+        command = "VACUUM ANALYZE certificates, certificate_bundles, users, meters"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(command)
+
+
+def bench_queries(sessions: Callable[[], Session], prosumer_id: int) -> None:
+    with sessions() as session:
         staff = User(id=0, username="ops", role="operator")
-        prosumer = session.get(User, owners[0])
+        prosumer = session.get(User, prosumer_id)
         assert prosumer is not None
 
         def timed(label: str, run: Callable[[], object]) -> None:
@@ -227,14 +158,67 @@ def bench_page(sessions: Callable[[], Session], count: int) -> None:
                 session.rollback()
             print(f"  {label}: {statistics.median(runs) * 1000:,.0f} ms (median of 5)")
 
+        def page(viewer: User, wanted: CertificateFilter | None = None) -> Callable[[], object]:
+            return lambda: certificates(
+                session, viewer, wanted, limit=200, count_cap=PAGE_COUNT_CAP
+            )
+
         since = utcnow() - timedelta(days=30)
         timed("staff daily totals (30 days)", lambda: daily_totals(session, staff, since=since))
-        timed("staff registry page + count", lambda: certificates(session, staff, limit=200))
+        timed("staff registry page + capped count", page(staff))
         timed(
             "staff registry filtered (status=retired)",
-            lambda: certificates(session, staff, CertificateFilter(status="retired"), limit=200),
+            page(staff, CertificateFilter(status="retired")),
         )
-        timed("prosumer own page + count", lambda: certificates(session, prosumer, limit=200))
+        timed(
+            "staff registry filtered (holder)", page(staff, CertificateFilter(holder="bench0003"))
+        )
+        timed(
+            "staff registry filtered (retired + holder)",
+            page(staff, CertificateFilter(status="retired", holder="bench0003")),
+        )
+        timed("prosumer own page + capped count", page(prosumer))
+        timed(
+            "prosumer own page + exact count (the API's total)",
+            lambda: certificates(session, prosumer, limit=50),
+        )
+
+
+def explain(session: Session, statement: Select) -> list[str]:
+    """The plan the database runs `statement` with (PostgreSQL: with actual times)."""
+    dialect = session.get_bind().dialect
+    sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    if dialect.name == "postgresql":
+        prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
+        return [row[0] for row in session.connection().exec_driver_sql(prefix + sql)]
+    rows = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+    return [f"{row[1]:>3} {row[3]}" for row in rows]
+
+
+def print_plans(sessions: Callable[[], Session], prosumer_id: int) -> None:
+    with sessions() as session:
+        staff = User(id=0, username="ops", role="operator")
+        prosumer = session.get(User, prosumer_id)
+        assert prosumer is not None
+        everything = CertificateFilter()
+        retired_of = CertificateFilter(status="retired", holder="bench0003")
+        cases = [
+            ("prosumer capped count", count_statement(prosumer, everything, PAGE_COUNT_CAP)),
+            ("prosumer exact count", count_statement(prosumer, everything)),
+            ("prosumer page", page_statement(prosumer, everything, 200, 0)),
+            ("staff capped count", count_statement(staff, everything, PAGE_COUNT_CAP)),
+            ("staff page", page_statement(staff, everything, 200, 0)),
+            ("staff page retired + holder", page_statement(staff, retired_of, 200, 0)),
+            (
+                "staff capped count retired + holder",
+                count_statement(staff, retired_of, PAGE_COUNT_CAP),
+            ),
+        ]
+        for label, statement in cases:
+            print(f"  plan: {label}")
+            for line in explain(session, statement):
+                print(f"    {line}")
+            session.rollback()
 
 
 def bench_render(url: str, data_dir: Path, runs: int) -> None:
@@ -253,34 +237,87 @@ def bench_render(url: str, data_dir: Path, runs: int) -> None:
         print(f"  {label:34} {role:9} {median:7,.0f} ms  worst {worst:7,.0f} ms  {flag}")
 
 
-def main() -> None:
+def bench_export(url: str) -> None:
+    """The CSV export of the registry, as an admin and as a prosumer, each in a process
+    of its own (bench/export_memory.py: the dashboard route's and the API's stream)."""
+    print("CSV export (core.exports, keyset pages of 5,000):")
+    for username in ("root", "bench0000"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.export_memory", url, "certificates", username],
+            cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+            check=True,
+        )  # fmt: skip
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  as {username:9} {figures['rows']:>9,} rows in {figures['seconds']:>6} s, "
+              f"peak RSS {figures['peak_rss_mb']} MB")  # fmt: skip
+
+
+def run_part(part: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
+    upgrade(url)
+    engine = create_db_engine(url)
+    sessions = session_factory(engine)
+    try:
+        if part == "issuance":
+            bench_issuance(sessions, args.readings, args.meters)
+            return
+        prosumer_id = seed_page(sessions, args.certificates)
+        bench_queries(sessions, prosumer_id)
+        if args.explain:
+            print_plans(sessions, prosumer_id)
+    finally:
+        engine.dispose()
+    if not args.skip_render:
+        bench_render(url, tmp / "data", args.runs)
+    if not args.skip_export:
+        bench_export(url)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "sqlite", "postgresql", "both"],
+        default="auto",
+        help="auto: SQLite, and PostgreSQL too when it answers",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--meters", type=int, default=200)
     parser.add_argument("--certificates", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5, help="timed page renders per case")
+    parser.add_argument("--explain", action="store_true", help="print the page queries' plans")
     parser.add_argument("--skip-issuance", action="store_true")
     parser.add_argument("--skip-page", action="store_true")
+    parser.add_argument("--skip-render", action="store_true", help="no AppTest renders")
+    parser.add_argument("--skip-export", action="store_true", help="no CSV exports")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        parts = [p for p in ("issuance", "page") if not getattr(args, f"skip_{p}")]
+    backends = {"both": ["sqlite", "postgresql"], "auto": ["sqlite"]}.get(
+        args.backend, [args.backend]
+    )
+    if args.backend == "auto" and _pg_reachable(args.pg_url):
+        backends.append("postgresql")
+    parts = [p for p in ("issuance", "page") if not getattr(args, f"skip_{p}")]
+    for backend in backends:
         for part in parts:
-            url = args.database_url or f"sqlite:///{Path(directory) / f'{part}.db'}"
-            upgrade(url)
-            engine = create_db_engine(url)
-
-            sessions = session_factory(engine)
-            if part == "issuance":
-                bench_issuance(sessions, args.readings, args.meters)
-            else:
-                bench_page(sessions, args.certificates)
-            engine.dispose()
-            if part == "page":
-                bench_render(url, Path(directory) / "data", args.runs)
-            if args.database_url:
-                break  # one database: run the page part on a fresh one yourself
+            print(f"\n[{backend}] ", end="", flush=True)
+            with tempfile.TemporaryDirectory(prefix="bench-certificates-") as directory:
+                pg_name = None
+                if backend == "sqlite":
+                    url = f"sqlite:///{Path(directory) / 'bench.db'}"
+                else:
+                    pg_name, url = _pg_database(args.pg_url)
+                try:
+                    run_part(part, url, Path(directory), args)
+                finally:
+                    if pg_name:
+                        _drop_pg(args.pg_url, pg_name)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
