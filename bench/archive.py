@@ -79,6 +79,13 @@ def seed(url: str, rows: int) -> float:
             session.execute(insert(MeterReading), readings)
             session.execute(insert(Event), events)
             session.commit()
+        # A newer reading and event (this month), as a live system has: SQLite keeps a
+        # month holding a table's newest row (core.archive.readiness).
+        now = datetime.now(UTC)
+        latest = {**readings[-1], "reading_timestamp": now, "submitted_at": now}
+        latest.update(status="rejected", token_base_units=None, minted_at=None)
+        session.execute(insert(MeterReading), [latest])
+        session.execute(insert(Event), [{**events[-1], "created_at": now}])
         session.execute(
             update(MintTotal)
             .where(MintTotal.name == GRX)
@@ -147,7 +154,7 @@ def run(name: str, url: str, rows: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.archive")
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )

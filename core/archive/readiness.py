@@ -10,7 +10,11 @@ what fixes it, and the run refuses before writing anything:
 - readings not final: pending, in review, minting or failed readings are still on their
   way (minted and rejected ones are final);
 - telemetry intervals of the month still open: closing them makes readings of it;
-- minted readings that certificate issuance has not yet turned into certificates.
+- minted readings that certificate issuance has not yet turned into certificates;
+- SQLite only: the table's newest row (its largest id) is of the month. SQLite gives a
+  new row the largest id + 1, so once that row is deleted its id would be given again,
+  to a row that interval amounts, certificate links and the archive already know by
+  another (PostgreSQL's sequences never hand an id out twice).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.archive.files import month_text
+from core.archive.rows import TABLES
 from core.certificates.issuance import awaiting_issue
 from core.config import TokenizationConfig
 from core.db.models import IntervalStatus, MeterReading, ReadingStatus, SettlementInterval
-from core.db.partitions import bounds
+from core.db.partitions import PARTITIONED, bounds
 
 FINAL = (ReadingStatus.MINTED.value, ReadingStatus.REJECTED.value)
 
@@ -79,10 +84,30 @@ def month_problems(
             f"{name} has {intervals} telemetry intervals not yet closed: run the scheduler "
             "(its settle job closes them after TOKENIZATION_SETTLEMENT_GRACE_SECS), then rerun"
         )
+    problems += _newest_rows(session, month)
     unissued = awaiting_issue(session, start, end)
     if unissued:
         problems.append(
             f"{name} holds {unissued} minted readings not yet issued as certificates: run the "
             "scheduler until its certificates job has issued them, then rerun"
         )
+    return problems
+
+
+def _newest_rows(session: Session, month: date) -> list[str]:
+    if session.get_bind().dialect.name != "sqlite":
+        return []
+    start, end = bounds(month)
+    problems = []
+    for table, key in PARTITIONED.items():
+        columns = TABLES[table].c
+        newest = session.execute(
+            select(columns.id, columns[key]).order_by(columns.id.desc()).limit(1)
+        ).first()
+        if newest is not None and start <= newest[1] < end:
+            problems.append(
+                f"{month_text(month)} holds the newest row of {table} (id {newest[0]}): on "
+                "SQLite its id would be given again to the next row once it is deleted; "
+                f"archive {month_text(month)} once a newer row has been written"
+            )
     return problems

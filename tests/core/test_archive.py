@@ -485,3 +485,35 @@ def test_the_command_archives_refuses_with_the_fix_and_rejects_a_bad_month(
         )
         assert full_sum_audit(session).ok
     engine.dispose()
+
+
+def test_sqlite_keeps_a_month_holding_the_newest_row(sqlite_url: str, tmp_path: Path) -> None:
+    """Deleting the row of the largest id would let SQLite hand that id out again."""
+    engine = create_db_engine(sqlite_url)
+    sessions = session_factory(engine)
+    _seed(sessions, engine)
+    with sessions() as session:
+        meter = session.scalars(select(Meter).order_by(Meter.id)).first()
+        newest = session.scalar(
+            insert(MeterReading)
+            .values(
+                meter_id=meter.id,
+                user_id=meter.owner_id,
+                kwh_micro=1_000,
+                reading_timestamp=datetime(2026, 10, 30, tzinfo=UTC),
+                submitted_at=datetime(2026, 11, 5, tzinfo=UTC),
+                status="rejected",
+                meter_signature="-",
+                attempts=0,
+            )
+            .returning(MeterReading.id)
+        )
+        session.commit()
+    with pytest.raises(ArchiveRefused) as refused:
+        archive_before(engine, CONFIG, NOV, tmp_path / "a", now=NOW, say=lambda _: None)
+    assert refused.value.problems == [
+        f"2026-10 holds the newest row of meter_readings (id {newest}): on SQLite its id "
+        "would be given again to the next row once it is deleted; archive 2026-10 once a "
+        "newer row has been written"
+    ]
+    engine.dispose()
