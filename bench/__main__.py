@@ -106,6 +106,14 @@ BENCHES = (
         "every dashboard page over 1,000,000 readings",
         ("every page renders in < 1 s",),
     ),
+    Bench(
+        "archive",
+        "archiving one closed month (python -m core.archive) on PostgreSQL and SQLite",
+        (
+            "no target: write + verify and removal rates, CPU per row, archive bytes",
+            "totals audit exact after removal",
+        ),
+    ),
 )
 
 
