@@ -11,10 +11,12 @@ certificate points at it through an UPDATE guarded on the status and the
 operation it pointed at before, so two schedulers never plan the same move
 twice. A new operation is planned only when the previous one expired (it never
 landed and can no longer land) or, for an issue, failed (it landed and did
-nothing): the outbox makes each operation land at most once, so each move
-lands at most once. Outcomes are read from the operation's row (whoever
-settled it: this worker or the mint pipeline's recovery) and applied with the
-same kind of guarded UPDATE, together with the move's event.
+nothing; applying that outcome counts the attempt once and clears the pointer,
+and an issue out of attempts waits for an admin): the outbox makes each
+operation land at most once, so each move lands at most once. Outcomes are read
+from the operation's row (whoever settled it: this worker or the mint
+pipeline's recovery) and applied with the same kind of guarded UPDATE, together
+with the move's event.
 """
 
 from __future__ import annotations
@@ -103,10 +105,9 @@ def _payload(certificate: Certificate, bundle: CertificateBundle, action: str) -
 def due_moves(session: Session, limit: int) -> list[int]:
     """Certificates whose move needs a (new) operation planned."""
     previous = MintBatch
-    retry_issue = and_(
+    out_of_attempts = and_(
         Certificate.status == CertificateStatus.ISSUING.value,
-        previous.status == BatchStatus.FAILED.value,
-        Certificate.attempts < MAX_ISSUE_ATTEMPTS,
+        Certificate.attempts >= MAX_ISSUE_ATTEMPTS,
     )
     return list(
         session.scalars(
@@ -115,9 +116,8 @@ def due_moves(session: Session, limit: int) -> list[int]:
             .where(
                 Certificate.status.in_(list(MOVING)),
                 or_(
-                    Certificate.operation_id.is_(None),
+                    and_(Certificate.operation_id.is_(None), ~out_of_attempts),
                     previous.status == BatchStatus.EXPIRED.value,
-                    retry_issue,
                 ),
             )
             .order_by(Certificate.id)
@@ -139,7 +139,10 @@ def plan_move(
     kind, action = MOVING[certificate.status]
     payload = _payload(certificate, bundle, action)
     seen = certificate.operation_id
-    if seen is not None and not _may_replan(session, certificate, seen):
+    if seen is None and _out_of_attempts(certificate):
+        session.rollback()  # its issue failed every attempt: an admin approves it again
+        return None
+    if seen is not None and not _may_replan(session, seen):
         session.rollback()  # its operation may still land (or already did)
         return None
     operation_id = outbox.plan(session, kind, payload, total_base_units=certificate.wh)
@@ -161,16 +164,18 @@ def plan_move(
     return PlannedMove(operation_id, kind.value, payload)
 
 
-def _may_replan(session: Session, certificate: Certificate, operation_id: int) -> bool:
-    """Only an operation that can no longer land makes room for a new one."""
-    status = session.scalar(select(MintBatch.status).where(MintBatch.id == operation_id))
-    if status == BatchStatus.EXPIRED.value:
-        return True
+def _out_of_attempts(certificate: Certificate) -> bool:
     return (
-        status == BatchStatus.FAILED.value
-        and certificate.status == CertificateStatus.ISSUING.value
-        and certificate.attempts < MAX_ISSUE_ATTEMPTS
+        certificate.status == CertificateStatus.ISSUING.value
+        and certificate.attempts >= MAX_ISSUE_ATTEMPTS
     )
+
+
+def _may_replan(session: Session, operation_id: int) -> bool:
+    """Only an operation that can no longer land makes room for a new one (a failed issue's
+    outcome already cleared the pointer: see apply_outcomes)."""
+    status = session.scalar(select(MintBatch.status).where(MintBatch.id == operation_id))
+    return status == BatchStatus.EXPIRED.value
 
 
 def build_move(
@@ -240,7 +245,11 @@ def apply_outcomes(session: Session, *, now: datetime, limit: int = 500) -> int:
                 values["finished_at"] = now
         else:
             values = {"attempts": certificate.attempts + 1, "last_error": operation.error}
-            if was != CertificateStatus.ISSUING.value:  # nothing moved: the holder keeps it
+            if was == CertificateStatus.ISSUING.value:
+                # Free for a new attempt, and counted once: the pointer no longer names the
+                # failed operation, so the next call does not count this failure again.
+                values["operation_id"] = None
+            else:  # nothing moved: the holder keeps it
                 values |= {"status": CertificateStatus.ACTIVE.value}
                 values |= {"pending_holder_id": None, "pending_wallet": None}
         moved = session.execute(
