@@ -1,0 +1,320 @@
+"""Issuance, field by field: every column of a bundle, its certificate, its links and the
+carry, the report, and the edges of what a run reads (the open hour, the watermark less
+LOOK_BACK, hours still settling, lost races). Expected figures are integer arithmetic
+written here (1 kWh = 10^6 mWh), never the code under test."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.certificates import issuance
+from core.certificates.issuance import (
+    LOOK_BACK,
+    IssueReport,
+    Split,
+    hour_of,
+    issue_due,
+    review_reason,
+    split_energy,
+)
+from core.db.models import (
+    Certificate,
+    CertificateBundle,
+    CertificateCarry,
+    CertificateDaily,
+    CertificateReading,
+    CertificateSequence,
+    CertificateWatermark,
+    Meter,
+    MeterReading,
+)
+from tests.core.certificates.support import device_meter, minted
+from tests.factories import make_reading, make_user
+
+H0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+NOW = H0 + timedelta(hours=4, minutes=5)  # hours 08 .. 11 have closed; 12 is open
+
+
+def test_split_energy_floors_whole_wh_and_keeps_the_rest() -> None:
+    assert split_energy(0, 0) == Split(0, 0)
+    assert split_energy(999, 0) == Split(0, 999)
+    assert split_energy(1, 999) == Split(1, 0)
+    assert split_energy(1_000_700, 500) == Split(1001, 200)
+    for energy, carried in [(-1, 0), (0, -1), (0, 1000)]:
+        with pytest.raises(ValueError, match=r"^energy is non-negative and a carried rest"):
+            split_energy(energy, carried)
+
+
+def test_hour_of_drops_minutes_seconds_and_microseconds() -> None:
+    assert hour_of(H0 + timedelta(minutes=59, seconds=59, microseconds=999_999)) == H0
+
+
+def test_review_reasons_in_order_and_the_capacity_limit_to_the_wh() -> None:
+    meter = Meter(status="active", capacity_kw=Decimal("2.5"))  # 2500 Wh in one hour
+    assert review_reason(meter, 2500, auto_issue=True) is None
+    assert review_reason(meter, 2501, auto_issue=True) == (
+        "2501 Wh exceeds the 2500 Wh the rated capacity can produce in one hour"
+    )
+    assert review_reason(meter, 1, auto_issue=False) == (
+        "awaiting approval (CERTIFICATES_AUTO_ISSUE is off)"
+    )
+    assert review_reason(Meter(status="active", capacity_kw=Decimal("0.001")), 2,
+                         auto_issue=False).startswith("2 Wh exceeds the 1 Wh")  # fmt: skip
+    suspended = Meter(status="suspended", capacity_kw=Decimal("0.001"))
+    assert review_reason(suspended, 5, auto_issue=False) == "the device is suspended"
+
+
+def bundle_rows(session: Session) -> list[tuple]:
+    names = ("meter_id", "producer_id", "hour_start", "readings", "energy_mwh", "carried_in_mwh",
+             "wh", "remainder_mwh", "first_id", "last_id", "technology", "capacity_kw", "country",
+             "grid_region", "commissioning_date", "review_reason", "created_at")  # fmt: skip
+    rows = session.scalars(select(CertificateBundle).order_by(CertificateBundle.id))
+    return [tuple(getattr(b, n) for n in names) for b in rows]
+
+
+def certificate_rows(session: Session) -> list[tuple]:
+    names = ("bundle_id", "first_id", "last_id", "wh", "holder_id", "holder_wallet", "status",
+             "attempts", "created_at", "updated_at", "operation_id")  # fmt: skip
+    rows = session.scalars(select(Certificate).order_by(Certificate.id))
+    return [tuple(getattr(c, n) for n in names) for c in rows]
+
+
+def test_every_field_of_bundles_certificates_links_carry_and_report(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        ann, ben = make_user(session, "ann"), make_user(session, "ben")
+        wind = device_meter(session, ann, technology="wind", capacity_kw="2.5", country="DE",
+                            grid_region="DE-LU", commissioning_date="2019-05-06")  # fmt: skip
+        solar = device_meter(session, ben)
+        at = [H0 + timedelta(hours=h, minutes=m) for h, m in ((0, 0), (1, 10), (1, 50), (2, 0),
+                                                               (3, 59))]  # fmt: skip
+        # mWh: 500 | 600_000 + 400_700 | 2_500_000 | 2_501_000
+        readings = [minted(session, wind, at[0], "0.0005"), minted(session, wind, at[1], "0.6"),
+                    minted(session, wind, at[2], "0.4007"), minted(session, wind, at[3], "2.5"),
+                    minted(session, wind, at[4], "2.501")]  # fmt: skip
+        sun = minted(session, solar, H0 + timedelta(minutes=30), "3.000999")
+        report = issue_due(session, now=NOW, auto_issue=True)
+        # Oracle, carried rest per hour: 500 -> 0 Wh, rest 500; 1_000_700 + 500 -> 1001, 200;
+        # 2_500_000 + 200 -> 2500, 200 (at capacity: issued); 2_501_000 + 200 -> 2501, 200
+        # (over 2500: review). Solar: 3_000_999 -> 3000 Wh, rest 999. Ids run on in
+        # (device, hour) order: wind 1..1001, 1002..3501, 3502..6002; solar 6003..9002.
+        wind_fields = (wind.id, ann.id)
+        wind_device = ("wind", Decimal("2.5"), "DE", "DE-LU", date(2019, 5, 6))
+        solar_fields = (solar.id, ben.id)
+        solar_device = ("solar_pv", Decimal("10"), "TH", "TH-PEA", date(2024, 3, 1))
+        over = "2501 Wh exceeds the 2500 Wh the rated capacity can produce in one hour"
+        assert bundle_rows(session) == [
+            (*wind_fields, H0, 1, 500, 0, 0, 500, None, None, *wind_device, None, NOW),
+            (*wind_fields, H0 + timedelta(hours=1), 2, 1_000_700, 500, 1001, 200, 1, 1001,
+             *wind_device, None, NOW),
+            (*wind_fields, H0 + timedelta(hours=2), 1, 2_500_000, 200, 2500, 200, 1002, 3501,
+             *wind_device, None, NOW),
+            (*wind_fields, H0 + timedelta(hours=3), 1, 2_501_000, 200, 2501, 200, 3502, 6002,
+             *wind_device, over, NOW),
+            (*solar_fields, H0, 1, 3_000_999, 0, 3000, 999, 6003, 9002, *solar_device, None, NOW),
+        ]  # fmt: skip
+        ids = report.bundle_ids
+        wh = 1001 + 2500 + 2501 + 3000
+        assert report == IssueReport(bundles=5, wh=wh, in_review=1, remainder_mwh=200 + 999,
+                                     lost_races=0, bundle_ids=ids)  # fmt: skip
+        assert ids == sorted(ids) and len(set(ids)) == 5
+        assert certificate_rows(session) == [
+            (ids[1], 1, 1001, 1001, ann.id, ann.wallet_address, "issuing", 0, NOW, NOW, None),
+            (ids[2], 1002, 3501, 2500, ann.id, ann.wallet_address, "issuing", 0, NOW, NOW, None),
+            (ids[3], 3502, 6002, 2501, ann.id, ann.wallet_address, "review", 0, NOW, NOW, None),
+            (ids[4], 6003, 9002, 3000, ben.id, ben.wallet_address, "issuing", 0, NOW, NOW, None),
+        ]  # fmt: skip
+        links = set(session.execute(select(CertificateReading.reading_id,
+                                           CertificateReading.bundle_id)).all())  # fmt: skip
+        by_bundle = [ids[0], ids[1], ids[1], ids[2], ids[3]]
+        assert links == {(r.id, b) for r, b in zip(readings, by_bundle, strict=True)} | {
+            (sun.id, ids[4])
+        }
+        carries = set(session.execute(select(CertificateCarry.meter_id,
+                                             CertificateCarry.remainder_mwh,
+                                             CertificateCarry.bundle_id)).all())  # fmt: skip
+        assert carries == {(wind.id, 200, ids[3]), (solar.id, 999, ids[4])}
+        assert session.scalar(select(CertificateSequence.next_id)) == 9003
+        daily = {(d.day, d.technology, d.grid_region, d.status): d.wh
+                 for d in session.scalars(select(CertificateDaily))}  # fmt: skip
+        assert daily == {
+            (date(2026, 11, 20), "wind", "DE-LU", "issued"): 1001 + 2500 + 2501,
+            (date(2026, 11, 20), "solar_pv", "TH-PEA", "issued"): 3000,
+        }
+        assert session.scalar(select(CertificateWatermark.since)) == NOW
+
+        # The next hour of each device takes the carry on and moves it (the guarded UPDATE).
+        later = NOW + timedelta(hours=1)
+        minted(session, wind, H0 + timedelta(hours=4, minutes=1), "0.0008")  # 800 + 200
+        minted(session, solar, H0 + timedelta(hours=4, minutes=2), "0.000002")  # 2 + 999
+        again = issue_due(session, now=later, auto_issue=False)
+        assert [row[3:10] for row in bundle_rows(session)[5:]] == [
+            (1, 800, 200, 1, 0, 9003, 9003),
+            (1, 2, 999, 1, 1, 9004, 9004),
+        ]
+        assert (again.bundles, again.wh, again.in_review, again.remainder_mwh) == (2, 2, 2, 1)
+        carries = set(session.execute(select(CertificateCarry.meter_id,
+                                             CertificateCarry.remainder_mwh,
+                                             CertificateCarry.bundle_id)).all())  # fmt: skip
+        assert carries == {(wind.id, 0, again.bundle_ids[0]), (solar.id, 1, again.bundle_ids[1])}
+        assert session.scalar(select(CertificateWatermark.since)) == later
+
+
+def bundle_hours(session: Session) -> list[tuple[int, datetime, int]]:
+    rows = session.scalars(select(CertificateBundle).order_by(CertificateBundle.id))
+    return [(b.meter_id, b.hour_start, b.wh) for b in rows]
+
+
+def test_the_open_hour_and_readings_not_minted_wait(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        open_hour = hour_of(NOW)
+        minted(session, meter, open_hour - timedelta(microseconds=1), "1")  # closed hour 11
+        minted(session, meter, open_hour, "2")  # the open hour
+        for n, status in enumerate(("failed", "rejected")):  # never minted: nothing, no wait
+            at = H0 + timedelta(minutes=10 + n)
+            make_reading(session, meter, kwh="4", at=at, status=status)
+        minted(session, meter, H0 + timedelta(minutes=20), "3")
+        report = issue_due(session, now=NOW, auto_issue=True)
+        assert bundle_hours(session) == [
+            (meter.id, H0, 3000),
+            (meter.id, open_hour - timedelta(hours=1), 1000),
+        ]
+        assert report.bundles == 2
+
+
+@pytest.mark.parametrize("status", ["pending", "review", "minting"])
+def test_an_hour_with_a_reading_on_its_way_waits_and_holds_the_watermark(
+    sessions: sessionmaker[Session], status: str
+) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        minted(session, meter, H0, "1")
+        minted(session, meter, H0 + timedelta(hours=1), "2")
+        make_reading(session, meter, kwh="1", at=H0 + timedelta(hours=1, minutes=59), status=status)
+        minted(session, meter, H0 + timedelta(hours=2), "3")
+        # The next hour's first instant is not hour 09's: it does not hold hour 10.
+        report = issue_due(session, now=NOW, auto_issue=True)
+        assert [(h, wh) for _, h, wh in bundle_hours(session)] == [
+            (H0, 1000),
+            (H0 + timedelta(hours=2), 3000),
+        ]
+        assert report.bundles == 2
+        assert session.scalar(select(CertificateWatermark.since)) == H0 + timedelta(hours=1)
+
+
+def test_a_run_looks_back_from_the_watermark_to_the_minute(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        first = minted(session, meter, H0, "1")
+        issue_due(session, now=NOW, auto_issue=True)
+        assert session.scalar(select(CertificateWatermark.since)) == NOW
+        assert timedelta(minutes=15) == LOOK_BACK
+        since = NOW - LOOK_BACK  # 11:50: readings minted from here, or of hours from 11:00
+        cases = {
+            "at the look-back": (H0 + timedelta(hours=1), since, True),
+            "just before it": (H0 + timedelta(hours=2), since - timedelta(microseconds=1), False),
+            "of the hour it starts in": (hour_of(since), NOW - timedelta(days=1), True),
+            "of the hour before": (hour_of(since) - timedelta(microseconds=1),
+                                   NOW - timedelta(days=1), False),
+        }  # fmt: skip
+        made = {}
+        for name, (at, minted_at, _) in cases.items():
+            reading = minted(session, meter, at, "1")
+            session.execute(update(MeterReading).where(MeterReading.id == reading.id)
+                            .values(minted_at=minted_at))  # fmt: skip
+            made[name] = reading.id
+        session.commit()
+        later = NOW + timedelta(hours=2)
+        issue_due(session, now=later, auto_issue=True)
+        linked = set(session.scalars(select(CertificateReading.reading_id)))
+        assert {name: made[name] in linked for name in cases} == {
+            name: expected for name, (_, _, expected) in cases.items()
+        }
+        assert first.id in linked
+        assert session.scalar(select(CertificateWatermark.since)) == later
+
+
+def test_an_hour_larger_than_a_page_is_issued_in_parts(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        for quarter in range(3):
+            minted(session, meter, H0 + timedelta(minutes=15 * quarter), "1")
+        first = issue_due(session, now=NOW, auto_issue=True, limit=2)
+        assert (first.bundles, first.wh) == (1, 2000)
+        assert session.scalar(select(CertificateWatermark.since)) is None  # not moved
+        rest = issue_due(session, now=NOW, auto_issue=True, limit=2)
+        assert (rest.bundles, rest.wh) == (1, 1000)
+        assert session.scalar(select(CertificateWatermark.since)) == NOW
+        assert session.scalar(select(func.count(CertificateReading.reading_id))) == 3
+
+
+def test_a_page_that_ends_on_an_hour_boundary_goes_on_after_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        a, b = device_meter(session), device_meter(session)
+        minted(session, a, H0, "1")
+        minted(session, a, H0 + timedelta(hours=1), "2")
+        minted(session, b, H0, "3")
+        minted(session, b, H0 + timedelta(hours=1), "4")
+        report = issue_due(session, now=NOW, auto_issue=True, limit=2)
+        assert sorted(bundle_hours(session)) == sorted([
+            (a.id, H0, 1000), (a.id, H0 + timedelta(hours=1), 2000),
+            (b.id, H0, 3000), (b.id, H0 + timedelta(hours=1), 4000),
+        ])  # fmt: skip
+        assert (report.bundles, report.wh) == (4, 10_000)
+        assert session.scalar(select(CertificateWatermark.since)) == NOW
+
+
+def test_a_lost_race_issues_nothing_counts_once_and_holds_the_hour(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        minted(session, meter, H0 + timedelta(hours=1), "1")
+        monkeypatch.setattr(issuance, "_move_carry", lambda *args: False)
+        report = issue_due(session, now=NOW, auto_issue=True)
+        assert (report.bundles, report.wh, report.lost_races, report.bundle_ids) == (0, 0, 1, [])
+        assert (
+            bundle_hours(session) == [] and session.scalar(select(CertificateSequence.next_id)) == 1
+        )
+        assert session.scalar(select(CertificateWatermark.since)) == H0 + timedelta(hours=1)
+
+        def linked_first(*args: object) -> bool:
+            raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+        monkeypatch.setattr(issuance, "_move_carry", linked_first)
+        report = issue_due(session, now=NOW, auto_issue=True)
+        assert (report.bundles, report.lost_races) == (0, 1)
+        assert session.scalar(select(func.count(CertificateReading.reading_id))) == 0
+
+
+def test_a_carry_moved_by_another_issuer_loses_the_race(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        minted(session, meter, H0, "1.0005")
+        issue_due(session, now=NOW, auto_issue=True)
+        minted(session, meter, H0 + timedelta(hours=1), "1")
+        real = issuance._move_carry
+
+        def moved_meanwhile(session: Session, *args: object) -> bool:
+            # Another issuer moved the carry since this one read it: the guard sees its bundle.
+            session.execute(update(CertificateCarry).values(bundle_id=-1))
+            return real(session, *args)
+
+        monkeypatch.setattr(issuance, "_move_carry", moved_meanwhile)
+        report = issue_due(session, now=NOW + timedelta(hours=1), auto_issue=True)
+        assert (report.bundles, report.lost_races) == (0, 1)
+        assert [wh for _, _, wh in bundle_hours(session)] == [1000]
