@@ -35,7 +35,7 @@ from core.db.models import (
     MeterReading,
 )
 from tests.core.certificates.support import device_meter, minted
-from tests.factories import make_reading, make_user
+from tests.factories import make_meter, make_reading, make_user
 
 H0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 NOW = H0 + timedelta(hours=4, minutes=5)  # hours 08 .. 11 have closed; 12 is open
@@ -318,3 +318,32 @@ def test_a_carry_moved_by_another_issuer_loses_the_race(
         report = issue_due(session, now=NOW + timedelta(hours=1), auto_issue=True)
         assert (report.bundles, report.lost_races) == (0, 1)
         assert [wh for _, _, wh in bundle_hours(session)] == [1000]
+
+
+def test_awaiting_issue_counts_the_windows_minted_unissued_certifiable_readings(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        meter = device_meter(session)
+        bare = make_meter(session).meter  # no registry fields
+        start, end = H0 + timedelta(hours=1), H0 + timedelta(hours=3)
+        minted(session, meter, H0, "1")  # issued below, and before the window anyway
+        issue_due(session, now=H0 + timedelta(hours=1, minutes=5), auto_issue=True)
+        watermark = session.scalar(select(CertificateWatermark.since))
+        minted(session, meter, start, "1")  # the window's first instant: counted
+        minted(session, meter, end - timedelta(microseconds=1), "1")  # its last: counted
+        minted(session, meter, end, "1")  # the next window
+        minted(session, bare, start, "1")  # never certifiable
+        make_reading(session, meter, kwh="1", at=start + timedelta(minutes=5), status="pending")
+        assert issuance.awaiting_issue(session, start, end) == 2
+        assert issuance.awaiting_issue(session, H0, start) == 0  # linked already
+        # Beyond the run's window (minted long before the watermark, of an hour closed
+        # before it): issuance will not read it again, so it is not waited for.
+        old = minted(session, meter, start + timedelta(minutes=30), "1")
+        session.execute(update(MeterReading).where(MeterReading.id == old.id)
+                        .values(minted_at=watermark - LOOK_BACK - timedelta(hours=1)))  # fmt: skip
+        session.commit()
+        assert issuance.awaiting_issue(session, start, end) == 3  # its hour closed since
+        session.execute(update(CertificateWatermark).values(since=end + timedelta(hours=1)))
+        session.commit()
+        assert issuance.awaiting_issue(session, start, end) == 2  # the two minted now
