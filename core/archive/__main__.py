@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             say=lambda line: print(f"archive: {line}", flush=True),
         )
     except ArchiveRefused as exc:
-        print("archive: refused, nothing more was changed:", file=sys.stderr)
+        print("archive: refused; nothing of these months was written or removed:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1

@@ -85,6 +85,7 @@ class Summary:
     kwh_micro: int = 0
     token_base_units: int = 0  # minted readings' base units
     minted_rows: int = 0
+    minted_kwh_micro: int = 0
     by_status: Counter[str] = field(default_factory=Counter)  # readings
     by_type: Counter[str] = field(default_factory=Counter)  # events
     _digest: Any = field(default_factory=hashlib.sha256, repr=False)
@@ -102,6 +103,7 @@ class Summary:
         self.kwh_micro += int(row["kwh_micro"])
         if row["status"] == ReadingStatus.MINTED.value:
             self.minted_rows += 1
+            self.minted_kwh_micro += int(row["kwh_micro"])
             self.token_base_units += int(row["token_base_units"] or 0)
 
     @property
@@ -122,6 +124,8 @@ class Summary:
             kwh=format_kwh(self.kwh_micro, micro=True),
             kwh_micro=self.kwh_micro,
             minted_rows=self.minted_rows,
+            minted_kwh=format_kwh(self.minted_kwh_micro, micro=True),
+            minted_kwh_micro=self.minted_kwh_micro,
             token_base_units=self.token_base_units,
             by_status=dict(sorted(self.by_status.items())),
         )

@@ -216,9 +216,10 @@ def _check_files(root: Path, expected: dict) -> None:
         assert entry["rows"] == len(readings)
         assert entry["kwh_micro"] == sum(r[2] for r in readings)
         assert Decimal(entry["kwh"]) == Decimal(sum(r[2] for r in readings)) / 10**6
-        assert (entry["minted_rows"], entry["token_base_units"]) == (
+        assert (entry["minted_rows"], entry["token_base_units"], entry["minted_kwh_micro"]) == (
             len(minted),
             sum(r[4] for r in minted),
+            sum(r[2] for r in minted),
         )
         assert manifest["tables"]["events"]["rows"] == len(events)
         assert manifest["months"] == [f"{month:%Y-%m}"]
