@@ -22,6 +22,7 @@ import base58
 from sqlalchemy import Engine, text
 
 from core.auth import hash_password
+from core.rollups.rebuild import rebuild_rollups
 
 PROSUMERS = 20
 METERS = 200
@@ -156,6 +157,7 @@ def seed(engine: Engine, total: int, now: datetime | None = None) -> SeedInfo:
                      f"SELECT {epoch} / 900 * 900 AS b, count(*), sum(token_base_units) "
                      f"FROM meter_readings WHERE minted_at IS NOT NULL GROUP BY b")
             )  # fmt: skip
+            rebuild_rollups(connection)
     with engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")  # statistics as a running deployment has them
         connection.commit()

@@ -1,7 +1,8 @@
 """APScheduler jobs: the mint cycle (on an interval and on arrival), the certificate
 cycle (every few seconds), reconciliation of both mints (from running totals, with a
-slower audit of those totals against the full sum), and the settlement grace
-(telemetry intervals no later sample closed).
+slower audit of those totals against the full sum), the settlement grace
+(telemetry intervals no later sample closed), and folding PostgreSQL's rollup deltas
+(every 5 s).
 
 Job settings are deliberate: fixed ids with replace_existing (a restart never
 doubles a job), coalesce (a backlog of missed runs is one run), max_instances=1
@@ -39,6 +40,7 @@ from core.events import EventType, publish
 from core.minting.pipeline import CycleReport
 from core.minting.reconcile import reconcile
 from core.minting.totals import audit as audit_totals
+from core.rollups import fold_deltas
 from core.settlement import close_due_intervals
 from scheduler.service import Minter
 
@@ -54,6 +56,8 @@ PARTITION_SECS = 3600  # months are created three ahead: an hourly look is plent
 AUDIT_SECS = 600  # the full sum reads every minted reading: rarely, reconcile reads the total
 # Hours close once an hour, but transfers and retirements are asked for at any time.
 CERTIFICATE_SECS = 5
+ROLLUP_JOB = "fold-rollups"
+ROLLUP_SECS = 5  # readers add the deltas not folded yet: fold often so they stay few
 SETTLE_JOB = "settle-intervals"
 SETTLE_SECS = 5  # an interval closes at most this long after its grace ends
 GATHER_SECS = 0.3  # after the first new reading, wait this long so a batch can fill
@@ -91,6 +95,7 @@ class MintScheduler:
             self.certificate_job, CERTIFICATE_SECS, CERTIFICATE_JOB, now + timedelta(seconds=1)
         )
         self._every(self.settle_job, SETTLE_SECS, SETTLE_JOB, now)
+        self._every(self.rollup_job, ROLLUP_SECS, ROLLUP_JOB, now)
         self._every(self.audit_job, AUDIT_SECS, AUDIT_JOB, now + timedelta(seconds=60))
         self._every(self.partition_job, PARTITION_SECS, PARTITION_JOB, now)
         self.scheduler.add_listener(self._job_went_wrong, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
@@ -242,6 +247,12 @@ class MintScheduler:
         created = ensure_ahead(self.minter.app.engine, datetime.now(UTC))
         if created:
             log.info("partitions created: %s", ", ".join(created))
+
+    def rollup_job(self) -> None:
+        """Fold the rollup deltas PostgreSQL's triggers appended (core.rollups.fold)."""
+        if self.stop.is_set():
+            return
+        fold_deltas(self.minter.app.engine)
 
     def audit_job(self) -> None:
         """The slow check of the running total reconcile reads: against the full sum."""

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -492,6 +494,50 @@ class MintedBucket(Base):
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     readings: Mapped[int] = mapped_column(BigInteger, default=0)
     base_units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# Rollups of meter_readings (core.rollups, migration 0204): per bucket of reading_timestamp,
+# meter, owner and wallet ('' for none), each status's count and micro-kWh, and the base
+# units minted. Kept by database triggers; see docs/ARCHITECTURE.md "Rollups".
+ROLLUP_MEASURES = (
+    [f"n_{status}" for status in ReadingStatus]
+    + [f"kwh_{status}" for status in ReadingStatus]
+    + ["minted_units"]
+)
+
+
+def _rollup_table(name: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+        Column("meter_id", Integer, primary_key=True, autoincrement=False),
+        Column("user_id", Integer, primary_key=True, autoincrement=False),
+        Column("wallet", String(44), primary_key=True),
+        *(Column(measure, BigInteger, nullable=False) for measure in ROLLUP_MEASURES),
+        Index(f"ix_{name}_user_id", "user_id", "bucket"),
+        Index(f"ix_{name}_meter_id", "meter_id", "bucket"),
+    )
+
+
+READING_ROLLUPS = _rollup_table("reading_rollups")  # 15-minute buckets
+READING_ROLLUPS_DAILY = _rollup_table("reading_rollups_daily")  # UTC days
+
+
+class ReadingRollupDelta(Base):
+    """A statement's net change to the rollups (PostgreSQL), folded in by the scheduler."""
+
+    __tablename__ = "reading_rollup_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger)  # 15 minutes
+    meter_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    wallet: Mapped[str] = mapped_column(String(44))
+    status: Mapped[str] = mapped_column(String(16))
+    readings: Mapped[int] = mapped_column(BigInteger)
+    kwh_micro: Mapped[int] = mapped_column(BigInteger)
+    base_units: Mapped[int] = mapped_column(BigInteger)
 
 
 class TokenMint(Base):

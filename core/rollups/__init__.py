@@ -1,0 +1,19 @@
+"""Rollups of meter_readings per 15 minutes and per day: what pages and stats read.
+
+Kept by database triggers (migration 0204) in the transaction of every write, so no
+writer can miss them; `source.rollup_rows` is what readers select from, `fold` moves
+PostgreSQL's pending deltas in. docs/ARCHITECTURE.md "Rollups" says why.
+"""
+
+from core.rollups.fold import fold_deltas
+from core.rollups.source import DAY, FIFTEEN_MINUTES, Level, accepted, measure, rollup_rows
+
+__all__ = [
+    "DAY",
+    "FIFTEEN_MINUTES",
+    "Level",
+    "accepted",
+    "fold_deltas",
+    "measure",
+    "rollup_rows",
+]
