@@ -7,11 +7,13 @@ removed of the minted readings is added to `mint_totals.archived_*` in the same
 transaction (core.minting.totals.add_archived), so the totals audit holds at every
 commit, also after a crash in between.
 
-- PostgreSQL, the month has a partition: one transaction locks the partition (and the
-  default partition, which may hold stragglers of the month) against writes, compares
-  every row, detaches and drops the partition, deletes the stragglers, and counts what
-  went. DETACH needs a brief exclusive lock on the parent table: it is asked for with
-  a lock timeout and retried, so it never queues ingest behind a long transaction.
+- PostgreSQL, the month has a partition: one transaction locks the partition against
+  writes, compares every row, detaches and drops it, and counts what went. While the
+  partition exists every row of its month is in it (PostgreSQL routes them there, and
+  refuses a default partition holding rows of an attached range), so the default
+  partition is neither locked nor touched. DETACH needs a brief exclusive lock on the
+  parent table: it is asked for with a lock timeout and retried, so it never queues
+  ingest behind a long transaction.
 - SQLite (or a month with no partition): deleted in chunks of CHUNK rows, one short
   transaction each, so writers wait at most one chunk. A crash between chunks leaves a
   month partly removed; the rerun compares and deletes the rest.
@@ -96,28 +98,17 @@ def remove_month(engine: Engine, table: str, month: date, directory: Path) -> st
 
 def _drop_partition(engine: Engine, table: str, month: date, directory: Path) -> str:
     name = partition_name(table, month)
-    key = PARTITIONED[table]
-    start, end = bounds(month)
     for attempt in range(1, LOCK_ATTEMPTS + 1):
         try:
             with engine.begin() as connection:
                 connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-                locked = [name]
-                default = f"{table}_default"
-                if connection.execute(text("SELECT to_regclass(:n)"), {"n": default}).scalar():
-                    locked.append(default)
-                connection.execute(text(f"LOCK TABLE {', '.join(locked)} IN SHARE MODE"))
+                connection.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))
                 walker = _FileRows(directory, table)
                 summary = _compared(table, month_rows(connection, table, month), walker)
                 connection.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
                 connection.execute(text(f"DROP TABLE {name}"))
-                stragglers = connection.execute(  # names from PARTITIONED, never from input
-                    text(f"DELETE FROM {table} WHERE {key} >= :start AND {key} < :end"),  # noqa: S608
-                    {"start": start, "end": end},
-                ).rowcount
                 _count_archived(connection, table, summary)
-            extra = f" and {stragglers} rows of the default partition" if stragglers else ""
-            return f"partition {name} ({summary.rows} rows{extra}) detached and dropped"
+            return f"partition {name} ({summary.rows} rows) detached and dropped"
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) != "55P03" or attempt == LOCK_ATTEMPTS:
                 raise
