@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from core.config import AppSettings
 from core.db.models import MeterReading, MintBatch, ReadingStatus, TokenMint, User
-from core.views._sql import day_start, require_staff, status_is, status_is_not
+from core.minting.totals import full_sum_audit
+from core.views._sql import day_start, require_staff, status_is_not
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +95,13 @@ def current_token_mint(session: Session, settings: AppSettings) -> TokenMint | N
 
 
 def expected_supply(session: Session, viewer: User, settings: AppSettings) -> ExpectedSupply | None:
-    """bootstrap supply + every minted reading's base units; None before a mint exists."""
+    """bootstrap supply + every minted reading's base units, those `core.archive` moved
+    out of the table included (the totals audit's full sum); None before a mint exists."""
     require_staff(viewer)
     mint = current_token_mint(session, settings)
     if mint is None:
         return None
-    minted = session.scalar(
-        select(func.coalesce(func.sum(MeterReading.token_base_units), 0)).where(
-            status_is(MeterReading.status, ReadingStatus.MINTED)
-        )
-    )
+    minted = full_sum_audit(session).summed_base_units
     return ExpectedSupply(
         mint_address=mint.address,
         decimals=mint.decimals,

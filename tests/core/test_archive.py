@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.archive import ArchiveMismatch, ArchiveRefused, archive_before
 from core.archive import removal as removal_module
 from core.archive.__main__ import main as archive_main
-from core.config import TokenizationConfig
+from core.config import AppSettings, TokenizationConfig
 from core.db.engine import create_db_engine, session_factory
 from core.db.models import (
     Event,
@@ -44,6 +44,7 @@ from core.minting.reconcile import check_supply
 from core.minting.totals import GRX, full_sum_audit
 from core.readings.queries import reading_stats
 from core.views.costs import costs
+from core.views.overview import expected_supply
 from tests.factories import make_user
 from tests.support.seed import seed_producers, seed_readings
 
@@ -156,8 +157,11 @@ def _oracle(session: Session) -> dict:
     return {
         "minted": (int(count), int(units)),
         "rows": rows,
-        "views": {  # the read models that read rollups, not rows
+        "views": {  # the read models that read rollups or totals, not rows
             "costs": costs(session, admin, COSTS_NOW),
+            "expected supply": expected_supply(
+                session, admin, AppSettings(energy_token_mint=MINT)
+            ).expected,
             "minted per day": minted_per_bucket(session, start, end, 86_400),
             "minted": minted_between(session, start, end),
         },
@@ -255,6 +259,7 @@ def test_archiving_keeps_reconcile_and_totals_exact(sessions, engine, tmp_path: 
     with sessions() as session:
         views = _oracle(session)["views"]
         assert views == expected["views"]
+        assert views["expected supply"] == BOOTSTRAP_SUPPLY + expected["minted"][1]
         assert views["costs"].last_30_days.readings_minted > 0  # October's minting is in it
         assert views["minted"] == sum(
             1 for m in ARCHIVED for r in expected["rows"][m][0] if r[3] == "minted"
