@@ -32,6 +32,7 @@ from core.db.models import (
     Meter,
     MeterReading,
     MintTotal,
+    ReadingStatus,
     SettlementInterval,
     TokenMint,
     User,
@@ -43,6 +44,7 @@ from core.minting.minted_buckets import minted_between, minted_per_bucket
 from core.minting.reconcile import check_supply
 from core.minting.totals import GRX, full_sum_audit
 from core.readings.queries import reading_stats
+from core.rollups import DAY, FIFTEEN_MINUTES, accepted, measure, rollup_rows
 from core.views.costs import costs
 from core.views.overview import expected_supply
 from tests.factories import make_user
@@ -164,8 +166,29 @@ def _oracle(session: Session) -> dict:
             ).expected,
             "minted per day": minted_per_bucket(session, start, end, 86_400),
             "minted": minted_between(session, start, end),
+            "rollups": {
+                level.bucket_secs: _rollup_totals(session, level)
+                for level in (FIFTEEN_MINUTES, DAY)
+            },
         },
         "stats": {None: reading_stats(session)} | {u: reading_stats(session, u) for u in users},
+    }
+
+
+def _rollup_totals(session: Session, level) -> dict[int, tuple[int, ...]]:
+    """Per owner, from the rollups: what stats counts (accepted, their kWh, minted, units)."""
+    rows = rollup_rows(level)
+    return {
+        int(user): tuple(int(value) for value in values)
+        for user, *values in session.execute(
+            select(
+                rows.c.user_id,
+                accepted(rows, "n"),
+                accepted(rows, "kwh"),
+                measure(rows, "n", (ReadingStatus.MINTED,)),
+                func.coalesce(func.sum(rows.c.minted_units), 0),
+            ).group_by(rows.c.user_id)
+        )
     }
 
 
@@ -259,6 +282,17 @@ def test_archiving_keeps_reconcile_and_totals_exact(sessions, engine, tmp_path: 
     with sessions() as session:
         views = _oracle(session)["views"]
         assert views == expected["views"]
+        for stats in (views["rollups"][900], views["rollups"][86_400]):  # as the rows said
+            assert stats == {
+                user: (
+                    got.total_readings,
+                    got.total_kwh_micro,
+                    got.by_status["minted"],
+                    got.tokens_minted,
+                )
+                for user, got in expected["stats"].items()
+                if user is not None
+            }
         assert views["expected supply"] == BOOTSTRAP_SUPPLY + expected["minted"][1]
         assert views["costs"].last_30_days.readings_minted > 0  # October's minting is in it
         assert views["minted"] == sum(
