@@ -29,33 +29,39 @@ def _moment(epoch: int) -> datetime:
     return EPOCH + timedelta(seconds=epoch)
 
 
-def _raw_count(session: Session, since: datetime, until: datetime) -> int:
+def _raw_sums(session: Session, since: datetime, until: datetime) -> tuple[int, int]:
     if since >= until:
-        return 0
-    statement = select(func.count()).where(
-        MeterReading.minted_at >= since, MeterReading.minted_at < until
-    )
-    return int(session.scalar(statement) or 0)
+        return 0, 0
+    readings, units = session.execute(
+        select(func.count(), func.coalesce(func.sum(MeterReading.token_base_units), 0)).where(
+            MeterReading.minted_at >= since, MeterReading.minted_at < until
+        )
+    ).one()
+    return int(readings), int(units)
 
 
-def minted_between(session: Session, since: datetime, until: datetime) -> int:
-    """Readings with since <= minted_at < until."""
+def minted_sums(session: Session, since: datetime, until: datetime) -> tuple[int, int]:
+    """(readings, base units) with since <= minted_at < until."""
     whole_from = bucket_of(since)  # the first bucket starting at or after `since`
     if _moment(whole_from) != since:
         whole_from += BUCKET_SECS
     whole_until = bucket_of(until)  # the bucket holding `until` is partial
     if whole_from >= whole_until:
-        return _raw_count(session, since, until)
-    whole = session.scalar(
-        select(func.coalesce(func.sum(MintedBucket.readings), 0)).where(
-            MintedBucket.bucket >= whole_from, MintedBucket.bucket < whole_until
-        )
-    )
-    return (
-        int(whole or 0)
-        + _raw_count(session, since, _moment(whole_from))
-        + _raw_count(session, _moment(whole_until), until)
-    )
+        return _raw_sums(session, since, until)
+    readings, units = session.execute(
+        select(
+            func.coalesce(func.sum(MintedBucket.readings), 0),
+            func.coalesce(func.sum(MintedBucket.base_units), 0),
+        ).where(MintedBucket.bucket >= whole_from, MintedBucket.bucket < whole_until)
+    ).one()
+    head = _raw_sums(session, since, _moment(whole_from))
+    tail = _raw_sums(session, _moment(whole_until), until)
+    return int(readings) + head[0] + tail[0], int(units) + head[1] + tail[1]
+
+
+def minted_between(session: Session, since: datetime, until: datetime) -> int:
+    """Readings with since <= minted_at < until."""
+    return minted_sums(session, since, until)[0]
 
 
 def minted_per_bucket(

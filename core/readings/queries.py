@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, Role, User
 from core.errors import InvalidInput, NotFound
+from core.rollups import DAY, measure, rollup_rows
 from core.units import micro_to_kwh
 
 MAX_PAGE_SIZE = 500
@@ -166,18 +167,26 @@ def list_unminted(
 
 
 def reading_stats(session: Session, user_id: int | None = None) -> ReadingStats:
-    """Counts and exact sums; totals cover every reading that is not rejected."""
+    """Counts and exact sums from the daily rollups (archived readings included); totals
+    cover every reading that is not rejected."""
+    rows = rollup_rows(DAY)
     statement = select(
-        MeterReading.status,
-        func.count(),
-        func.coalesce(func.sum(MeterReading.kwh_micro), 0),
-        func.coalesce(func.sum(MeterReading.token_base_units), 0),
-    ).group_by(MeterReading.status)
+        *(measure(rows, "n", (status,)) for status in ReadingStatus),
+        *(measure(rows, "kwh", (status,)) for status in ReadingStatus),
+        func.coalesce(func.sum(rows.c.minted_units), 0),
+    )
     if user_id is not None:
-        statement = statement.where(MeterReading.user_id == user_id)
-    by_status = {status.value: (0, 0, 0) for status in ReadingStatus}
-    for status, count, kwh_micro, base_units in session.execute(statement):
-        by_status[status] = (int(count), int(kwh_micro), int(base_units))
+        statement = statement.where(rows.c.user_id == user_id)
+    *sums, units = (int(value) for value in session.execute(statement).one())
+    statuses = list(ReadingStatus)
+    by_status = {
+        status.value: (
+            sums[index],
+            sums[len(statuses) + index],
+            units if status == ReadingStatus.MINTED else 0,
+        )
+        for index, status in enumerate(statuses)
+    }
     counted = {s: v for s, v in by_status.items() if s != ReadingStatus.REJECTED}
     minted = by_status[ReadingStatus.MINTED.value]
     total_micro = sum(v[1] for v in counted.values())

@@ -6,14 +6,29 @@ PostgreSQL's pending deltas in. docs/ARCHITECTURE.md "Rollups" says why.
 """
 
 from core.rollups.fold import fold_deltas
-from core.rollups.source import DAY, FIFTEEN_MINUTES, Level, accepted, measure, rollup_rows
+from core.rollups.source import (
+    ACCEPTED,
+    DAY,
+    EVERY,
+    FIFTEEN_MINUTES,
+    Level,
+    accepted,
+    level_for,
+    measure,
+    regroup,
+    rollup_rows,
+)
 
 __all__ = [
+    "ACCEPTED",
     "DAY",
+    "EVERY",
     "FIFTEEN_MINUTES",
     "Level",
     "accepted",
     "fold_deltas",
+    "level_for",
     "measure",
+    "regroup",
     "rollup_rows",
 ]

@@ -42,6 +42,24 @@ class Level:
 FIFTEEN_MINUTES = Level(READING_ROLLUPS, 900)
 DAY = Level(READING_ROLLUPS_DAILY, 86_400)
 ACCEPTED = tuple(status for status in ReadingStatus if status != ReadingStatus.REJECTED)
+EVERY = tuple(ReadingStatus)
+
+
+def level_for(bucket_secs: int) -> Level:
+    """The coarsest level whose buckets tile buckets of `bucket_secs` exactly."""
+    if bucket_secs % DAY.bucket_secs == 0:
+        return DAY
+    if bucket_secs % FIFTEEN_MINUTES.bucket_secs == 0:
+        return FIFTEEN_MINUTES
+    raise ValueError(f"{bucket_secs} s is not a whole number of 15-minute buckets")
+
+
+def regroup(rows: Subquery, bucket_secs: int) -> ColumnElement[int]:
+    """The rollup bucket regrouped into buckets of `bucket_secs` (epoch seconds)."""
+    size = literal_column(str(int(bucket_secs)), BigInteger())
+    return rows.c.bucket.op("/", return_type=BigInteger())(size).op("*", return_type=BigInteger())(
+        size
+    )
 
 
 def _deltas(level: Level) -> Any:

@@ -84,6 +84,11 @@ def from_epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def epoch_of(moment: datetime) -> int:
+    """Whole seconds since the epoch, floored, by integer arithmetic (rollup buckets)."""
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """A chart range: `buckets` buckets of `bucket_secs`, the last one holding `now`."""

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Event, Meter, MeterReading, MeterStatus, User
 from core.events import EventType
+from core.rollups.since import per_meter_since
 from core.views._sql import require_staff, time_bucket
 
 CADENCE = timedelta(minutes=15)  # the demo fleet's and GridTokenX meters' interval
@@ -99,18 +100,7 @@ def fleet(session: Session, viewer: User, now: datetime, since: datetime) -> lis
         .join(owner, owner.id == Meter.owner_id)
         .order_by(Meter.serial)
     ).all()
-    totals = {
-        meter_id: (int(count), int(kwh))
-        for meter_id, count, kwh in session.execute(
-            select(
-                MeterReading.meter_id,
-                func.count(),
-                func.coalesce(func.sum(MeterReading.kwh_micro), 0),
-            )
-            .where(MeterReading.reading_timestamp >= since)
-            .group_by(MeterReading.meter_id)
-        )
-    }
+    totals = per_meter_since(session, since)
     rejections: dict[str, dict[str, int]] = {}
     for serial, code, count in rejection_counts(session, since):
         rejections.setdefault(serial, {})[code] = int(count)

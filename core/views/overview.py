@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.config import AppSettings
 from core.db.models import MeterReading, MintBatch, ReadingStatus, TokenMint, User
-from core.minting.totals import full_sum_audit
-from core.views._sql import day_start, require_staff, status_is_not
+from core.minting.minted_buckets import minted_sums
+from core.rollups import DAY, EVERY, measure, rollup_rows
+from core.views._sql import day_start, epoch_of, require_staff, status_is_not
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +47,15 @@ def overview(session: Session, viewer: User, now: datetime) -> Overview:
     """Counts for the staff overview; today is the UTC day of `now`."""
     require_staff(viewer)
     today = day_start(now)
+    # Readings of today and later (a clock ahead), from the daily rollups.
+    rows = rollup_rows(DAY)
     readings, kwh = session.execute(
-        select(func.count(), func.coalesce(func.sum(MeterReading.kwh_micro), 0)).where(
-            MeterReading.reading_timestamp >= today
+        select(measure(rows, "n", EVERY), measure(rows, "kwh", EVERY)).where(
+            rows.c.bucket >= epoch_of(today)
         )
     ).one()
-    minted_count, minted_units = session.execute(
-        select(func.count(), func.coalesce(func.sum(MeterReading.token_base_units), 0)).where(
-            MeterReading.minted_at >= today
-        )
-    ).one()
+    # Minted from today on (no upper bound: ten years of whole 15-minute buckets).
+    minted_count, minted_units = minted_sums(session, today, today + timedelta(days=3650))
     # Everything not yet minted is small and has its own partial index.
     open_counts = dict(
         session.execute(
@@ -101,7 +101,8 @@ def expected_supply(session: Session, viewer: User, settings: AppSettings) -> Ex
     mint = current_token_mint(session, settings)
     if mint is None:
         return None
-    minted = full_sum_audit(session).summed_base_units
+    rows = rollup_rows(DAY)  # archived readings included, as the chain counts them
+    minted = session.scalar(select(func.coalesce(func.sum(rows.c.minted_units), 0)))
     return ExpectedSupply(
         mint_address=mint.address,
         decimals=mint.decimals,

@@ -15,7 +15,8 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, User
-from core.views._sql import Window, from_epoch, scoped, status_is, time_bucket
+from core.rollups import EVERY, FIFTEEN_MINUTES, level_for, measure, regroup, rollup_rows
+from core.views._sql import Window, epoch_of, from_epoch, scoped, status_is, time_bucket
 from core.views.filters import InvalidFilter, TableFilter
 
 TOP_SERIES = 8  # more lines than this on one chart are unreadable; the rest is "other"
@@ -63,26 +64,16 @@ def energy_series(
     """kWh per bucket of reading_timestamp: one total series, or the top meters or
     prosumers by energy in the window plus "other" (every bucket present, empty ones 0).
 
-    One pass over the window, grouped by bucket and meter (or prosumer) in SQL; the top
-    series are picked from those few thousand sums, not by a second scan.
+    One pass over the window's rollups (daily for buckets of whole days, else 15-minute),
+    grouped by bucket and meter (or prosumer) in SQL; the top series are picked from
+    those few thousand sums, not by a second scan.
     """
-    bucket = time_bucket(MeterReading.reading_timestamp, window.bucket_secs).label("bucket")
-    column: ColumnElement[int] = {
-        Split.TOTAL: literal_column("0"),
-        Split.METER: MeterReading.meter_id,
-        Split.PROSUMER: MeterReading.user_id,
-    }[split]
-    statement = (
-        select(bucket, column, func.sum(MeterReading.kwh_micro), func.count())
-        .where(
-            MeterReading.reading_timestamp >= window.since,
-            MeterReading.reading_timestamp < window.until,
-        )
-        .group_by(bucket, *([] if split == Split.TOTAL else [column]))
-    )
+    statement, user_column = _energy_sums(window, split)
     sums: dict[tuple[int, int], list[int]] = {}
     totals: dict[int, int] = {}
-    for start, key, kwh, count in session.execute(scoped(statement, viewer, MeterReading.user_id)):
+    for start, key, kwh, count in session.execute(scoped(statement, viewer, user_column)):
+        if not count:  # every reading of the key moved to another bucket
+            continue
         sums[int(start), int(key)] = [int(kwh), int(count)]
         totals[int(key)] = totals.get(int(key), 0) + int(kwh)
     top = sorted(totals, key=lambda key: (-totals[key], key))[:TOP_SERIES]
@@ -99,6 +90,34 @@ def energy_series(
         for key in order
         for start in window.starts()
     ]
+
+
+def _energy_sums(window: Window, split: Split) -> tuple[Select[Any], Any]:
+    """(bucket, series key, micro-kWh, readings) per bucket: from the rollups (daily for
+    buckets of whole days, else 15-minute); buckets finer than 15 minutes (the last
+    hour by minute) from the rows, which an hour bounds."""
+    if window.bucket_secs % FIFTEEN_MINUTES.bucket_secs:
+        bucket = time_bucket(MeterReading.reading_timestamp, window.bucket_secs)
+        keys = {Split.METER: MeterReading.meter_id, Split.PROSUMER: MeterReading.user_id}
+        measures = [func.sum(MeterReading.kwh_micro), func.count()]
+        since = MeterReading.reading_timestamp >= window.since
+        until = MeterReading.reading_timestamp < window.until
+        user_column = MeterReading.user_id
+    else:
+        rows = rollup_rows(level_for(window.bucket_secs))
+        bucket = regroup(rows, window.bucket_secs)
+        keys = {Split.METER: rows.c.meter_id, Split.PROSUMER: rows.c.user_id}
+        measures = [measure(rows, "kwh", EVERY), measure(rows, "n", EVERY)]
+        since = rows.c.bucket >= epoch_of(window.since)
+        until = rows.c.bucket < epoch_of(window.until)
+        user_column = rows.c.user_id
+    key: ColumnElement[int] = keys.get(split, literal_column("0"))
+    statement = (
+        select(bucket.label("bucket"), key, *measures)
+        .where(since, until)
+        .group_by(bucket, *([] if split == Split.TOTAL else [key]))
+    )
+    return statement, user_column
 
 
 def _series_names(session: Session, split: Split, ids: list[int]) -> dict[int, str]:

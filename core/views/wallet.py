@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from core.db.models import MeterReading, ReadingStatus, User
 from core.errors import Forbidden, NotFound
-from core.views._sql import Window, from_epoch, is_staff, time_bucket
+from core.rollups import DAY, accepted, level_for, measure, regroup, rollup_rows
+from core.views._sql import Window, epoch_of, from_epoch, is_staff
 
 RECENT_MINTED = 1000  # mints are listed from this many newest minted readings
 
@@ -57,33 +58,29 @@ def _owner(session: Session, viewer: User, user_id: int | None) -> User:
 
 def wallet_totals(session: Session, viewer: User, user_id: int | None = None) -> WalletTotals:
     owner = _owner(session, viewer, user_id)
-    rows = session.execute(
+    rows = rollup_rows(DAY)
+    found = session.execute(
         select(
-            MeterReading.status,
-            MeterReading.wallet_address,
-            func.count(),
-            func.sum(MeterReading.kwh_micro),
-            func.coalesce(func.sum(MeterReading.token_base_units), 0),
+            rows.c.wallet,
+            accepted(rows, "n"),
+            accepted(rows, "kwh"),
+            measure(rows, "n", (ReadingStatus.MINTED,)),
+            func.coalesce(func.sum(rows.c.minted_units), 0),
         )
-        .where(MeterReading.user_id == owner.id)
-        .group_by(MeterReading.status, MeterReading.wallet_address)
+        .where(rows.c.user_id == owner.id)
+        .group_by(rows.c.wallet)
     ).all()
-    readings = kwh = minted_readings = minted = to_wallet = waiting = 0
-    for status, wallet, count, kwh_micro, units in rows:
-        if status == ReadingStatus.REJECTED:
-            continue
+    readings = kwh = minted_readings = minted = to_wallet = 0
+    for wallet, count, kwh_micro, minted_count, units in found:
         readings += int(count)
         kwh += int(kwh_micro)
-        if status == ReadingStatus.MINTED:
-            minted_readings += int(count)
-            minted += int(units)
-            if wallet == owner.wallet_address:
-                to_wallet += int(units)
-        else:
-            waiting += int(count)
+        minted_readings += int(minted_count)
+        minted += int(units)
+        if (wallet or None) == owner.wallet_address:  # the rollups key "no wallet" as ''
+            to_wallet += int(units)
     return WalletTotals(
         owner.id, owner.username, owner.wallet_address, readings, kwh, minted_readings,
-        minted, to_wallet, waiting,
+        minted, to_wallet, readings - minted_readings,
     )  # fmt: skip
 
 
@@ -92,19 +89,16 @@ def daily_production(
 ) -> list[DayPoint]:
     """kWh produced (by reading time) and GRX minted from it, per day of the window."""
     owner = _owner(session, viewer, user_id)
-    day = time_bucket(MeterReading.reading_timestamp, window.bucket_secs).label("day")
-    minted = func.sum(MeterReading.token_base_units).filter(
-        MeterReading.status == ReadingStatus.MINTED.value
-    )
+    rows = rollup_rows(level_for(window.bucket_secs))
+    day = regroup(rows, window.bucket_secs).label("day")
     found = {
-        int(start): (int(kwh), int(units or 0))
+        int(start): (int(kwh), int(units))
         for start, kwh, units in session.execute(
-            select(day, func.sum(MeterReading.kwh_micro), minted)
+            select(day, accepted(rows, "kwh"), func.coalesce(func.sum(rows.c.minted_units), 0))
             .where(
-                MeterReading.user_id == owner.id,
-                MeterReading.reading_timestamp >= window.since,
-                MeterReading.reading_timestamp < window.until,
-                MeterReading.status != ReadingStatus.REJECTED.value,
+                rows.c.user_id == owner.id,
+                rows.c.bucket >= epoch_of(window.since),
+                rows.c.bucket < epoch_of(window.until),
             )
             .group_by(day)
         )

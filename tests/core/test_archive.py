@@ -326,9 +326,6 @@ def test_archiving_keeps_reconcile_and_totals_exact(sessions, engine, tmp_path: 
     _check_totals(sessions, expected)
 
 
-@pytest.mark.xfail(
-    reason="GET /api/meters/stats sums raw rows until it reads rollups", strict=False
-)
 def test_stats_are_the_same_after_archiving(sessions, engine, tmp_path: Path) -> None:
     _seed(sessions, engine)
     with sessions() as session:

@@ -25,6 +25,7 @@ from core.readings.writes import insert_many
 from core.review import approve_reading, reject_reading
 from core.rollups import DAY, FIFTEEN_MINUTES, Level, fold_deltas, rollup_rows
 from core.rollups.rebuild import rebuild_rollups
+from core.rollups.since import per_meter_since
 from tests.support.seed import T0, seed_producers
 
 NOW = T0 + timedelta(days=3)
@@ -223,6 +224,18 @@ def test_the_interleavings_reach_every_status(world: World) -> None:
         seen = set(session.scalars(select(MeterReading.status).distinct()))
     assert {"pending", "minted", "rejected"} <= seen
     world.check()
+    with world.sessions() as session:  # per meter from any instant, against the rows
+        stamps = session.execute(
+            select(MeterReading.meter_id, MeterReading.reading_timestamp, MeterReading.kwh_micro)
+        ).all()
+        for minutes in (-3_000, 0, 7, 15, 61, 1_447, 2_881):
+            since = T0 + timedelta(minutes=minutes, microseconds=minutes % 2)
+            expected: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+            for meter, at, kwh in stamps:
+                if at >= since:
+                    expected[meter][0] += 1
+                    expected[meter][1] += kwh
+            assert per_meter_since(session, since) == {m: tuple(v) for m, v in expected.items()}
     with world.sessions() as session:  # a rebuild from the rows gives what triggers kept
         kept = {level: rolled_up(session, level) for level in (FIFTEEN_MINUTES, DAY)}
         rebuild_rollups(session.connection())
