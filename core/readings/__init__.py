@@ -84,7 +84,7 @@ from core.readings.identity import (
 )
 from core.readings.queries import ReadingView, get_reading
 from core.readings.rules import CheckedReading, Submission, check_submission, parse_submission
-from core.readings.samples import SampleStored, store_sample
+from core.readings.samples import SampleStored, store_samples
 from core.readings.store import (
     MeterReadings,
     Stored,
@@ -338,25 +338,30 @@ def _store_parts(
     ]
     for entry, stored in zip(entries, store_checked(session, readings, config, now), strict=True):
         entry.stored = stored
+    _store_samples(session, entries, config, now)
     for entry in entries:
-        _store_samples(session, entry, config, now)
         _publish_refusals(session, entry, now)
 
 
 def _store_samples(
-    session: Session, entry: _Judged, config: TokenizationConfig, now: datetime
+    session: Session, entries: Sequence[_Judged], config: TokenizationConfig, now: datetime
 ) -> None:
-    """Samples settle into intervals instead (core.settlement), in the same transaction."""
-    entry.samples, entry.sample_rejected = [], []
-    for index, reading in entry.checked:
-        if reading.sample is None:
-            continue
-        try:
-            entry.samples.append(
-                (index, store_sample(session, entry.part.meter, reading, config, now))
-            )
-        except (DuplicateReading, ReplayedCounter, InvalidFormat) as error:
-            entry.sample_rejected.append((index, error))
+    """Samples settle into intervals instead (core.settlement), in the same transaction,
+    every part's together (core.readings.samples.store_samples)."""
+    wanted = [
+        (entry, index, reading)
+        for entry in entries
+        for index, reading in entry.checked
+        if reading.sample is not None
+    ]
+    for entry in entries:
+        entry.samples, entry.sample_rejected = [], []
+    outcomes = store_samples(session, [(e.part.meter, r) for e, _, r in wanted], config, now)
+    for (entry, index, _), outcome in zip(wanted, outcomes, strict=True):
+        if isinstance(outcome, ReadingRejected):
+            entry.sample_rejected.append((index, outcome))
+        else:
+            entry.samples.append((index, outcome))
 
 
 def _publish_refusals(session: Session, entry: _Judged, now: datetime) -> None:

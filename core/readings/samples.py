@@ -17,10 +17,13 @@ What a sample adds to its interval depends on the meter's registration:
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,10 +32,10 @@ from core import meter_health as health
 from core.config import TokenizationConfig
 from core.db.models import Meter, Reporting, TelemetrySample
 from core.meter_health import Flag
-from core.readings.errors import DuplicateReading, InvalidFormat, ReplayedCounter
+from core.readings.errors import DuplicateReading, InvalidFormat, ReadingRejected, ReplayedCounter
 from core.readings.identity import SubmittingMeter
 from core.readings.rules import CheckedReading
-from core.settlement import MeterRef, Settled, interval_bounds, settle_sample
+from core.settlement import Arrival, MeterRef, Settled, interval_bounds, settle_samples
 
 REGISTER_RESET = health.REGISTER_RESET
 OUT_OF_ORDER = "out_of_order"
@@ -54,42 +57,148 @@ def store_sample(
     config: TokenizationConfig,
     now: datetime,
 ) -> SampleStored:
-    """Store and settle one sample in the caller's transaction (which has touched, and
-    on PostgreSQL locked, the meter's row). No commit. Raises DuplicateReading,
-    ReplayedCounter or InvalidFormat before writing anything."""
-    return _store(session, meter, reading, config, now)
+    """`store_samples` of one sample: its outcome, or its refusal raised."""
+    [outcome] = store_samples(session, [(meter, reading)], config, now)
+    if isinstance(outcome, ReadingRejected):
+        raise outcome
+    return outcome
 
 
-def _store(
+def store_samples(
     session: Session,
-    meter: SubmittingMeter,
-    reading: CheckedReading,
+    samples: Sequence[tuple[SubmittingMeter, CheckedReading]],
     config: TokenizationConfig,
     now: datetime,
-) -> SampleStored:
+) -> list[SampleStored | ReadingRejected]:
+    """Store and settle samples in the caller's transaction (which has touched, and on
+    PostgreSQL locked, their meters' rows). No commit. Each sample's outcome, in order,
+    or why it was refused (DuplicateReading, ReplayedCounter, InvalidFormat), with
+    nothing of it written.
+
+    Set-based in rounds: round k holds the k-th sample of each meter, in arrival
+    order, so a meter's samples are judged one after the other exactly as if sent
+    alone (its counter, its interval, its latest registers), while the meters of a
+    round share each statement: one for their settings and last counters, one
+    INSERT, one interval upsert.
+    """
+    outcomes: list[SampleStored | ReadingRejected | None] = [None] * len(samples)
+    rounds: list[list[int]] = []
+    seen: Counter[int] = Counter()
+    for position, (meter, _) in enumerate(samples):
+        depth = seen[meter.id]
+        seen[meter.id] += 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append(position)
+    for positions in rounds:
+        stored = _store_round(session, [samples[p] for p in positions], config, now)
+        for position, outcome in zip(positions, stored, strict=True):
+            outcomes[position] = outcome
+    return outcomes  # type: ignore[return-value]
+
+
+def _settings(
+    session: Session, meter_ids: list[int], counters: bool
+) -> dict[int, tuple[str, Any, int | None]]:
+    """Per meter: its reporting, its capacity and (for encrypted frames) its last counter."""
+    last_counter = (
+        select(func.max(_SAMPLES.c.counter))
+        .where(_SAMPLES.c.meter_id == Meter.id)
+        .scalar_subquery()
+        if counters
+        else null()
+    )
+    rows = session.execute(
+        select(Meter.id, Meter.reporting, Meter.capacity_kw, last_counter).where(
+            Meter.id.in_(meter_ids)
+        )
+    )
+    return {meter_id: (reporting, capacity, last) for meter_id, reporting, capacity, last in rows}
+
+
+def _store_round(
+    session: Session,
+    samples: list[tuple[SubmittingMeter, CheckedReading]],
+    config: TokenizationConfig,
+    now: datetime,
+) -> list[SampleStored | ReadingRejected]:
+    """Samples of distinct meters: one settings query, one INSERT, one settlement upsert."""
+    counters = any(r.sample is not None and r.sample.counter is not None for _, r in samples)
+    settings = _settings(session, sorted({meter.id for meter, _ in samples}), counters)
+    outcomes: list[SampleStored | ReadingRejected | None] = [None] * len(samples)
+    rows: list[dict[str, Any]] = []
+    candidates: list[tuple[int, SubmittingMeter, CheckedReading, str | None]] = []
+    for position, (meter, reading) in enumerate(samples):
+        sample = reading.sample
+        assert sample is not None
+        reporting, _, last = settings[meter.id]
+        try:
+            # First: an encrypted frame sent again is a replay (their bridge: 409), even whole.
+            if sample.counter is not None and last is not None and sample.counter <= last:
+                raise ReplayedCounter(
+                    f"invocation counter {sample.counter} is not above {last}, "
+                    "the meter's last; a replayed frame"
+                )
+            energy, note = _energy(session, meter.id, reading, reporting)
+        except (ReplayedCounter, InvalidFormat) as error:
+            outcomes[position] = error
+            continue
+        rows.append(_row(meter, reading, energy, note, config, now))
+        candidates.append((position, meter, reading, note))
+    # One statement: the same instant again inserts nothing (then judged below).
+    inserted = (
+        {
+            meter_id: sample_id
+            for sample_id, meter_id in session.execute(_insert_samples(session), rows)
+        }
+        if rows
+        else {}
+    )
+    arrivals: list[tuple[int, SubmittingMeter, CheckedReading, str | None, int, Arrival]] = []
+    for (position, meter, reading, note), row in zip(candidates, rows, strict=True):
+        sample_id = inserted.get(meter.id)
+        if sample_id is None:
+            outcomes[position] = _resent_or_duplicate(session, meter, reading)
+            continue
+        sample = reading.sample
+        assert sample is not None
+        ref = MeterRef(
+            meter.id, meter.serial, meter.owner_id, meter.wallet_address, settings[meter.id][1]
+        )
+        arrival = Arrival(
+            ref,
+            reading.reading_timestamp,
+            row["energy_micro"],
+            sample.generated_micro or 0,
+            sample.consumed_micro or 0,
+        )
+        arrivals.append((position, meter, reading, note, sample_id, arrival))
+    settled_all = settle_samples(session, [a[-1] for a in arrivals], config=config, now=now)
+    for (position, meter, reading, note, sample_id, _), settled in zip(
+        arrivals, settled_all, strict=True
+    ):
+        at = reading.reading_timestamp
+        _flag(session, meter, at, note, settled, config, now)
+        if settled.late:
+            session.execute(_SAMPLES.update().where(_SAMPLES.c.id == sample_id).values(late=True))
+        outcomes[position] = SampleStored(sample_id, True, at, settled)
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _row(
+    meter: SubmittingMeter,
+    reading: CheckedReading,
+    energy: int,
+    note: str | None,
+    config: TokenizationConfig,
+    now: datetime,
+) -> dict[str, Any]:
     sample = reading.sample
     assert sample is not None
     at = reading.reading_timestamp
-    # The meter's settings and, for an encrypted frame, its last counter: one statement.
-    last_counter = (
-        select(func.max(TelemetrySample.counter))
-        .where(TelemetrySample.meter_id == meter.id)
-        .scalar_subquery()
-        if sample.counter is not None
-        else None
-    )
-    reporting, capacity_kw, last = session.execute(
-        select(Meter.reporting, Meter.capacity_kw, last_counter).where(Meter.id == meter.id)
-    ).one()
-    # First: an encrypted frame sent again is a replay (their bridge: 409), even whole.
-    if sample.counter is not None and last is not None and sample.counter <= last:
-        raise ReplayedCounter(
-            f"invocation counter {sample.counter} is not above {last}, "
-            "the meter's last; a replayed frame"
-        )
-    energy, note = _energy(session, meter.id, reading, reporting)
     start, _ = interval_bounds(at, config.settlement_interval_secs)
-    values = {
+    return {
         "meter_id": meter.id,
         "sample_timestamp": at,
         "interval_start": start,
@@ -106,47 +215,42 @@ def _store(
         "late": False,
         "note": note,
     }
-    # One statement in the common case: the same instant again inserts nothing.
-    insert_ = _INSERTS[session.get_bind().dialect.name]
-    sample_id = session.scalar(
+
+
+_SAMPLES = TelemetrySample.__table__
+_SAMPLE_INSERTS: dict[str, Any] = {}
+
+
+def _insert_samples(session: Session) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING (id, meter_id), for any number of rows."""
+    dialect = session.get_bind().dialect.name
+    statement = _SAMPLE_INSERTS.get(dialect)
+    if statement is None:
         # On the table: a Core statement, not the ORM's bulk-insert path.
-        insert_(TelemetrySample.__table__)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["meter_id", "sample_timestamp"])
-        .returning(TelemetrySample.__table__.c.id)
-    )
-    if sample_id is None:
-        known = session.execute(
-            select(TelemetrySample.id, TelemetrySample.net_micro, TelemetrySample.signature).where(
-                TelemetrySample.meter_id == meter.id, TelemetrySample.sample_timestamp == at
-            )
-        ).one()
-        if (known.net_micro, known.signature) == (reading.kwh_micro, reading.signature):
-            return SampleStored(known.id, False, at)
-        raise DuplicateReading(
-            f"meter already has sample {known.id} at {at.isoformat()} with another value",
-            known.id,
+        statement = _SAMPLE_INSERTS[dialect] = (
+            _INSERTS[dialect](_SAMPLES)
+            .on_conflict_do_nothing(index_elements=["meter_id", "sample_timestamp"])
+            .returning(_SAMPLES.c.id, _SAMPLES.c.meter_id)
         )
-    assert sample_id is not None
-    ref = MeterRef(meter.id, meter.serial, meter.owner_id, meter.wallet_address, capacity_kw)
-    settled = settle_sample(
-        session,
-        ref,
-        at,
-        energy_micro=energy,
-        generated_micro=sample.generated_micro or 0,
-        consumed_micro=sample.consumed_micro or 0,
-        config=config,
-        now=now,
-    )
-    _flag(session, meter, at, note, settled, config, now)
-    if settled.late:
-        session.execute(
-            TelemetrySample.__table__.update()
-            .where(TelemetrySample.__table__.c.id == sample_id)
-            .values(late=True)
+    return statement
+
+
+def _resent_or_duplicate(
+    session: Session, meter: SubmittingMeter, reading: CheckedReading
+) -> SampleStored | ReadingRejected:
+    """The meter has a sample at this instant: the same one again is a resend."""
+    at = reading.reading_timestamp
+    known = session.execute(
+        select(TelemetrySample.id, TelemetrySample.net_micro, TelemetrySample.signature).where(
+            TelemetrySample.meter_id == meter.id, TelemetrySample.sample_timestamp == at
         )
-    return SampleStored(sample_id, True, at, settled)
+    ).one()
+    if (known.net_micro, known.signature) == (reading.kwh_micro, reading.signature):
+        return SampleStored(known.id, False, at)
+    return DuplicateReading(
+        f"meter already has sample {known.id} at {at.isoformat()} with another value",
+        known.id,
+    )
 
 
 def _flag(

@@ -21,6 +21,7 @@ writers anyway.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -92,6 +93,17 @@ def meter_ref(session: Session, meter_id: int) -> MeterRef:
     return MeterRef(*row)
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A just-stored sample, as settlement needs it."""
+
+    meter: MeterRef
+    at: datetime
+    energy_micro: int
+    generated_micro: int
+    consumed_micro: int
+
+
 def settle_sample(
     session: Session,
     meter: MeterRef,
@@ -103,29 +115,64 @@ def settle_sample(
     config: TokenizationConfig,
     now: datetime,
 ) -> Settled:
-    """Add a just-stored sample to its interval; close what it completes. No commit.
+    """`settle_samples` of one sample."""
+    arrival = Arrival(meter, at, energy_micro, generated_micro, consumed_micro)
+    [settled] = settle_samples(session, [arrival], config=config, now=now)
+    return settled
 
-    One statement in the common case: the interval's row is created or added to by
-    an upsert whose arithmetic runs in SQL (atomic per row, so two transactions
-    adding to one interval both count), its new totals returned. Only a sample that
-    opens an interval, or lands in a closed one, reads more.
+
+def settle_samples(
+    session: Session, arrivals: Sequence[Arrival], *, config: TokenizationConfig, now: datetime
+) -> list[Settled]:
+    """Add just-stored samples to their intervals; close what they complete. No commit.
+
+    One statement in the common case, however many samples: every interval's row is
+    created or added to by one upsert whose arithmetic runs in SQL (atomic per row,
+    so two transactions adding to one interval both count), its new totals returned.
+    The samples are of distinct meters (their caller stores a meter's samples one
+    round after another), so no row is upserted twice in the statement. Only a sample
+    that opens an interval, or lands in a closed one, reads more.
     """
-    start, end = interval_bounds(at, config.settlement_interval_secs)
+    if not arrivals:
+        return []
+    if len({a.meter.id for a in arrivals}) != len(arrivals):
+        raise ValueError("settle_samples takes at most one sample per meter at a time")
     if session.dirty:
         # A Core statement does not autoflush: an interval closed earlier in this
         # transaction (through the ORM) must be closed in the row the upsert reads.
         session.flush()
-    row = session.execute(
+    bounds = [interval_bounds(a.at, config.settlement_interval_secs) for a in arrivals]
+    rows = session.execute(
         _upsert(session),
-        {
-            "meter_id": meter.id,
-            "interval_start": start,
-            "interval_end": end,
-            "net_micro": energy_micro,
-            "generated_micro": generated_micro,
-            "consumed_micro": consumed_micro,
-        },
-    ).one()
+        [
+            {
+                "meter_id": a.meter.id,
+                "interval_start": start,
+                "interval_end": end,
+                "net_micro": a.energy_micro,
+                "generated_micro": a.generated_micro,
+                "consumed_micro": a.consumed_micro,
+            }
+            for a, (start, end) in zip(arrivals, bounds, strict=True)
+        ],
+    ).all()
+    by_meter = {row.meter_id: row for row in rows}
+    return [
+        _after_upsert(session, a, by_meter[a.meter.id], start, end, config, now)
+        for a, (start, end) in zip(arrivals, bounds, strict=True)
+    ]
+
+
+def _after_upsert(
+    session: Session,
+    arrival: Arrival,
+    row: Any,
+    start: datetime,
+    end: datetime,
+    config: TokenizationConfig,
+    now: datetime,
+) -> Settled:
+    meter, at = arrival.meter, arrival.at
     readings: list[int] = []
     late = row.status == IntervalStatus.CLOSED
     # Intervals are only ever created with one sample, so a count of one is a new row.
@@ -191,7 +238,7 @@ def _upsert(session: Session) -> Any:
                 "consumed_micro": _T.c.consumed_micro + added.consumed_micro,
                 "sample_count": _T.c.sample_count + 1,
             },
-        ).returning(_T.c.id, _T.c.status, _T.c.sample_count)
+        ).returning(_T.c.id, _T.c.meter_id, _T.c.status, _T.c.sample_count)
     return statement
 
 
