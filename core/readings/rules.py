@@ -11,7 +11,7 @@ Duplicates need the database and are judged in core.readings.store.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -86,7 +86,7 @@ class Submission:
     signature: Signature
     # The messages the signature may cover, any one verifying it (another door's
     # canonical forms, core.readings.gridtokenx); None: ours, CONTRACT "Meter signature".
-    signed_messages: tuple[bytes, ...] | None = None
+    signed_messages: Sequence[bytes] | None = None
     fields: FieldNames = OUR_FIELDS
     # Set for telemetry: a signed net that may be negative, settled by interval.
     sample: SampleFields | None = None
