@@ -78,8 +78,11 @@ def parse_consumption_csv(text: str) -> dict[datetime, int]:
             continue
         if len(row) != 2:
             raise _bad(line, "expected two columns: hour_start,wh")
+        text = row[0].strip()
+        if text.endswith("z"):  # RFC 3339 allows a lower-case z; fromisoformat reads only Z
+            text = text[:-1] + "Z"
         try:
-            hour = datetime.fromisoformat(row[0].strip().replace("Z", "+00:00"))
+            hour = datetime.fromisoformat(text)
         except ValueError as exc:
             raise _bad(line, f"{row[0]!r} is not an RFC 3339 time") from exc
         if hour.tzinfo is None:

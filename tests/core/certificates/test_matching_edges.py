@@ -45,6 +45,7 @@ def test_header_blank_rows_spaces_and_offsets() -> None:
     }
     assert all(hour.tzinfo is UTC for hour in parse_consumption_csv(text))
     assert parse_consumption_csv("2026-11-20T08:00:00Z,1") == {H0: 1}  # no header
+    assert parse_consumption_csv("2026-11-20T08:00:00z,1") == {H0: 1}  # RFC 3339 allows "z"
 
 
 @pytest.mark.parametrize(
