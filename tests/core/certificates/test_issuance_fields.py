@@ -328,6 +328,7 @@ def test_awaiting_issue_counts_the_windows_minted_unissued_certifiable_readings(
         bare = make_meter(session).meter  # no registry fields
         start, end = H0 + timedelta(hours=1), H0 + timedelta(hours=3)
         minted(session, meter, H0, "1")  # issued below, and before the window anyway
+        assert issuance.awaiting_issue(session, H0, start) == 1  # no watermark yet: all
         issue_due(session, now=H0 + timedelta(hours=1, minutes=5), auto_issue=True)
         watermark = session.scalar(select(CertificateWatermark.since))
         minted(session, meter, start, "1")  # the window's first instant: counted
@@ -347,3 +348,8 @@ def test_awaiting_issue_counts_the_windows_minted_unissued_certifiable_readings(
         session.execute(update(CertificateWatermark).values(since=end + timedelta(hours=1)))
         session.commit()
         assert issuance.awaiting_issue(session, start, end) == 2  # the two minted now
+        # Minted within LOOK_BACK before the watermark: still read, so still waited for.
+        session.execute(update(MeterReading).where(MeterReading.id == old.id)
+                        .values(minted_at=end + timedelta(hours=1) - LOOK_BACK))  # fmt: skip
+        session.commit()
+        assert issuance.awaiting_issue(session, start, end) == 3
