@@ -142,18 +142,20 @@ def _parsers(
     """
     ids = sorted({meter.id for meter, _ in frames})
     settings = {row.id: row for row in session.execute(_ENCRYPTION.where(Meter.id.in_(ids)))}
+    # Read once per group, not per frame: it is a file under DATA_DIR.
+    wrap = state.core.device_key_wrap() if any(row.enc_key for row in settings.values()) else b""
     parsers: list[Parser | ReadingRejected] = []
     for meter, raw in frames:
         row = settings[meter.id]
         try:
-            parsers.append(_parser_for(state, meter, raw, row.enc_key, row.encryption_required))
+            parsers.append(_parser_for(wrap, meter, raw, row.enc_key, row.encryption_required))
         except ReadingRejected as error:
             parsers.append(error)
     return parsers
 
 
 def _parser_for(
-    state: ApiState, meter: SubmittingMeter, raw: Any, sealed: str | None, required: bool
+    wrap: bytes, meter: SubmittingMeter, raw: Any, sealed: str | None, required: bool
 ) -> Parser:
     frame = parse_gridtokenx_frame(raw)
     if frame.protocol == PROTOCOL_PLAIN:
@@ -164,7 +166,7 @@ def _parser_for(
         return parse_gridtokenx_ingest
     if sealed is None:
         raise DecryptFailed(f"no AES key is provisioned for meter {meter.serial!r}")
-    key = device_key_of(state.core.device_key_wrap(), meter.serial, sealed)
+    key = device_key_of(wrap, meter.serial, sealed)
     assert key is not None
     opened = open_frame(frame.device_id, frame.payload, key)
 
