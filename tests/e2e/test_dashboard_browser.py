@@ -28,7 +28,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core.db.engine import create_db_engine
-from core.db.migrate import upgrade
 from tests.core.certificates.support import seed_certificates
 from tests.factories import DEFAULT_PASSWORD
 from tests.pages.seed import seed_dashboard, seed_history
@@ -58,10 +57,10 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture
-def dashboard_url(tmp_path: Path) -> Iterator[str]:
+def dashboard_url(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     """`streamlit run app.py` on a free port over a fresh, seeded SQLite database."""
+    shutil.copyfile(sqlite_template, tmp_path / "browser.db")  # migrated once per session
     url = f"sqlite:///{tmp_path / 'browser.db'}"
-    upgrade(url)
     engine = create_db_engine(url)
     now = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as session:
@@ -105,8 +104,9 @@ def dashboard_url(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per module; each test opens its own context (cookies, pages)."""
     if not Path(CHROMIUM).exists():
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
