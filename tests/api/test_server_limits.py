@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +23,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.db.migrate import upgrade
 from tests.support.processes import REPO_ROOT, free_port
 
 OPEN_FILES = 1024
@@ -55,10 +55,12 @@ def _limit_open_files() -> None:
 
 
 @pytest.fixture(scope="module")
-def api_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+def api_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningApi]:
     directory = tmp_path_factory.mktemp("api-limits")
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), directory / "api.db")
     url = f"sqlite:///{directory / 'api.db'}"
-    upgrade(url)
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TOKENIZATION_", "HTTP_"))},

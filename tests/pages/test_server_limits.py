@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.db.migrate import upgrade
 from tests.support.processes import REPO_ROOT, free_port
 
 HEADER_TIMEOUT_SECS = 2
@@ -24,10 +24,12 @@ KEEP_ALIVE_SECS = 2
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def dashboard(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
     directory = tmp_path_factory.mktemp("dashboard-limits")
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), directory / "dashboard.db")
     url = f"sqlite:///{directory / 'dashboard.db'}"
-    upgrade(url)
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TOKENIZATION_", "HTTP_"))},
