@@ -141,8 +141,12 @@ def render_pages(
         for key, value in state.items():
             at.session_state[key] = value
         at.run()
-        if at.exception:  # say why, rather than fail to find the page below
-            raise SystemExit(f"{label} as {role}: the app failed: {at.exception[0].value}")
+        # Say why, rather than fail to find the page below: an exception, or the app's
+        # own refusal before its navigation (st.error + st.stop: e.g. the database is
+        # behind the tree's migrations because a migration arrived while seeding).
+        if at.exception or at.error:
+            problem = at.exception[0].value if at.exception else at.error[0].value
+            raise SystemExit(f"{label} as {role}: the app failed: {problem}")
         at.switch_page(f"pages/screens/{page}.py").run()  # warm-up: imports, plans, caches
         timings = []
         for _ in range(runs):

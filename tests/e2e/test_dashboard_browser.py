@@ -224,7 +224,7 @@ def test_prosumer_sees_their_wallet_and_is_refused_staff_pages(
     expect(page.get_by_text("Refused: Control is for admin only")).to_be_visible()
 
 
-def test_certificates_page_for_staff_and_a_prosumer(
+def test_certificates_page_for_each_role(
     dashboard_url: str, browser: object, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
@@ -240,6 +240,16 @@ def test_certificates_page_for_staff_and_a_prosumer(
     expect(chart).to_contain_text("Certificates per day")
     expect(page.get_by_text("Admin: approve or cancel")).to_be_visible()
     _shoot(page, "certificates-staff", tmp_path)
+
+    operator = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    operator.set_default_timeout(WAIT_MS)
+    _log_in(operator, dashboard_url, "ops")
+    expect(operator.get_by_role("heading", name="Overview")).to_be_visible()
+    operator.get_by_role("link", name="Certificates").click()
+    expect(operator.get_by_role("heading", name="Registry")).to_be_visible()
+    expect(operator.get_by_text("Download certificates (CSV)").first).to_be_visible()
+    expect(operator.get_by_text("Admin: approve or cancel")).to_have_count(0)  # admins only
+    expect(operator.get_by_text("Retire (claim)")).to_have_count(0)  # holders only
 
     prosumer = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     prosumer.set_default_timeout(WAIT_MS)
