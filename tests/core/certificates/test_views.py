@@ -89,5 +89,7 @@ def test_a_capped_count_is_exact_to_the_cap_then_one_past_it(
             rows, total = certificates(session, registry[viewer], wanted, limit=50, count_cap=cap)
             assert total == min(expected, cap + 1), (viewer, wanted, cap)
             assert len(rows) == expected  # the page itself is not capped
+            ids = [r.id for r in rows]
+            assert ids == sorted(ids, reverse=True)  # newest first, with a holder too
             if viewer != "ops":
                 assert {r.holder for r in rows} == {viewer}
