@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.db.models import MeterReading, User
-from core.rollups import EVERY, FIFTEEN_MINUTES, measure, rollup_rows
 from core.views._sql import day_start, from_epoch, require_staff, time_bucket
 
 BAR_SECS = 900
@@ -27,21 +26,10 @@ def today_bars(session: Session, viewer: User, now: datetime) -> list[TodayBar]:
     """Every 15-minute bar of the UTC day up to the one holding `now` (filling live)."""
     require_staff(viewer)
     start = day_start(now)
+    generated = _sums(session, MeterReading.reading_timestamp, start, now)
+    minted = _sums(session, MeterReading.minted_at, start, now)
     first = int(start.timestamp())
     last = int(now.timestamp()) // BAR_SECS * BAR_SECS
-    # Whole bars before the current one from the 15-minute rollups; the bar filling now
-    # from its rows, which stop at `now` (a reading stamped later is not shown yet).
-    rows = rollup_rows(FIFTEEN_MINUTES)
-    generated = {
-        int(at): int(kwh)
-        for at, kwh in session.execute(
-            select(rows.c.bucket, measure(rows, "kwh", EVERY))
-            .where(rows.c.bucket >= first, rows.c.bucket < last)
-            .group_by(rows.c.bucket)
-        )
-    }
-    generated.update(_sums(session, MeterReading.reading_timestamp, from_epoch(last), now))
-    minted = _sums(session, MeterReading.minted_at, start, now)
     return [
         TodayBar(from_epoch(at), generated.get(at, 0), minted.get(at, 0))
         for at in range(first, last + 1, BAR_SECS)

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, User
-from core.rollups import EVERY, FIFTEEN_MINUTES, level_for, measure, regroup, rollup_rows
+from core.rollups import DAY, EVERY, measure, regroup, rollup_rows
 from core.views._sql import Window, epoch_of, from_epoch, scoped, status_is, time_bucket
 from core.views.filters import InvalidFilter, TableFilter
 
@@ -64,8 +64,8 @@ def energy_series(
     """kWh per bucket of reading_timestamp: one total series, or the top meters or
     prosumers by energy in the window plus "other" (every bucket present, empty ones 0).
 
-    One pass over the window's rollups (daily for buckets of whole days, else 15-minute),
-    grouped by bucket and meter (or prosumer) in SQL; the top series are picked from
+    One pass over the window's daily rollups (days) or rows (finer buckets), grouped by
+    bucket and meter (or prosumer) in SQL; the top series are picked from
     those few thousand sums, not by a second scan.
     """
     statement, user_column = _energy_sums(window, split)
@@ -93,10 +93,12 @@ def energy_series(
 
 
 def _energy_sums(window: Window, split: Split) -> tuple[Select[Any], Any]:
-    """(bucket, series key, micro-kWh, readings) per bucket: from the rollups (daily for
-    buckets of whole days, else 15-minute); buckets finer than 15 minutes (the last
-    hour by minute) from the rows, which an hour bounds."""
-    if window.bucket_secs % FIFTEEN_MINUTES.bucket_secs:
+    """(bucket, series key, micro-kWh, readings) per bucket: buckets of whole days from
+    the daily rollups; finer ones (the last hour to the last 7 days) from the rows, which
+    the window bounds. At a 15-minute cadence the 15-minute rollup holds as many rows as
+    the readings and is slower to sum (bench: 7 days hourly by meter, 300,000 readings,
+    580-766 ms from it against 385 ms from the rows)."""
+    if window.bucket_secs % DAY.bucket_secs:
         bucket = time_bucket(MeterReading.reading_timestamp, window.bucket_secs)
         keys = {Split.METER: MeterReading.meter_id, Split.PROSUMER: MeterReading.user_id}
         measures = [func.sum(MeterReading.kwh_micro), func.count()]
@@ -104,7 +106,7 @@ def _energy_sums(window: Window, split: Split) -> tuple[Select[Any], Any]:
         until = MeterReading.reading_timestamp < window.until
         user_column = MeterReading.user_id
     else:
-        rows = rollup_rows(level_for(window.bucket_secs))
+        rows = rollup_rows(DAY)
         bucket = regroup(rows, window.bucket_secs)
         keys = {Split.METER: rows.c.meter_id, Split.PROSUMER: rows.c.user_id}
         measures = [measure(rows, "kwh", EVERY), measure(rows, "n", EVERY)]

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.config import TokenizationConfig
-from core.db.models import ROLLUP_MEASURES, MeterReading, MintBatch, ReadingStatus, User
+from core.db.models import ROLLUP_MEASURES, Meter, MeterReading, MintBatch, ReadingStatus, User
 from core.minting import states
 from core.minting.claim import claim_pending
 from core.minting.requests import retry_failed_readings
@@ -26,6 +26,9 @@ from core.review import approve_reading, reject_reading
 from core.rollups import DAY, FIFTEEN_MINUTES, Level, fold_deltas, rollup_rows
 from core.rollups.rebuild import rebuild_rollups
 from core.rollups.since import per_meter_since
+from core.views import Split
+from core.views._sql import Window
+from core.views.readings import energy_series
 from tests.support.seed import T0, seed_producers
 
 NOW = T0 + timedelta(days=3)
@@ -236,6 +239,20 @@ def test_the_interleavings_reach_every_status(world: World) -> None:
                     expected[meter][0] += 1
                     expected[meter][1] += kwh
             assert per_meter_since(session, since) == {m: tuple(v) for m, v in expected.items()}
+    with world.sessions() as session:  # the live chart's daily series, against the rows
+        window = Window(
+            since=T0 - timedelta(days=3), until=T0 + timedelta(days=2), bucket_secs=86_400
+        )
+        points = energy_series(session, world.admin(session), window, Split.METER)
+        got = {(p.series, p.bucket_start): (p.kwh_micro, p.readings) for p in points if p.readings}
+        serials = dict(session.execute(select(Meter.id, Meter.serial)).all())
+        expected_days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+        for meter, at, kwh in stamps:
+            if window.since <= at < window.until:
+                day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+                expected_days[(serials[meter], day)][0] += kwh
+                expected_days[(serials[meter], day)][1] += 1
+        assert got == {key: tuple(value) for key, value in expected_days.items()} != {}
     with world.sessions() as session:  # a rebuild from the rows gives what triggers kept
         kept = {level: rolled_up(session, level) for level in (FIFTEEN_MINUTES, DAY)}
         rebuild_rollups(session.connection())
