@@ -3,6 +3,7 @@ error names, and the exact text `shown` writes. Expected values are written out 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -239,3 +240,19 @@ def test_missing_fields_of_any_object_in_the_required_order() -> None:
 )  # fmt: skip
 def test_shown_is_exact_text(value: object, text: str | None) -> None:
     assert shown(value) == text
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT-14", "Etc/GMT+12"])  # UTC+14 and UTC-12
+def test_the_bound_is_the_utc_date_in_any_local_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At any instant one of the two zones' local date differs from the UTC date.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        utc_today = datetime.now(UTC).date()
+        assert parse_commissioning_date(utc_today) == utc_today
+        refused(parse_commissioning_date, utc_today + timedelta(days=1))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
