@@ -429,14 +429,15 @@ def test_a_failed_move_counts_the_attempt_and_keeps_or_returns_the_certificate(
 def test_only_landed_or_failed_operations_are_applied_up_to_the_limit(
     sessions: sessionmaker[Session],
 ) -> None:
-    ids = certificates(sessions, ["1", "1", "1", "1"])
+    ids = certificates(sessions, ["1", "1", "1", "1", "1"])
+    outcomes = ["signed", "expired", "confirmed", "confirmed", "confirmed"]
     with sessions() as session:
-        for cid, outcome in zip(ids, ["signed", "expired", "confirmed", "confirmed"], strict=True):
+        for cid, outcome in zip(ids, outcomes, strict=True):
             put(session, cid, status="issuing", operation_id=operation(session, outcome))
         assert apply_outcomes(session, now=LATER, limit=1) == 1
         statuses = session.scalars(select(Certificate.status).order_by(Certificate.id)).all()
-        assert statuses == ["issuing", "issuing", "active", "issuing"]  # the first in id order
-        assert apply_outcomes(session, now=LATER) == 1
+        assert statuses == ["issuing", "issuing", "active", "issuing", "issuing"]  # id order
+        assert apply_outcomes(session, now=LATER) == 2
         assert apply_outcomes(session, now=LATER) == 0
         put(session, ids[1], status="active")  # settled, its old operation is not applied
         assert apply_outcomes(session, now=LATER) == 0
