@@ -441,3 +441,15 @@ def test_only_landed_or_failed_operations_are_applied_up_to_the_limit(
         assert apply_outcomes(session, now=LATER) == 0
         put(session, ids[1], status="active")  # settled, its old operation is not applied
         assert apply_outcomes(session, now=LATER) == 0
+
+
+def test_planning_one_certificate_leaves_the_others_free(sessions: sessionmaker[Session]) -> None:
+    first, second = certificates(sessions, ["1", "1"])  # both issuing, no operation yet
+    box = outbox(sessions)
+    with sessions() as session:
+        move = plan_move(session, box, first, now=LATER)
+        assert move is not None
+        pointers = session.scalars(select(Certificate.operation_id).order_by(Certificate.id)).all()
+        assert pointers == [move.operation_id, None]
+        other = plan_move(session, box, second, now=LATER)
+        assert other is not None and other.operation_id != move.operation_id
