@@ -90,6 +90,7 @@ def test_every_field_of_bundles_certificates_links_carry_and_report(
 ) -> None:
     with sessions() as session:
         ann, ben = make_user(session, "ann"), make_user(session, "ben")
+        device_meter(session)  # idle: the devices' ids are not 1, 2 (carry rows' rowids)
         wind = device_meter(session, ann, technology="wind", capacity_kw="2.5", country="DE",
                             grid_region="DE-LU", commissioning_date="2019-05-06")  # fmt: skip
         solar = device_meter(session, ben)
