@@ -21,10 +21,9 @@ migrate: install
 run: install
 	DEMO=$${DEMO:-1} $(BIN)/python -m launcher
 
-# One process by default: with two pytest-xdist workers (TEST_WORKERS=2) the suite took
-# 17-18 min instead of 18-19 and three of four clean-clone runs failed a different test
-# each, on state two workers share (docs/TESTING.md). TEST_WORKERS=2 to try it.
-TEST_WORKERS ?= 0
+# Two pytest-xdist workers, one per core (docs/TESTING.md). TEST_WORKERS=0 runs the
+# suite in one process.
+TEST_WORKERS ?= 2
 test: install
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=20 $(PYTEST_ARGS)
 
