@@ -540,6 +540,42 @@ class ReadingRollupDelta(Base):
     base_units: Mapped[int] = mapped_column(BigInteger)
 
 
+class ReadingFlow(Base):
+    """Fleet-wide readings and micro-kWh per 15 minutes of one time axis (migration 0205,
+    core.rollups.flow): 'reading' (reading_timestamp), 'submitted', 'minted'."""
+
+    __tablename__ = "reading_flow"
+
+    axis: Mapped[str] = mapped_column(String(10), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    readings: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    kwh_micro: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReadingFlowDelta(Base):
+    """A statement's net change to `reading_flow` (PostgreSQL), folded in by the scheduler."""
+
+    __tablename__ = "reading_flow_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    axis: Mapped[str] = mapped_column(String(10))
+    bucket: Mapped[int] = mapped_column(BigInteger)
+    readings: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    kwh_micro: Mapped[int] = mapped_column(BigInteger)
+
+
+class MintedLatency(Base):
+    """Readings minted per 15 minutes of minted_at by whole seconds from acceptance."""
+
+    __tablename__ = "minted_latency"
+
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    latency_secs: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    readings: Mapped[int] = mapped_column(BigInteger)
+
+
 class TokenMint(Base):
     """The GRX mint this deployment mints to, recorded at bootstrap for reconciliation."""
 

@@ -50,14 +50,31 @@ _FOLD = text(
 )
 
 
+# The fleet's flow (migration 0205, core.rollups.flow): one row per axis and bucket.
+_FOLD_FLOW = text(
+    "WITH moved AS (DELETE FROM reading_flow_deltas WHERE id IN "
+    "(SELECT id FROM reading_flow_deltas ORDER BY id LIMIT :chunk) "
+    "RETURNING axis, bucket, readings, rejected, kwh_micro), "
+    "added AS (INSERT INTO reading_flow (axis, bucket, readings, rejected, kwh_micro) "
+    "SELECT axis, bucket, sum(readings), sum(rejected), sum(kwh_micro) FROM moved "
+    "GROUP BY axis, bucket ORDER BY axis, bucket ON CONFLICT (axis, bucket) DO UPDATE SET "
+    "readings = reading_flow.readings + excluded.readings, "
+    "rejected = reading_flow.rejected + excluded.rejected, "
+    "kwh_micro = reading_flow.kwh_micro + excluded.kwh_micro) "
+    "SELECT count(*) FROM moved"
+)
+
+
 def fold_deltas(engine: Engine, *, chunk: int = CHUNK) -> int:
-    """Deltas folded in; 0 on SQLite, whose triggers write the rollups directly."""
+    """Deltas folded in (rollups and flow); 0 on SQLite, whose triggers write directly."""
     if engine.dialect.name != "postgresql":
         return 0
     folded = 0
-    while True:
-        with engine.begin() as connection:
-            moved = int(connection.execute(_FOLD, {"chunk": chunk}).scalar_one())
-        folded += moved
-        if moved < chunk:
-            return folded
+    for statement in (_FOLD, _FOLD_FLOW):
+        while True:
+            with engine.begin() as connection:
+                moved = int(connection.execute(statement, {"chunk": chunk}).scalar_one())
+            folded += moved
+            if moved < chunk:
+                break
+    return folded

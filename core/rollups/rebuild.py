@@ -1,4 +1,5 @@
-"""Rebuild the rollups from the rows, for a database filled with triggers off.
+"""Rebuild the rollups and the flow (core.rollups.flow) from the rows, for a database
+filled with triggers off.
 
 A bulk load with `session_replication_role = replica` (COPY in bench/dashboard_seed.py,
 a restore) fires no trigger, so its rollups must be summed once afterwards. Never run
@@ -26,8 +27,40 @@ def _sums() -> str:
     return ", ".join(columns)
 
 
+FLOW_AXES = {"reading": "reading_timestamp", "submitted": "submitted_at", "minted": "minted_at"}
+
+
+def _rebuild_flow(connection: Connection) -> None:
+    """reading_flow and minted_latency (migration 0205) from the rows."""
+
+    def epoch(column: str) -> str:
+        return EPOCH[connection.dialect.name].replace("reading_timestamp", column)
+
+    for table in ("reading_flow_deltas", "reading_flow", "minted_latency"):
+        connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 -- constants only
+    for axis, column in FLOW_AXES.items():
+        connection.execute(
+            text(
+                "INSERT INTO reading_flow (axis, bucket, readings, rejected, kwh_micro) "  # noqa: S608
+                f"SELECT '{axis}', {epoch(column)} / 900 * 900 AS b, count(*), "
+                "sum(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), sum(kwh_micro) "
+                f"FROM meter_readings WHERE {column} IS NOT NULL GROUP BY b"
+            )
+        )
+    connection.execute(
+        text(
+            "INSERT INTO minted_latency (bucket, latency_secs, readings) "  # noqa: S608
+            f"SELECT {epoch('minted_at')} / 900 * 900 AS b, "
+            f"{epoch('minted_at')} - {epoch('submitted_at')} AS l, count(*) "
+            "FROM meter_readings WHERE minted_at IS NOT NULL GROUP BY b, l"
+        )
+    )
+
+
 def rebuild_rollups(connection: Connection) -> None:
-    """Replace both rollup tables (and drop pending deltas) with sums of the rows."""
+    """Replace the rollup tables and the flow (and drop pending deltas) with sums of the
+    rows."""
+    _rebuild_flow(connection)
     epoch = EPOCH[connection.dialect.name]
     connection.execute(text("DELETE FROM reading_rollup_deltas"))
     for table, size in (("reading_rollups", 900), ("reading_rollups_daily", 86_400)):

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.db.models import MeterReading, User
+from core.rollups.flow import Axis, flow_per_bucket
 from core.views._sql import day_start, from_epoch, require_staff, time_bucket
 
 BAR_SECS = 900
@@ -23,13 +24,22 @@ class TodayBar:
 
 
 def today_bars(session: Session, viewer: User, now: datetime) -> list[TodayBar]:
-    """Every 15-minute bar of the UTC day up to the one holding `now` (filling live)."""
+    """Every 15-minute bar of the UTC day up to the one holding `now` (filling live).
+
+    The bars before the current one from the fleet's flow (one row per bar and axis);
+    the current bar, filling up to `now`, from its rows (at most 15 minutes of them, by
+    the reading_timestamp and minted_at indexes).
+    """
     require_staff(viewer)
     start = day_start(now)
-    generated = _sums(session, MeterReading.reading_timestamp, start, now)
-    minted = _sums(session, MeterReading.minted_at, start, now)
     first = int(start.timestamp())
     last = int(now.timestamp()) // BAR_SECS * BAR_SECS
+    current = from_epoch(last)
+    generated = _sums(session, MeterReading.reading_timestamp, current, now)
+    minted = _sums(session, MeterReading.minted_at, current, now)
+    for axis, sums in ((Axis.READING, generated), (Axis.MINTED, minted)):
+        for at, (_, _, kwh) in flow_per_bucket(session, axis, start, current, BAR_SECS).items():
+            sums[at] = kwh
     return [
         TodayBar(from_epoch(at), generated.get(at, 0), minted.get(at, 0))
         for at in range(first, last + 1, BAR_SECS)

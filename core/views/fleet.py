@@ -168,7 +168,10 @@ class CurvePoint:
 def meter_curve(
     session: Session, viewer: User, serial: str, since: datetime, bucket_secs: int
 ) -> list[CurvePoint]:
-    """One meter's energy per bucket since `since` (the drill-down's chart)."""
+    """One meter's energy per bucket since `since` (the drill-down's chart).
+
+    From the rows: UNIQUE(meter_id, reading_timestamp) bounds it to this meter's range,
+    as many rows as its 15-minute rollup would hold at the fleet's cadence."""
     require_staff(viewer)
     bucket = time_bucket(MeterReading.reading_timestamp, bucket_secs).label("bucket")
     rows = session.execute(

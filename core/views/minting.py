@@ -1,14 +1,24 @@
-"""Minting: the queue over time, batches, acceptance -> minted latency, failures."""
+"""Minting: the queue over time, batches, acceptance -> minted latency, failures.
+
+The queue and the latency read the fleet's flow (core.rollups.flow): per 15 minutes of
+submitted_at and minted_at, and the latency histogram per 15 minutes of minted_at, so
+neither grows with the table. Buckets finer than 15 minutes (the last hour by minute)
+and a range's partial first bucket read the rows, bounded by the submitted_at and
+minted_at indexes to at most that range. Recent batches are the newest by primary key
+and their readings by the mint_batch_id index.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from core.db.models import CERTIFICATE_KINDS, MeterReading, MintBatch, ReadingStatus, User
+from core.minting.minted_buckets import BUCKET_SECS, bucket_of
+from core.rollups.flow import Axis, flow_per_bucket, latency_histogram, serves
 from core.views._sql import (
     Window,
     epoch_seconds,
@@ -67,13 +77,19 @@ def queue_depth(session: Session, viewer: User, window: Window) -> list[QueuePoi
             status_is_not(MeterReading.status, ReadingStatus.REJECTED),
         )
     )
-    accepted = _per_bucket(
-        session,
-        MeterReading.submitted_at,
-        window,
-        status_is_not(MeterReading.status, ReadingStatus.REJECTED),
-    )
-    minted = _per_bucket(session, MeterReading.minted_at, window)
+    if serves(window.since, window.bucket_secs):
+        args = (window.since, window.until, window.bucket_secs)
+        submitted = flow_per_bucket(session, Axis.SUBMITTED, *args)
+        accepted = {at: n - rejected for at, (n, rejected, _) in submitted.items()}
+        minted = {at: n for at, (n, _, _) in flow_per_bucket(session, Axis.MINTED, *args).items()}
+    else:
+        accepted = _per_bucket(
+            session,
+            MeterReading.submitted_at,
+            window,
+            status_is_not(MeterReading.status, ReadingStatus.REJECTED),
+        )
+        minted = _per_bucket(session, MeterReading.minted_at, window)
     points: list[QueuePoint] = []
     depth = int(waiting or 0)
     for start in reversed(window.starts()):
@@ -146,18 +162,24 @@ def recent_batches(
 def latency_percentiles(session: Session, viewer: User, since: datetime) -> Latency:
     """Acceptance -> minted percentiles for readings minted since `since`.
 
-    SQLite has no percentile function, so SQL returns a histogram by whole second and
-    the percentiles are read off it: exact to the second, a few hundred rows at most.
+    A histogram by whole second, the percentiles read off it: exact to the second. Whole
+    15-minute buckets of minted_at from the `minted_latency` rollup, the partial bucket
+    before them from the rows (at most 15 minutes of them, by the minted_at index).
     """
     require_staff(viewer)
+    whole_from = from_epoch(bucket_of(since))  # the first bucket starting at or after since
+    if whole_from != since:
+        whole_from += timedelta(seconds=BUCKET_SECS)
+    counts = latency_histogram(session, whole_from)
     latency = _latency().label("latency")
-    histogram = session.execute(
+    for seconds, count in session.execute(
         select(latency, func.count())
-        .where(MeterReading.minted_at >= since)
+        .where(MeterReading.minted_at >= since, MeterReading.minted_at < whole_from)
         .group_by(latency)
-        .order_by(latency)
-    ).all()
-    total = sum(int(count) for _, count in histogram)
+    ):
+        counts[int(seconds)] = counts.get(int(seconds), 0) + int(count)
+    histogram = sorted(counts.items())
+    total = sum(count for _, count in histogram)
     result: dict[int, int] = {}
     for percentile in PERCENTILES if total else ():
         rank = max(1, -(-percentile * total // 100))  # nearest-rank method

@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Meter, MeterReading, ReadingStatus, User
 from core.rollups import DAY, EVERY, measure, regroup, rollup_rows
-from core.views._sql import Window, epoch_of, from_epoch, scoped, status_is, time_bucket
+from core.rollups.flow import Axis, flow_per_bucket, serves
+from core.views._sql import (
+    Window,
+    epoch_of,
+    from_epoch,
+    is_staff,
+    scoped,
+    status_is,
+    time_bucket,
+)
 from core.views.filters import InvalidFilter, TableFilter
 
 TOP_SERIES = 8  # more lines than this on one chart are unreadable; the rest is "other"
@@ -68,6 +77,18 @@ def energy_series(
     bucket and meter (or prosumer) in SQL; the top series are picked from
     those few thousand sums, not by a second scan.
     """
+    if split == Split.TOTAL and is_staff(viewer) and _from_flow(window):
+        flow = flow_per_bucket(
+            session, Axis.READING, window.since, window.until, window.bucket_secs
+        )
+        if not any(n for n, _, _ in flow.values()):
+            return []  # as from the rows: no series without a reading
+        return [
+            SeriesPoint("total", from_epoch(at), flow[at][2], flow[at][0])
+            if at in flow
+            else SeriesPoint("total", from_epoch(at), 0, 0)
+            for at in window.starts()
+        ]
     statement, user_column = _energy_sums(window, split)
     sums: dict[tuple[int, int], list[int]] = {}
     totals: dict[int, int] = {}
@@ -90,6 +111,11 @@ def energy_series(
         for key in order
         for start in window.starts()
     ]
+
+
+def _from_flow(window: Window) -> bool:
+    """The fleet total at 15 minutes to under a day: the flow (days: the daily rollup)."""
+    return bool(window.bucket_secs % DAY.bucket_secs) and serves(window.since, window.bucket_secs)
 
 
 def _energy_sums(window: Window, split: Split) -> tuple[Select[Any], Any]:
@@ -133,7 +159,17 @@ def _series_names(session: Session, split: Split, ids: list[int]) -> dict[int, s
 
 
 def ingest_rate(session: Session, viewer: User, window: Window) -> list[RatePoint]:
-    """Readings received per bucket (by submitted_at): is the fleet reporting?"""
+    """Readings received per bucket (by submitted_at): is the fleet reporting?
+
+    Staff at 15 minutes and up: the fleet's flow (one row per bucket). Finer buckets
+    and a prosumer's own readings: the rows, bounded by the submitted_at index to the
+    window.
+    """
+    if is_staff(viewer) and serves(window.since, window.bucket_secs):
+        flow = flow_per_bucket(
+            session, Axis.SUBMITTED, window.since, window.until, window.bucket_secs
+        )
+        return [RatePoint(from_epoch(at), flow.get(at, (0, 0, 0))[0]) for at in window.starts()]
     bucket = time_bucket(MeterReading.submitted_at, window.bucket_secs).label("bucket")
     statement = (
         select(bucket, func.count())

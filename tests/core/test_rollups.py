@@ -1,6 +1,6 @@
-"""A rollup never disagrees with its rows: random interleavings of accept, review, claim,
-sign, confirm, fail, expire, release, hold, retry, fold and writes outside the use
-cases, each followed by the
+"""A rollup (and the fleet's flow) never disagrees with its rows: random interleavings
+of accept, review, claim, sign, confirm, fail, expire, release, hold, retry, fold and
+writes outside the use cases, each followed by the
 rollups (both levels, folded rows plus pending deltas) compared with an oracle that
 sums the raw rows in Python."""
 
@@ -17,7 +17,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.config import TokenizationConfig
-from core.db.models import ROLLUP_MEASURES, Meter, MeterReading, MintBatch, ReadingStatus, User
+from core.db.models import (
+    ROLLUP_MEASURES,
+    Meter,
+    MeterReading,
+    MintBatch,
+    MintedLatency,
+    ReadingFlow,
+    ReadingFlowDelta,
+    ReadingStatus,
+    User,
+)
 from core.minting import states
 from core.minting.claim import claim_pending
 from core.minting.requests import retry_failed_readings
@@ -76,6 +86,52 @@ def rolled_up(session: Session, level: Level) -> dict[tuple, tuple[int, ...]]:
         if any(sums):  # a key whose readings all moved away sums to zero
             result[(int(bucket), meter, user, wallet)] = tuple(int(value) for value in sums)
     return result
+
+
+def flow_oracle(session: Session) -> dict[tuple, tuple[int, int, int]]:
+    """The fleet's flow (core.rollups.flow) summed from the rows here: per axis and 15
+    minutes, readings, rejected and micro-kWh; and the minted latency histogram."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for row in session.execute(
+        select(
+            MeterReading.reading_timestamp,
+            MeterReading.submitted_at,
+            MeterReading.minted_at,
+            MeterReading.status,
+            MeterReading.kwh_micro,
+        )
+    ):
+        *stamps, status, kwh = row
+        seconds = [
+            None if at is None else int((at - epoch) // timedelta(seconds=1)) for at in stamps
+        ]
+        for axis, at in zip(("reading", "submitted", "minted"), seconds, strict=True):
+            if at is not None:
+                sums = totals[(axis, at - at % 900)]
+                sums[0] += 1
+                sums[1] += status == ReadingStatus.REJECTED
+                sums[2] += kwh
+        if seconds[2] is not None:
+            totals[("latency", seconds[2] - seconds[2] % 900, seconds[2] - seconds[1])][0] += 1
+    return {key: tuple(sums) for key, sums in totals.items() if any(sums)}
+
+
+def flow_kept(session: Session) -> dict[tuple, tuple[int, int, int]]:
+    result: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for table in (ReadingFlow, ReadingFlowDelta):
+        for axis, bucket, n, rejected, kwh in session.execute(
+            select(table.axis, table.bucket, table.readings, table.rejected, table.kwh_micro)
+        ):
+            sums = result[(axis, int(bucket))]
+            sums[0] += n
+            sums[1] += rejected
+            sums[2] += kwh
+    for bucket, latency, n in session.execute(
+        select(MintedLatency.bucket, MintedLatency.latency_secs, MintedLatency.readings)
+    ):
+        result[("latency", int(bucket), int(latency))][0] += n
+    return {key: tuple(sums) for key, sums in result.items() if any(sums)}
 
 
 class World:
@@ -191,6 +247,7 @@ class World:
             for level in (FIFTEEN_MINUTES, DAY):
                 expected = {k: v for k, v in oracle(session, level).items() if any(v)}
                 assert rolled_up(session, level) == expected, level.table.name
+            assert flow_kept(session) == flow_oracle(session)
 
 
 @pytest.fixture
@@ -255,6 +312,8 @@ def test_the_interleavings_reach_every_status(world: World) -> None:
         assert got == {key: tuple(value) for key, value in expected_days.items()} != {}
     with world.sessions() as session:  # a rebuild from the rows gives what triggers kept
         kept = {level: rolled_up(session, level) for level in (FIFTEEN_MINUTES, DAY)}
+        flow = flow_kept(session)
         rebuild_rollups(session.connection())
         session.commit()
         assert {level: rolled_up(session, level) for level in kept} == kept
+        assert flow_kept(session) == flow != {}
