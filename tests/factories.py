@@ -185,7 +185,7 @@ def make_reading(
         wallet_address=owner.wallet_address,
         kwh_micro=kwh_to_micro(parse_kwh(kwh)),
         reading_timestamp=at or NOW - timedelta(minutes=15 * next(_sequence)),
-        submitted_at=NOW,
+        submitted_at=columns.pop("submitted_at", NOW),
         status=ReadingStatus(status).value,
         meter_signature=columns.pop("meter_signature", "sig"),
         **columns,
