@@ -13,13 +13,14 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -72,6 +73,21 @@ class TokenizationConfig(BaseSettings):
     # one closes when a sample at or after its end arrives, or this grace after its end.
     settlement_interval_secs: int = Field(900, ge=60, le=86_400)
     settlement_grace_secs: int = Field(120, ge=0, le=86_400)
+    # Not a setting: where `python -m core.archive` has removed readings up to (the end
+    # of the last archived month), read from the database with the overrides. A reading
+    # before it is refused whatever the age limit, since its stored twin, the one thing
+    # that made a resend a duplicate, is gone (core.settings_store.ARCHIVED_BEFORE).
+    _archived_before: datetime | None = PrivateAttr(default=None)
+
+    @property
+    def archived_before(self) -> datetime | None:
+        return self._archived_before
+
+    def with_archive_horizon(self, before: datetime | None) -> TokenizationConfig:
+        """This configuration with the archive's horizon set (a copy; the model is frozen)."""
+        copy = self.model_copy()
+        copy._archived_before = before
+        return copy
 
     @field_validator("review_threshold_kwh", mode="before")
     @classmethod
@@ -441,20 +457,28 @@ def _overrides_note(settings: Settings) -> str:
     try:
         from core.db.engine import create_db_engine
         from core.db.migrate import ensure_migrated
-        from core.settings_store import read_overrides
+        from core.settings_store import effective_config, read_overrides
 
         engine = create_db_engine(settings.app.effective_database_url)
         try:
             ensure_migrated(engine)
             overrides = read_overrides(engine)
+            horizon = effective_config(engine, settings.tokenization).archived_before
         finally:
             engine.dispose()
     except Exception as exc:  # the environment is still worth printing
         return f"# runtime overrides not read: {exc}"
-    if not overrides:
-        return "# runtime overrides: none"
-    lines = ["# runtime overrides from the database (they win over the environment):"]
+    lines = (
+        ["# runtime overrides from the database (they win over the environment):"]
+        if overrides
+        else ["# runtime overrides: none"]
+    )
     lines += [f"TOKENIZATION_{key.upper()}  {value}" for key, value in overrides.items()]
+    if horizon is not None:
+        lines.append(
+            f"# archived by python -m core.archive: readings before {horizon.isoformat()} "
+            "are refused"
+        )
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ call on every mint cycle and every ingest request, so a change applies without r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,8 +29,13 @@ class InvalidSetting(DomainError):
     code = "invalid_setting"
 
 
-def read_overrides(source: Session | Engine) -> dict[str, Any]:
-    """The stored overrides as {key: JSON value}."""
+# The one row of the settings table that no admin writes: the end of the last month
+# `python -m core.archive` removed, as ISO 8601 text (TokenizationConfig.archived_before).
+# It lives here so the query every ingest request already makes reads it too.
+ARCHIVED_BEFORE = "archive.readings_before"
+
+
+def _rows(source: Session | Engine) -> dict[str, Any]:
     statement = select(Setting.key, Setting.value)
     if isinstance(source, Session):
         return dict(source.execute(statement).all())
@@ -37,14 +43,33 @@ def read_overrides(source: Session | Engine) -> dict[str, Any]:
         return dict(connection.execute(statement).all())
 
 
+def read_overrides(source: Session | Engine) -> dict[str, Any]:
+    """The stored overrides as {key: JSON value}."""
+    return {key: value for key, value in _rows(source).items() if key in OVERRIDABLE_KEYS}
+
+
 def effective_config(source: Session | Engine, base: TokenizationConfig) -> TokenizationConfig:
-    """The environment's rules with the admins' overrides applied."""
-    overrides = {
-        key: value for key, value in read_overrides(source).items() if key in OVERRIDABLE_KEYS
-    }
-    if not overrides:
-        return base
-    return TokenizationConfig.model_validate({**base.model_dump(), **overrides})
+    """The environment's rules with the admins' overrides and the archive horizon applied."""
+    rows = _rows(source)
+    overrides = {key: value for key, value in rows.items() if key in OVERRIDABLE_KEYS}
+    config = (
+        TokenizationConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
+    )
+    horizon = rows.get(ARCHIVED_BEFORE)
+    if horizon is None:
+        return config
+    return config.with_archive_horizon(datetime.fromisoformat(horizon))
+
+
+def raise_archive_horizon(session: Session, before: datetime, *, by: str) -> None:
+    """Refuse readings before `before` from now on (never moves back). The caller commits."""
+    row = session.get(Setting, ARCHIVED_BEFORE)
+    if row is not None and datetime.fromisoformat(row.value) >= before:
+        return
+    if row is None:
+        row = Setting(key=ARCHIVED_BEFORE)
+        session.add(row)
+    row.value, row.updated_by, row.updated_at = before.isoformat(), by, utcnow()
 
 
 def update_settings(
@@ -82,7 +107,7 @@ def update_settings(
         row.value, row.updated_by, row.updated_at = _to_json(new), by, utcnow()
         _audit(session, key, old, new, by)
     session.commit()
-    return updated
+    return updated.with_archive_horizon(current.archived_before)
 
 
 def reset_settings(

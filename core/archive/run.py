@@ -6,10 +6,12 @@ The order per month is what makes a crash harmless at any point:
 2. write the month's files (one snapshot) and seal them, unless a sealed archive of it
    is already there (a rerun after a crash: the same rows gave the same files);
 3. read the archive back and verify every figure (core.archive.files.verify_month);
-4. only then remove the rows, each compared with its line in the file
+4. raise the archive horizon to the month's end (core.settings_store.ARCHIVED_BEFORE):
+   readings before it are refused from then on, whatever the age limit says;
+5. only then remove the rows, each compared with its line in the file
    (core.archive.removal), counting what was minted into mint_totals.archived_*.
 
-A crash before 3 leaves no sealed archive: the rerun writes it again. A crash during 4
+A crash before 3 leaves no sealed archive: the rerun writes it again. A crash during 5
 leaves rows still to remove: the rerun verifies the archive and removes the rest. Runs
 hold the `archive` lock (core.db.locks), so two never work at once.
 """
@@ -48,7 +50,7 @@ from core.db.partitions import (
     months,
     next_month,
 )
-from core.settings_store import effective_config
+from core.settings_store import effective_config, raise_archive_horizon
 from core.units import format_kwh
 
 LOCK = "archive"
@@ -193,5 +195,10 @@ def _archive_month(
             connection.rollback()
         manifest = verify_month(directory, plan.month)
         say(f"{name}: wrote and verified {directory} ({describe(manifest)})")
+    # First the horizon, then the rows: from the moment a row may be gone, a resend of
+    # it is refused as archived (it would no longer be a duplicate).
+    with Session(engine) as session:
+        raise_archive_horizon(session, bounds(plan.month)[1], by=LOCK)
+        session.commit()
     for table in TABLES:
         say(f"{name}: {table}: {remove_month(engine, table, plan.month, directory)}")

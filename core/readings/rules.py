@@ -237,6 +237,15 @@ def check_submission(
             f"{config.reading_max_age_days} days",
             field=fields.timestamp,
         )
+    if config.archived_before is not None and timestamp < config.archived_before:
+        # Its month's readings left the database (core.archive): a resend of one of
+        # them would no longer meet its stored twin, so it would mint again.
+        raise ReadingTooOld(
+            f"{fields.timestamp} {timestamp.isoformat()} is in an archived month (readings "
+            f"before {config.archived_before.isoformat()} have been archived and are not "
+            "accepted again)",
+            field=fields.timestamp,
+        )
     if submission.sample is not None:
         # Held or not is judged on the interval's amount (core.settlement), not the sample.
         return CheckedReading(

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.archive import ArchiveMismatch, ArchiveRefused, archive_before
@@ -43,11 +43,15 @@ from core.minting.claim import claim_pending
 from core.minting.minted_buckets import minted_between, minted_per_bucket
 from core.minting.reconcile import check_supply
 from core.minting.totals import GRX, full_sum_audit
+from core.readings import accept_reading
+from core.readings.errors import ReadingTooOld
+from core.readings.identity import submitting_meter
 from core.readings.queries import reading_stats
 from core.rollups import DAY, FIFTEEN_MINUTES, accepted, measure, rollup_rows
+from core.settings_store import effective_config, update_settings
 from core.views.costs import costs
 from core.views.overview import expected_supply
-from tests.factories import make_user
+from tests.factories import make_meter, make_reading, make_user
 from tests.support.seed import seed_producers, seed_readings
 
 AUG, SEP, OCT, NOV = (date(2026, m, 1) for m in (8, 9, 10, 11))
@@ -491,19 +495,7 @@ def test_the_command_archives_refuses_with_the_fix_and_rejects_a_bad_month(
     _seed(sessions, engine)
     with sessions() as session:  # one October reading still waits: the run must refuse
         meter = session.scalars(select(Meter).order_by(Meter.id)).first()
-        session.execute(
-            insert(MeterReading).values(
-                meter_id=meter.id,
-                user_id=meter.owner_id,
-                kwh_micro=1_000,
-                reading_timestamp=datetime(2026, 10, 30, tzinfo=UTC),
-                submitted_at=datetime(2026, 10, 30, tzinfo=UTC),
-                status="pending",
-                meter_signature="-",
-                attempts=0,
-            )
-        )
-        session.commit()
+        make_reading(session, meter, kwh="0.001", at=datetime(2026, 10, 30, tzinfo=UTC))
     settings = make_settings(DATABASE_URL=sqlite_url)
     data = settings.app.data_dir
     assert archive_main(["--before", "2026-13"]) == 2
@@ -531,21 +523,14 @@ def test_sqlite_keeps_a_month_holding_the_newest_row(sqlite_url: str, tmp_path: 
     _seed(sessions, engine)
     with sessions() as session:
         meter = session.scalars(select(Meter).order_by(Meter.id)).first()
-        newest = session.scalar(
-            insert(MeterReading)
-            .values(
-                meter_id=meter.id,
-                user_id=meter.owner_id,
-                kwh_micro=1_000,
-                reading_timestamp=datetime(2026, 10, 30, tzinfo=UTC),
-                submitted_at=datetime(2026, 11, 5, tzinfo=UTC),
-                status="rejected",
-                meter_signature="-",
-                attempts=0,
-            )
-            .returning(MeterReading.id)
-        )
-        session.commit()
+        newest = make_reading(
+            session,
+            meter,
+            kwh="0.001",
+            at=datetime(2026, 10, 30, tzinfo=UTC),
+            submitted_at=datetime(2026, 11, 5, tzinfo=UTC),
+            status="rejected",
+        ).id
     with pytest.raises(ArchiveRefused) as refused:
         archive_before(engine, CONFIG, NOV, tmp_path / "a", now=NOW, say=lambda _: None)
     assert refused.value.problems == [
@@ -554,3 +539,48 @@ def test_sqlite_keeps_a_month_holding_the_newest_row(sqlite_url: str, tmp_path: 
         "newer row has been written"
     ]
     engine.dispose()
+
+
+def test_a_resent_archived_reading_is_refused_even_when_the_age_limit_would_take_it(
+    sessions, engine, tmp_path: Path
+) -> None:
+    """Once its twin is archived, UNIQUE(meter, timestamp) can no longer make a resend a
+    duplicate; the archive horizon refuses it, also after an admin widens the age limit."""
+    august = datetime(2026, 8, 10, 12, tzinfo=UTC)
+    november = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    with sessions() as session:
+        keys = make_meter(session, serial="MTR-ARCHIVED")
+        meter = submitting_meter(session, keys.api_key)
+        first = accept_reading(session, meter, keys.payload("2.5", at=august), CONFIG, now=august)
+        assert first.created
+    _seed(sessions, engine)  # mints our August reading with the seeded ones
+    with sessions() as session:
+        kept = accept_reading(
+            session, meter, keys.payload("1.25", at=november), CONFIG, now=november
+        )
+        assert session.get(MeterReading, first.reading.id).status == "minted"
+        assert effective_config(session, CONFIG).archived_before is None
+    _mint_all(sessions, november)
+    archive_before(engine, CONFIG, NOV, tmp_path / "archive", now=NOW, say=lambda _: None)
+
+    with sessions() as session:
+        admin = session.scalars(select(User).where(User.username == "archive-admin")).one()
+        update_settings(session, CONFIG, {"reading_max_age_days": 3650}, by=admin)
+        config = effective_config(session, CONFIG)
+        assert config.reading_max_age_days == 3650
+        assert config.archived_before == datetime(2026, 11, 1, tzinfo=UTC)  # October's end
+        before = session.scalar(select(func.count()).select_from(MeterReading))
+        with pytest.raises(ReadingTooOld, match="archived month") as refused:
+            accept_reading(session, meter, keys.payload("2.5", at=august), config, now=NOW)
+        assert refused.value.field == "reading_timestamp"
+        last_instant = datetime(2026, 10, 31, 23, 59, 59, 999_000, tzinfo=UTC)
+        with pytest.raises(ReadingTooOld, match="archived month"):
+            accept_reading(session, meter, keys.payload("3", at=last_instant), config, now=NOW)
+        # Not archived: a resend is still the duplicate it was, and the month still takes new ones.
+        again = accept_reading(session, meter, keys.payload("1.25", at=november), config, now=NOW)
+        assert (again.created, again.reading.id) == (False, kept.reading.id)
+        first_instant = datetime(2026, 11, 1, tzinfo=UTC)
+        assert accept_reading(
+            session, meter, keys.payload("1", at=first_instant), config, now=NOW
+        ).created
+        assert session.scalar(select(func.count()).select_from(MeterReading)) == before + 1

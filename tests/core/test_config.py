@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from sqlalchemy import select
 from core.config import ConfigError
 from core.db.models import Event, Setting
 from core.settings_store import (
+    ARCHIVED_BEFORE,
     InvalidSetting,
     effective_config,
+    raise_archive_horizon,
+    read_overrides,
     reset_settings,
     update_settings,
 )
@@ -185,3 +189,28 @@ def test_effective_config_reads_through_an_engine_too(engine, sessions, make_set
     with sessions() as session:
         update_settings(session, base, {"polling_interval_secs": 5}, by="a")
     assert effective_config(engine, base).polling_interval_secs == 5
+
+
+def test_the_archive_horizon_only_moves_forward_and_is_no_admin_setting(
+    sessions, make_settings
+) -> None:
+    base = make_settings().tokenization
+    october, november = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    with sessions() as session:
+        raise_archive_horizon(session, november, by="archive")
+        raise_archive_horizon(session, october, by="archive")  # an older month: no change
+        session.commit()
+    with sessions() as session:
+        assert effective_config(session, base).archived_before == november
+        assert read_overrides(session) == {}  # not an override: not shown, not printed
+        config = update_settings(session, base, {"batch_size": 9}, by="a")
+        assert (config.batch_size, config.archived_before) == (9, november)
+        for change in (
+            lambda: update_settings(session, base, {ARCHIVED_BEFORE: "2020-01-01"}, by="a"),
+            lambda: reset_settings(session, base, [ARCHIVED_BEFORE], by="a"),
+        ):
+            with pytest.raises(InvalidSetting, match="not a runtime setting"):
+                change()
+    with sessions() as session:
+        assert effective_config(session, base).archived_before == november
+        assert session.get(Setting, ARCHIVED_BEFORE).value == "2026-11-01T00:00:00+00:00"
