@@ -46,7 +46,7 @@ from tests.factories import make_reading, make_user
 from tests.scheduler.test_process import scheduler_env
 from tests.support.localnet import wait_for
 from tests.support.processes import Service
-from tests.support.proxy import FaultyProxy
+from tests.support.proxy import FaultyProxy, inject
 
 pytestmark = pytest.mark.slow
 DEVICES, HOURS, PER_HOUR = 3, 3, 4
@@ -129,17 +129,8 @@ def request_moves(app: App, rng: random.Random) -> int:
     return made
 
 
-def fault(proxy: FaultyProxy, rng: random.Random, round_: int) -> None:
-    kind = round_ % 3
-    if kind == 0:
-        proxy.delay = 0.2  # a slow node
-        time.sleep(rng.uniform(0.3, 0.8))
-        proxy.delay = 0.0
-    elif kind == 1:
-        proxy.cut_all()  # connections dropped mid-request
-    else:
-        with proxy.refused():
-            time.sleep(rng.uniform(0.3, 0.8))  # the node unreachable for a while
+# A slow node, connections dropped mid-request, the node unreachable for a while.
+FAULTS = ("slow", "cut", "refuse")
 
 
 def settled(app: App, minted_readings: int) -> bool:
@@ -171,7 +162,7 @@ def test_the_certificate_supply_reconciles_after_chaos(
             )
             assert service.running, service.log()[-4000:]
             moves += request_moves(app, rng)
-            fault(proxy, rng, round_)
+            inject(FAULTS[round_ % 3], rng, proxy, delay=0.2, span=(0.3, 0.8))
             # Crash it at a random moment once the next cycle has moves on the wire.
             wait_for(
                 lambda service=service: in_flight(app) or not service.running,

@@ -25,7 +25,7 @@ from tests.scheduler.conftest import count_by_status, expected_by_wallet
 from tests.scheduler.test_process import scheduler_env
 from tests.support.localnet import wait_for
 from tests.support.processes import Service
-from tests.support.proxy import FaultyProxy
+from tests.support.proxy import Fault, FaultyProxy, inject
 from tests.support.seed import seed_producers, seed_readings
 
 pytestmark = pytest.mark.slow
@@ -126,19 +126,15 @@ def test_network_faults_to_node_and_database_never_double_mint(
             timeout=60,
             what=f"the first mints; log:\n{service.log()[-3000:]}",
         )
+        faults: list[tuple[Fault, tuple[FaultyProxy, ...]]] = [
+            ("slow", (node_proxy,)),  # a slow node
+            ("cut", (node_proxy,)),  # connections to the node dropped mid-request
+            ("cut", (db_proxy,)),  # the database connection cut mid-cycle
+            ("refuse", (node_proxy, db_proxy)),  # both unreachable for a while
+        ]
         for round_ in range(8):
-            fault = round_ % 4
-            if fault == 0:
-                node_proxy.delay = 0.25  # a slow node
-                time.sleep(rng.uniform(0.5, 1.5))
-                node_proxy.delay = 0.0
-            elif fault == 1:
-                node_proxy.cut_all()  # connections to the node dropped mid-request
-            elif fault == 2:
-                db_proxy.cut_all()  # the database connection cut mid-cycle
-            else:
-                with node_proxy.refused(), db_proxy.refused():
-                    time.sleep(rng.uniform(0.5, 1.5))  # both unreachable for a while
+            fault, proxies = faults[round_ % 4]
+            inject(fault, rng, *proxies, delay=0.25, span=(0.5, 1.5))
             time.sleep(rng.uniform(0.3, 1.0))
         assert service.running, service.log()[-4000:]
         wait_for(

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from typing import Literal
+
+Fault = Literal["slow", "cut", "refuse"]
 
 
 class FaultyProxy:
@@ -114,3 +119,27 @@ class FaultyProxy:
             await writer.drain()
         with contextlib.suppress(Exception):
             writer.write_eof()
+
+
+def inject(
+    fault: Fault,
+    rng: random.Random,
+    *proxies: FaultyProxy,
+    delay: float,
+    span: tuple[float, float],
+) -> None:
+    """One fault on every proxy given: `slow` (each chunk `delay` s late) and `refuse`
+    (nothing reachable) last a random time within `span`; `cut` drops every open
+    connection mid-request at once. The sleeps are how long the fault lasts, not a wait."""
+    if fault == "cut":
+        for proxy in proxies:
+            proxy.cut_all()
+        return
+    with contextlib.ExitStack() as stack:
+        for proxy in proxies:
+            if fault == "slow":
+                proxy.delay = delay
+                stack.callback(setattr, proxy, "delay", 0.0)
+            else:
+                stack.enter_context(proxy.refused())
+        time.sleep(rng.uniform(*span))
