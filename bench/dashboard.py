@@ -79,9 +79,10 @@ def _drop_pg(admin_url: str, name: str) -> None:
     engine.dispose()
 
 
-def _cases() -> list[tuple[str, str, str, dict[str, object]]]:
+def cases(meter: str = "MTR-0007") -> list[tuple[str, str, str, dict[str, object]]]:
     """(label, role, page, widget state): every page at its defaults for every role
-    that may open it, then the heaviest choices a user can make."""
+    that may open it, then the heaviest choices a user can make (`meter`: the one
+    meter the drill-downs pick; bench/fleet.py names one of its own)."""
     from core.views import Split
 
     cases: list[tuple[str, str, str, dict[str, object]]] = [
@@ -97,19 +98,19 @@ def _cases() -> list[tuple[str, str, str, dict[str, object]]]:
         ("events all + text", "admin", "events", {"events.range": "All time",
                                                   "events.text": "batch_id"}),
         ("events all by meter", "operator", "events", {"events.range": "All time",
-                                                       "events.meter": "MTR-0007"}),
+                                                       "events.meter": meter}),
         ("live 30 d one meter", "operator", "live", {"live.range": "Last 30 days",
-                                                     "live.meter": "MTR-0007"}),
+                                                     "live.meter": meter}),
         ("fleet 7 d", "admin", "fleet", {"fleet.range": "Last 7 days"}),
         ("fleet 7 d + meter", "operator", "fleet", {"fleet.range": "Last 7 days",
-                                                   "fleet.meter": "MTR-0007"}),
+                                                   "fleet.meter": meter}),
     ]  # fmt: skip
     return cases
 
 
 def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, float]]:
     users = {role: name for role, (name, _) in ROLES.items()}
-    return render_pages(url, data_dir, users, _cases(), runs)
+    return render_pages(url, data_dir, users, cases(), runs)
 
 
 def render_pages(

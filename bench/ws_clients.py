@@ -1,14 +1,20 @@
-"""The clients of bench/ws_latency.py: cheap WebSocket receivers, in their own processes.
+"""The clients of bench/ws_latency.py and bench/fleet.py: cheap WebSocket receivers, in
+their own processes.
 
 Each client process connects its share of clients with the websockets Sans-I/O
 protocol (frames are parsed as bytes arrive, no task or queue per message), so
 500 clients on the same machine as the API take little CPU away from it.
+
+A staff client may take the coalesced stream (`mode=summary`, api/ws.py): it records
+(last event id of each summary, receipt time), warms up and ends on the counts of
+bench_warmup and bench_end in the summaries' `by_type`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import pickle
 import time
@@ -28,6 +34,7 @@ from websockets.uri import parse_uri
 class Client:
     token: str
     user_id: int | None  # None: staff, entitled to every event
+    summary: bool = False  # staff only: one coalesced message a second (mode=summary)
 
 
 class Receiver(asyncio.Protocol):
@@ -50,8 +57,20 @@ class Receiver(asyncio.Protocol):
         self.protocol.receive_data(data)
         for frame in self.protocol.events_received():
             if isinstance(frame, Frame) and frame.opcode is Opcode.TEXT:
-                self._message(bytes(frame.data[:64]), now)
+                if frame.data.startswith(b'{"type":"summary"'):
+                    self._summary(json.loads(bytes(frame.data)), now)
+                else:
+                    self._message(bytes(frame.data[:64]), now)
         self._flush()  # pongs, the closing handshake
+
+    def _summary(self, message: dict, now: float) -> None:
+        counts = message["by_type"]
+        if counts.get("bench_warmup"):
+            self.warm.set()
+        self.received.append((int(message["last_id"]), now))
+        self.needed -= int(counts.get("bench_end", 0))
+        if self.needed <= 0:
+            self.done.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.warm.set()
@@ -75,7 +94,13 @@ class Receiver(asyncio.Protocol):
 
 
 def run_clients(
-    base: str, clients: list[Client], ready, out: str, ends: int, compression: str | None
+    base: str,
+    clients: list[Client],
+    ready,
+    out: str,
+    ends: int,
+    compression: str | None,
+    timeout: float = 600,
 ) -> None:
     """One client process: connect, report ready, record (id, receipt time) until the end."""
     os.setpgrp()  # its own process group, for cpu_seconds
@@ -89,7 +114,9 @@ def run_clients(
         receivers = []
         for client in clients:
             # since=0: whatever was committed before this client subscribed is replayed.
-            url = f"{base}?token={client.token}&since=0"
+            # A summary is live only (it takes no since): its warm-up must come after it.
+            mode = "mode=summary" if client.summary else "since=0"
+            url = f"{base}?token={client.token}&{mode}"
             needed = ends if client.user_id is None else 1
             _, receiver = await loop.create_connection(
                 lambda url=url, needed=needed: Receiver(url, compression, needed),
@@ -99,7 +126,7 @@ def run_clients(
             receivers.append(receiver)
         await asyncio.gather(*(r.warm.wait() for r in receivers))
         ready.put(len(clients))
-        await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in receivers)), 600)
+        await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in receivers)), timeout)
         for receiver in receivers:
             receiver.transport.close()
         return [r.received for r in receivers]
