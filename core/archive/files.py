@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection
 
+from core.archive.fingerprint import month_fingerprint
 from core.archive.rows import TABLES, Summary, canonical, month_rows
 from core.db.partitions import bounds
 from core.file_modes import PRIVATE_DIR, PRIVATE_FILE
@@ -123,6 +124,9 @@ def write_month(
         sha, size = _write_private(directory / name, _write_rows(connection, table, month, summary))
         files[table] = {"file": name, "sha256": sha, "bytes": size, **summary.as_manifest(table)}
         sums[name] = sha
+    if connection.dialect.name == "postgresql":  # after the rows: its SET LOCALs stay
+        for table in TABLES:
+            files[table]["db_fingerprint"] = month_fingerprint(connection, table, month)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -148,11 +152,21 @@ def _read_sums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def lines(directory: Path, table: str) -> Iterator[tuple[int, bytes]]:
-    """(id, line) of the table's file, in file order."""
+def _parsed(directory: Path, table: str) -> Iterator[tuple[dict[str, Any], bytes]]:
     with gzip.open(directory / data_file(table), "rb") as handle:
         for line in handle:
-            yield json.loads(line)["id"], line
+            yield json.loads(line), line
+
+
+def lines(directory: Path, table: str) -> Iterator[tuple[int, bytes]]:
+    """(id, line) of the table's file, in file order."""
+    for row, line in _parsed(directory, table):
+        yield row["id"], line
+
+
+def manifest_entry(directory: Path, table: str) -> dict[str, Any]:
+    """The table's entry of a verified archive's manifest."""
+    return json.loads((directory / MANIFEST).read_text())["tables"][table]
 
 
 def verify_month(directory: Path, month: date) -> dict[str, Any]:
@@ -176,8 +190,8 @@ def verify_month(directory: Path, month: date) -> dict[str, Any]:
         summary = Summary()
         previous = 0
         try:
-            for row_id, line in lines(directory, table):
-                row = json.loads(line)
+            for row, line in _parsed(directory, table):
+                row_id = row["id"]
                 if row_id <= previous:
                     raise ArchiveInvalid(f"{table}: line of id {row_id} out of order")
                 previous = row_id

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.archive import ArchiveMismatch, ArchiveRefused, archive_before
@@ -584,3 +584,113 @@ def test_a_resent_archived_reading_is_refused_even_when_the_age_limit_would_take
             session, meter, keys.payload("1", at=first_instant), config, now=NOW
         ).created
         assert session.scalar(select(func.count()).select_from(MeterReading)) == before + 1
+
+
+@pytest.fixture
+def pg_engine(pg_url: str):
+    engine = create_db_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def _written_only(engine, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("core.archive.run.remove_month", lambda *a: "skipped")
+    archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
+    monkeypatch.undo()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", ["update", "insert", "delete", "event"])
+def test_a_partition_that_changed_after_writing_is_never_dropped(
+    pg_engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The partition path proves the month unchanged by its database fingerprint."""
+    sessions = session_factory(pg_engine)
+    _seed(sessions, pg_engine)
+    with sessions() as session:
+        expected = _oracle(session)
+    root = tmp_path / "archive"
+    _written_only(pg_engine, root, monkeypatch)
+    manifest = json.loads((root / "2026-09" / "manifest.json").read_text())
+    for table in ("meter_readings", "events"):  # rows:sum, the rows as the file has them
+        rows, _, total = manifest["tables"][table]["db_fingerprint"].partition(":")
+        assert int(rows) == manifest["tables"][table]["rows"] > 0 and int(total) > 0
+    with sessions() as session:
+        if change == "update":
+            session.execute(
+                update(MeterReading)
+                .where(MeterReading.id == expected["rows"][SEP][0][3][0])
+                .values(review_note="later")
+            )
+        elif change == "insert":
+            meter = session.scalars(select(Meter).order_by(Meter.id)).first()
+            make_reading(session, meter, at=datetime(2026, 9, 28, tzinfo=UTC), status="rejected")
+        elif change == "delete":
+            rejected = next(r[0] for r in expected["rows"][SEP][0] if r[3] == "rejected")
+            session.execute(delete(MeterReading).where(MeterReading.id == rejected))
+        else:
+            session.execute(
+                update(Event)
+                .where(Event.id == expected["rows"][SEP][1][0][0])
+                .values(payload={"edited": True})
+            )
+        session.commit()
+    table = "events" if change == "event" else "meter_readings"
+    with pytest.raises(ArchiveMismatch, match=f"{table} rows of 2026-09 differ from the archive"):
+        archive_before(pg_engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
+    with sessions() as session:  # August went (default partition, compared row by row)
+        assert not session.scalar(
+            select(func.count()).where(_in(AUG, MeterReading.reading_timestamp))
+        )
+        assert SEP in months(session.connection(), table)  # the partition is still there
+        total = session.get(MintTotal, GRX)
+        august = [r for r in expected["rows"][AUG][0] if r[3] == "minted"]
+        if table == "events":  # the readings' partition went before, counted once
+            august += [r for r in expected["rows"][SEP][0] if r[3] == "minted"]
+        assert (total.archived_readings, total.archived_base_units) == (
+            len(august),
+            sum(r[4] for r in august),
+        )
+        assert full_sum_audit(session).ok
+
+
+@pytest.mark.postgres
+def test_an_archive_without_a_fingerprint_is_compared_row_by_row(
+    pg_engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archives written before fingerprints existed still remove, by the per-row compare."""
+    sessions = session_factory(pg_engine)
+    _seed(sessions, pg_engine)
+    with sessions() as session:
+        expected = _oracle(session)
+    root = tmp_path / "archive"
+    _written_only(pg_engine, root, monkeypatch)
+    for month in ARCHIVED:  # as an older version wrote it: no fingerprint, resealed
+        directory = root / f"{month:%Y-%m}"
+        manifest = json.loads((directory / "manifest.json").read_text())
+        for entry in manifest["tables"].values():
+            del entry["db_fingerprint"]
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        names = ("events.jsonl.gz", "manifest.json", "meter_readings.jsonl.gz")
+        (directory / "SHA256SUMS").write_text(
+            "".join(
+                f"{hashlib.sha256((directory / n).read_bytes()).hexdigest()}  {n}\n" for n in names
+            )
+        )
+    changed = expected["rows"][OCT][0][2][0]
+    with sessions() as session:
+        session.execute(
+            update(MeterReading).where(MeterReading.id == changed).values(review_note="x")
+        )
+        session.commit()
+    with pytest.raises(ArchiveMismatch, match=f"row {changed} differs"):
+        archive_before(pg_engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
+    with sessions() as session:
+        session.execute(
+            update(MeterReading).where(MeterReading.id == changed).values(review_note=None)
+        )
+        session.commit()
+    archive_before(pg_engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
+    _check_totals(sessions, expected)
+    with sessions() as session:
+        assert not {SEP, OCT} & set(months(session.connection(), "meter_readings"))
