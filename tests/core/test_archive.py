@@ -273,6 +273,20 @@ def _check_totals(sessions: sessionmaker[Session], expected: dict) -> None:
         assert (audit.summed_readings, audit.summed_base_units) == expected["minted"]
 
 
+def _written_only(engine, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("core.archive.run.remove_month", lambda *a: "skipped")
+    archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
+    monkeypatch.undo()
+
+
+def _set_note(sessions: sessionmaker[Session], reading_id: int, note: str | None) -> None:
+    with sessions() as session:
+        session.execute(
+            update(MeterReading).where(MeterReading.id == reading_id).values(review_note=note)
+        )
+        session.commit()
+
+
 def test_archiving_keeps_reconcile_and_totals_exact(sessions, engine, tmp_path: Path) -> None:
     _seed(sessions, engine)
     with sessions() as session:
@@ -454,15 +468,9 @@ def test_a_row_that_changed_after_writing_is_never_removed(
     with sessions() as session:
         expected = _oracle(session)
     root = tmp_path / "archive"
-    monkeypatch.setattr("core.archive.run.remove_month", lambda *a: "skipped")
-    archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)  # written only
-    monkeypatch.undo()
+    _written_only(engine, root, monkeypatch)
     changed = expected["rows"][AUG][0][0][0]
-    with sessions() as session:
-        session.execute(
-            update(MeterReading).where(MeterReading.id == changed).values(review_note="later")
-        )
-        session.commit()
+    _set_note(sessions, changed, "later")
     with pytest.raises(ArchiveMismatch, match=f"row {changed} differs"):
         archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
     with sessions() as session:
@@ -475,9 +483,7 @@ def test_an_archive_altered_on_disk_is_refused(
 ) -> None:
     _seed(sessions, engine)
     root = tmp_path / "archive"
-    monkeypatch.setattr("core.archive.run.remove_month", lambda *a: "skipped")
-    archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
-    monkeypatch.undo()
+    _written_only(engine, root, monkeypatch)
     path = root / "2026-08" / "events.jsonl.gz"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -593,12 +599,6 @@ def pg_engine(pg_url: str):
     engine.dispose()
 
 
-def _written_only(engine, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("core.archive.run.remove_month", lambda *a: "skipped")
-    archive_before(engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
-    monkeypatch.undo()
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("change", ["update", "insert", "delete", "event"])
 def test_a_partition_that_changed_after_writing_is_never_dropped(
@@ -678,18 +678,10 @@ def test_an_archive_without_a_fingerprint_is_compared_row_by_row(
             )
         )
     changed = expected["rows"][OCT][0][2][0]
-    with sessions() as session:
-        session.execute(
-            update(MeterReading).where(MeterReading.id == changed).values(review_note="x")
-        )
-        session.commit()
+    _set_note(sessions, changed, "x")
     with pytest.raises(ArchiveMismatch, match=f"row {changed} differs"):
         archive_before(pg_engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
-    with sessions() as session:
-        session.execute(
-            update(MeterReading).where(MeterReading.id == changed).values(review_note=None)
-        )
-        session.commit()
+    _set_note(sessions, changed, None)
     archive_before(pg_engine, CONFIG, NOV, root, now=NOW, say=lambda _: None)
     _check_totals(sessions, expected)
     with sessions() as session:
