@@ -228,59 +228,68 @@ class Sent:
     accepted: int = 0
     latencies: list[float] = field(default_factory=list)
     intervals: list[tuple[float, float]] = field(default_factory=list)  # (due, finished), s
+    by_kind: Counter[str] = field(default_factory=Counter)  # accepted per kind
+    busy: Counter[str] = field(default_factory=Counter)  # seconds each kind was sending
 
 
 async def send_all(base: str, fleet: Fleet, plan: list[dict[str, dict]], args) -> Sent:
+    """Interval by interval, on fresh keep-alive connections each (an idle one would meet
+    the server's keep-alive timeout while a slow interval's batches finish)."""
     host, port = base.removeprefix("http://").split(":")
     address = f"{host}:{port}"
     sent = Sent()
-    connections = await asyncio.gather(
-        *(
-            Connection.open(host, int(port))
-            for _ in range(args.connections + args.batch_connections)
-        )
-    )
-    individual, batch = connections[: args.connections], connections[args.connections :]
     started = time.monotonic()
+    for k, bodies in enumerate(plan):
+        due = k * args.interval_secs
+        await asyncio.sleep(max(0.0, started + due - time.monotonic()))
+        singles = [
+            request_bytes(
+                "POST",
+                address,
+                "/api/meters/submit-reading",
+                json.dumps(bodies[serial]).encode(),
+                {"X-API-Key": fleet.keys[serial], "Content-Type": "application/json"},
+            )
+            for serial in fleet.individual
+        ]
+        batches = [
+            request_bytes(
+                "POST",
+                address,
+                "/api/meters/submit-batch",
+                json.dumps({"readings": [bodies[s] for s in share]}).encode(),
+                {"X-API-Key": key, "Content-Type": "application/json"},
+            )
+            for key, share in fleet.gateways
+        ]
+        begun = time.monotonic()
+        await asyncio.gather(
+            _send_over(host, int(port), singles, args.connections, "individual", sent, begun),
+            _send_over(host, int(port), batches, args.batch_connections, "batch", sent, begun),
+        )
+        sent.intervals.append((due, time.monotonic() - started))
+        say(
+            f"interval {k + 1}/{len(plan)} sent by {time.monotonic() - started:.1f} s "
+            f"(due at {due:.1f} s); {sent.accepted:,} accepted so far; {load()}"
+        )
+    return sent
+
+
+async def _send_over(
+    host: str, port: int, requests: list[bytes], width: int, kind: str, sent: Sent, begun: float
+) -> None:
+    """`requests` over `width` connections; the time this kind took is added to sent.busy."""
+    width = max(1, min(width, len(requests)))
+    if not requests:
+        return
+    connections = await asyncio.gather(*(Connection.open(host, port) for _ in range(width)))
     try:
-        for k, bodies in enumerate(plan):
-            due = k * args.interval_secs
-            await asyncio.sleep(max(0.0, started + due - time.monotonic()))
-            singles = [
-                request_bytes(
-                    "POST",
-                    address,
-                    "/api/meters/submit-reading",
-                    json.dumps(bodies[serial]).encode(),
-                    {"X-API-Key": fleet.keys[serial], "Content-Type": "application/json"},
-                )
-                for serial in fleet.individual
-            ]
-            batches = [
-                request_bytes(
-                    "POST",
-                    address,
-                    "/api/meters/submit-batch",
-                    json.dumps({"readings": [bodies[s] for s in share]}).encode(),
-                    {"X-API-Key": key, "Content-Type": "application/json"},
-                )
-                for key, share in fleet.gateways
-            ]
-            await asyncio.gather(
-                *(
-                    _send(c, singles[i :: len(individual)], "individual", sent)
-                    for i, c in enumerate(individual)
-                ),
-                *(_send(c, batches[i :: len(batch)], "batch", sent) for i, c in enumerate(batch)),
-            )
-            sent.intervals.append((due, time.monotonic() - started))
-            say(
-                f"interval {k + 1}/{len(plan)} sent by {time.monotonic() - started:.1f} s "
-                f"(due at {due:.1f} s); {sent.accepted:,} accepted so far; {load()}"
-            )
+        await asyncio.gather(
+            *(_send(c, requests[i::width], kind, sent) for i, c in enumerate(connections))
+        )
     finally:
         await asyncio.gather(*(c.close() for c in connections))
-    return sent
+    sent.busy[kind] += time.monotonic() - begun
 
 
 async def _send(connection: Connection, requests: list[bytes], kind: str, sent: Sent) -> None:
@@ -290,9 +299,11 @@ async def _send(connection: Connection, requests: list[bytes], kind: str, sent: 
         sent.latencies.append(time.perf_counter() - begun)
         sent.requests[f"{kind} {answer.status}"] += 1
         if kind == "individual":
-            sent.accepted += answer.status == 201
-        elif answer.status == 200:
-            sent.accepted += int(json.loads(answer.body)["accepted"])
+            accepted = int(answer.status == 201)
+        else:
+            accepted = int(json.loads(answer.body)["accepted"]) if answer.status == 200 else 0
+        sent.accepted += accepted
+        sent.by_kind[kind] += accepted
 
 
 # --- the processes --------------------------------------------------------------------------
@@ -622,6 +633,14 @@ def report(url, app, minter, result: Measured, bytes_before: int, args) -> list[
         f"accepted {sent.accepted:,} (stored {stored:,}) in {result.sent_secs:.1f} s of sending: "
         f"{sent.accepted / max(result.sent_secs, 1e-9):,.0f} readings/s accepted; "
         f"from the first to the last submitted_at {stored / max(span_in, 1e-9):,.0f}/s"
+    )
+    print(
+        "by kind: "
+        + "; ".join(
+            f"{kind} {sent.by_kind[kind]:,} accepted in {sent.busy[kind]:.1f} s of sending = "
+            f"{sent.by_kind[kind] / max(sent.busy[kind], 1e-9):,.0f}/s"
+            for kind in ("individual", "batch")
+        )
     )
     print(f"request latency (s): {_percentiles(sent.latencies)}")
     print(
