@@ -20,8 +20,9 @@ in a process of their own (bench/dashboard.py's cases, AppTest).
 Prints readings/s accepted and minted (sustained over the run, and per minute),
 acceptance -> minted p50/p95/p99, transactions, lost and doubled, on-chain supply
 against the minted base units, database bytes per million readings, CPU per reading
-of each part, WebSocket latency (prosumers: event row written -> receipt; staff:
-newest event of a summary written -> receipt), and each page's time. Then, for each
+of each part, WebSocket commit -> receipt of --probe-rate probe events written during
+the run (prosumers: their own, one by one; staff: through their summaries), and each
+page's time. Then, for each
 of --seed-readings (comma separated; 0 to skip), a fresh database seeded by
 bench/dashboard_seed.py and every page timed (bench/dashboard.py). Load averages at
 each step. Databases are dropped at the end.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import hashlib
 import json
 import multiprocessing
@@ -344,6 +346,32 @@ def _time_pages(url: str, data_dir: str, users: dict, cases: list, runs: int, ou
     Path(out).write_bytes(pickle.dumps(results))
 
 
+class Probes(threading.Thread):
+    """Events written at `rate`/s while the fleet runs, each one's commit time noted right
+    after its commit returns (bench/ws_latency.py's measure): one in five for a prosumer,
+    the rest staff-only. A reading's own event carries the time its request began, not
+    its commit, so it cannot time the feed."""
+
+    def __init__(self, url: str, prosumer_ids: list[int], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.prosumer_ids, self.rate = url, prosumer_ids, rate
+        self.written: dict[int, tuple[int | None, float]] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        engine = create_db_engine(self.url)
+        sessions = session_factory(engine)
+        n = 0
+        while not self.halt.wait(1 / self.rate):
+            owner = self.prosumer_ids[n // 5 % len(self.prosumer_ids)] if n % 5 == 0 else None
+            with sessions() as session:
+                event = publish(session, "bench_probe", {"seq": n}, user_id=owner)
+                session.commit()
+                self.written[event.id] = (owner, time.time())
+            n += 1
+        engine.dispose()
+
+
 class Cpu:
     """CPU seconds of process groups and of the database's backends."""
 
@@ -432,8 +460,8 @@ class Measured:
     drained_secs: float | None
     cpu: str
     pages: list
-    ws: list  # (summary client, [(event id, receipt time)]) per client
-    prosumer_ids: list[int]
+    ws: list  # (summary client, user id, [(event id, receipt time)]) per client
+    probes: dict[int, tuple[int | None, float]]  # probe event id -> (owner, commit time)
     loads: list[str]
 
 
@@ -486,6 +514,8 @@ def _measured(url, base, api_group, schedulers, fleet, plan, args, scratch) -> M
     clock = time.monotonic()
     pages_timer = threading.Timer(min(60.0, args.interval_secs), pages.start)
     pages_timer.start()
+    probes = Probes(url, fleet.prosumer_ids, args.probe_rate)
+    probes.start()
     sent = asyncio.run(send_all(base, fleet, plan, args))
     sent_secs = time.monotonic() - clock
     loads.append(f"all sent ({sent_secs:.0f} s): {load()}")
@@ -501,6 +531,8 @@ def _measured(url, base, api_group, schedulers, fleet, plan, args, scratch) -> M
             break
         time.sleep(1)
     loads.append(f"drained: {load()}")
+    probes.halt.set()
+    probes.join()
     cpu_line = cpu.per_reading_ms(sent.accepted)
     pages_timer.cancel()
     if pages.pid is not None:  # started: let it finish its cases
@@ -513,14 +545,14 @@ def _measured(url, base, api_group, schedulers, fleet, plan, args, scratch) -> M
         proc.join(timeout=120)
     engine.dispose()
     ws = [
-        (client.summary, received)
+        (client.summary, client.user_id, received)
         for share, out in zip(shares, outs, strict=True)
         if Path(out).exists()
         for client, received in zip(share, pickle.loads(Path(out).read_bytes()), strict=True)
     ]
     page_results = pickle.loads(Path(pages_out).read_bytes()) if Path(pages_out).exists() else []
     return Measured(
-        sent, begun, sent_secs, drained, cpu_line, page_results, ws, fleet.prosumer_ids, loads
+        sent, begun, sent_secs, drained, cpu_line, page_results, ws, probes.written, loads
     )
 
 
@@ -598,25 +630,6 @@ def report(url, app, minter, result: Measured, bytes_before: int, args) -> list[
             )
         )
         events = one("SELECT count(*) FROM events")
-        ws_ids = sorted({i for _, received in result.ws for i, _ in received})
-        created = dict(
-            db.execute(
-                text(
-                    "SELECT id, extract(epoch FROM created_at) FROM events "
-                    "WHERE id = ANY(:ids) AND type IN "
-                    "('meter_reading_received', 'tokens_minted', "
-                    "'batch_minting_completed', 'meter_reading_minted')"
-                ),
-                {"ids": ws_ids},
-            ).all()
-        )
-        expected_prosumer = db.execute(
-            text(
-                "SELECT count(*) FROM events WHERE type = 'meter_reading_received' "
-                "AND user_id = ANY(:ids)"
-            ),
-            {"ids": result.prosumer_ids},
-        ).scalar_one()
     supply = minter.chain.token_supply(minter.grx.address)
     span_in = (last_in - first).total_seconds() if first and last_in else 0
     span_minted = (last_minted - first).total_seconds() if first and last_minted else 0
@@ -680,7 +693,7 @@ def report(url, app, minter, result: Measured, bytes_before: int, args) -> list[
         f"{readings_bytes / max(stored, 1) * 1e6 / 1e9:.2f} GB per million)"
     )
     print(f"CPU per accepted reading: {result.cpu}")
-    ws_report(result, created, expected_prosumer)
+    ws_report(result)
     print(f"dashboard pages during the run (AppTest, median / worst ms of {PAGES_RUNS} runs):")
     for label, role, median, high in result.pages:
         flag = "" if median < dashboard.BUDGET_MS else f"  over {dashboard.BUDGET_MS} ms"
@@ -692,17 +705,34 @@ def report(url, app, minter, result: Measured, bytes_before: int, args) -> list[
     return failures
 
 
-def ws_report(result: Measured, created: dict, expected_prosumer: int) -> None:
-    prosumer, staff = [], []
-    for summary, received in result.ws:
-        for event_id, at in received:
-            if event_id in created:
-                (staff if summary else prosumer).append(at - float(created[event_id]))
+def ws_report(result: Measured) -> None:
+    """Probe commit -> receipt: per event for prosumers (each their own probes), and for
+    staff on mode=summary the first summary whose last_id reaches the probe."""
+    prosumer, staff, missing = [], [], 0
+    probes = sorted(result.probes.items())
+    for summary, user_id, received in result.ws:
+        if summary:
+            marks = sorted(received)
+            ids = [event_id for event_id, _ in marks]
+            for probe_id, (_, committed) in probes:
+                at = bisect.bisect_left(ids, probe_id)
+                if at < len(ids):
+                    staff.append(marks[at][1] - committed)
+                else:
+                    missing += 1
+            continue
+        got = dict(received)
+        for probe_id, (owner, committed) in probes:
+            if owner == user_id:
+                if probe_id in got:
+                    prosumer.append(got[probe_id] - committed)
+                else:
+                    missing += 1
     print(
-        f"WebSocket: {len(result.ws)} clients; prosumers received {len(prosumer):,} of their "
-        f"{expected_prosumer:,} meter_reading_received events, event written -> receipt "
-        f"{_ms(prosumer)}; staff: {len(staff):,} summaries, newest event written -> receipt "
-        f"{_ms(staff)}"
+        f"WebSocket: {len(result.ws)} clients, {len(probes)} probe events committed during the "
+        f"run; commit -> receipt, prosumers (their own probes, {len(prosumer):,} deliveries) "
+        f"{_ms(prosumer)}; staff on mode=summary ({len(staff):,}, up to 1 s of coalescing) "
+        f"{_ms(staff)}; {missing} probes never seen by a client entitled to them"
     )
 
 
@@ -756,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prosumers", type=int, default=100)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--drain-timeout", type=float, default=900)
+    parser.add_argument("--probe-rate", type=float, default=5, help="WebSocket probe events/s")
     parser.add_argument(
         "--seed-readings",
         default="1000000,20000000",

@@ -81,7 +81,7 @@ class Receiver(asyncio.Protocol):
         if b'"type":"bench_warmup"' in head:
             self.warm.set()
         end = b'"type":"bench_end"' in head
-        if end or b'"type":"meter_reading_received"' in head:
+        if end or b'"type":"meter_reading_received"' in head or b'"type":"bench_probe"' in head:
             self.received.append((int(head[6 : head.index(b",")]), now))
         self.needed -= end
         if not self.needed:
