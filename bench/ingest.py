@@ -13,7 +13,13 @@ port, then:
    --batch-concurrency at a time;
 3. dlms plaintext, then dlms encrypted (bench.ingest_dlms): --dlms-meters GridTokenX
    meters behind one gateway key send --dlms-ticks 5-second ticks each, over
-   --dlms-clients keep-alive connections, to POST /v1/private-network/ingest.
+   --dlms-clients keep-alive connections, to POST /v1/private-network/ingest. By
+   default these are the individual phase's --clients and --per-client, so the
+   comparison is like for like (same connections, same requests per phase).
+
+The individual and DLMS runs are interleaved (individual, plaintext, encrypted; then
+again), so each comparison is made under the same load; the median of each is named.
+`--phases compare` runs only those (no batch), `--phases dlms` only the DLMS runs.
 
 Prints accepted readings/s and request latency p50/p95/p99 per phase, the CPU
 time per reading of the API processes, PostgreSQL and this client (steadier than
@@ -333,42 +339,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-meters", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batch-concurrency", type=int, default=4)
-    parser.add_argument("--dlms-meters", type=int, default=100)
-    parser.add_argument("--dlms-ticks", type=int, default=10)
-    parser.add_argument("--dlms-clients", type=int, default=50)
+    parser.add_argument("--dlms-meters", type=int, help="default: --clients")
+    parser.add_argument("--dlms-ticks", type=int, help="default: --per-client")
+    parser.add_argument("--dlms-clients", type=int, help="default: --clients")
     parser.add_argument(
-        "--phases", choices=["all", "dlms"], default="all", help="dlms: only the DLMS phases"
+        "--phases",
+        choices=["all", "compare", "dlms"],
+        default="all",
+        help="compare: individual and DLMS only (no batch); dlms: only the DLMS phases",
     )
     args = parser.parse_args(argv)
+    args.dlms_meters = args.dlms_meters or args.clients
+    args.dlms_ticks = args.dlms_ticks or args.per_client
+    args.dlms_clients = args.dlms_clients or args.clients
     if make_url(args.database_url).get_backend_name() != "postgresql":
         raise SystemExit("the ingest benchmark runs on PostgreSQL (--database-url)")
 
     with fresh_database(args.database_url) as url:
         print(f"database: {make_url(url).render_as_string(hide_password=True)}")
-        classic = args.phases == "all"
-        meters = register(url, args.clients + args.batch_meters) if classic else []
+        classic = args.phases != "dlms"
+        batch_meters = args.batch_meters if args.phases == "all" else 0
+        meters = register(url, args.clients + batch_meters) if classic else []
         single, batched = meters[: args.clients], meters[args.clients :]
         with api_server(url, args.workers) as (base, group, data_dir):
             print(f"api: {base} with {args.workers} workers")
             cpu = CpuMeter(group, make_url(url).database or "")
+            runs: dict[str, list[Phase]] = {"individual": [], "plaintext": [], "encrypted": []}
+            # Interleaved: each round measures every path under the same load.
+            for run in range(args.runs):
+                if classic:
+                    phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
+                    print(f"run {run + 1}: {phase.report()}", flush=True)
+                    runs["individual"].append(phase)
+                for encrypted in (False, True):
+                    phase = _dlms(url, base, data_dir, args, cpu, encrypted, run)
+                    runs["encrypted" if encrypted else "plaintext"].append(phase)
             if classic:
-                one, many = _classic(base, single, batched, args, cpu)
-            gridtokenx = []
-            for encrypted in (False, True):
-                runs = [
-                    _dlms(url, base, data_dir, args, cpu, encrypted, r) for r in range(args.runs)
-                ]
-                _median(f"dlms {'encrypted' if encrypted else 'plaintext'}", runs)
-                gridtokenx += runs
+                _median("individual", runs["individual"])
+            _median("dlms plaintext", runs["plaintext"])
+            _median("dlms encrypted", runs["encrypted"])
+            many = None
+            if batched:
+                many = asyncio.run(
+                    batches(base, batched, args.batch_size, args.batch_concurrency, cpu)
+                )
+                print(many.report(), flush=True)
+        gridtokenx = runs["plaintext"] + runs["encrypted"]
         if classic:
+            one = _combined(runs["individual"])
             count = stored(url)
-            accepted = one.accepted + many.accepted
+            accepted = one.accepted + (many.accepted if many else 0)
             print(f"stored readings: {count}; accepted: {accepted}")
-            server_errors = sum(n for s, n in (one.statuses + many.statuses).items() if s >= 500)
+            statuses = one.statuses + (many.statuses if many else Counter())
+            server_errors = sum(n for s, n in statuses.items() if s >= 500)
             assert server_errors == 0, f"{server_errors} responses were 5xx"
             assert count == accepted, "stored count differs from accepted count"
             assert one.accepted == args.runs * args.clients * args.per_client, "readings failed"
-            assert many.accepted == args.batch_meters * args.batch_size, "batch readings failed"
+            if many:
+                assert many.accepted == args.batch_meters * args.batch_size, "batch failed"
         samples = dlms_bench.stored_samples(url)
         print(f"stored samples: {samples}; accepted: {sum(p.accepted for p in gridtokenx)}")
         assert samples == sum(p.accepted for p in gridtokenx), "stored samples differ"
@@ -385,26 +413,6 @@ def _median(name: str, runs: list[Phase]) -> None:
         f"accepted/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
         flush=True,
     )
-
-
-def _classic(
-    base: str,
-    single: list[tuple[str, str]],
-    batched: list[tuple[str, str]],
-    args: argparse.Namespace,
-    cpu: CpuMeter,
-) -> tuple[Phase, Phase]:
-    """The individual phase (--runs times, the median named), then the batch phase."""
-    # A shared 2-core machine swings from run to run: three runs, the median named.
-    runs = []
-    for run in range(args.runs):
-        phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
-        print(f"run {run + 1}: {phase.report()}", flush=True)
-        runs.append(phase)
-    _median("individual", runs)
-    many = asyncio.run(batches(base, batched, args.batch_size, args.batch_concurrency, cpu))
-    print(many.report(), flush=True)
-    return _combined(runs), many
 
 
 def _dlms(

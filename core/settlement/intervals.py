@@ -21,14 +21,14 @@ writers anyway.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,8 +130,9 @@ def settle_samples(
     created or added to by one upsert whose arithmetic runs in SQL (atomic per row,
     so two transactions adding to one interval both count), its new totals returned.
     The samples are of distinct meters (their caller stores a meter's samples one
-    round after another), so no row is upserted twice in the statement. Only a sample
-    that opens an interval, or lands in a closed one, reads more.
+    round after another), so no row is upserted twice in the statement. Samples that
+    open intervals read and close more, two statements for all of them (`_openings`);
+    a sample that lands in a closed interval is adjusted alone (rare).
     """
     if not arrivals:
         return []
@@ -142,8 +143,8 @@ def settle_samples(
         # transaction (through the ORM) must be closed in the row the upsert reads.
         session.flush()
     bounds = [interval_bounds(a.at, config.settlement_interval_secs) for a in arrivals]
-    rows = session.execute(
-        _upsert(session),
+    rows = _upsert(
+        session,
         [
             {
                 "meter_id": a.meter.id,
@@ -155,70 +156,143 @@ def settle_samples(
             }
             for a, (start, end) in zip(arrivals, bounds, strict=True)
         ],
-    ).all()
+    )
     by_meter = {row.meter_id: row for row in rows}
-    return [
-        _after_upsert(session, a, by_meter[a.meter.id], start, end, config, now)
-        for a, (start, end) in zip(arrivals, bounds, strict=True)
-    ]
+    # Intervals are only ever created with one sample, so a count of one is a new row
+    # (and a new row is open).
+    opened = [by_meter[a.meter.id] for a in arrivals if by_meter[a.meter.id].sample_count == 1]
+    openings = _openings(session, opened, arrivals, config, now)
+    settled = []
+    for arrival, (start, end) in zip(arrivals, bounds, strict=True):
+        row = by_meter[arrival.meter.id]
+        if row.status == IntervalStatus.CLOSED:
+            interval = session.get(SettlementInterval, row.id, populate_existing=True)
+            assert interval is not None
+            adjusted = _adjust(session, arrival.meter, interval, config, now)
+            settled.append(Settled(start, end, row.status, True, tuple(adjusted)))
+        elif row.id in openings:
+            before, closed, latest = openings[row.id]
+            status = IntervalStatus.CLOSED.value if end <= latest else row.status
+            settled.append(Settled(start, end, status, False, closed, before, True))
+        else:
+            settled.append(Settled(start, end, row.status, False))
+    return settled
 
 
-def _after_upsert(
+def _openings(
     session: Session,
-    arrival: Arrival,
-    row: Any,
-    start: datetime,
-    end: datetime,
+    opened: list[Any],
+    arrivals: Sequence[Arrival],
     config: TokenizationConfig,
     now: datetime,
-) -> Settled:
-    meter, at = arrival.meter, arrival.at
-    readings: list[int] = []
-    late = row.status == IntervalStatus.CLOSED
-    # Intervals are only ever created with one sample, so a count of one is a new row.
-    opened = row.sample_count == 1
-    status = row.status
-    before = None
-    if late:
-        interval = session.get(SettlementInterval, row.id, populate_existing=True)
-        assert interval is not None
-        readings.extend(_adjust(session, meter, interval, config, now))
-    elif opened:
-        before = session.scalar(
-            select(func.max(SettlementInterval.interval_start)).where(
-                SettlementInterval.meter_id == meter.id,
-                SettlementInterval.interval_start < start,
+) -> dict[int, tuple[datetime | None, tuple[int, ...], datetime]]:
+    """For each interval just opened: the meter's interval before it, the readings of
+    the open intervals its meter's latest sample completes (closed here), that latest.
+
+    A new interval behind the meter's latest sample (a late one) is complete already,
+    and closing it may complete earlier ones. An interval that was open before has no
+    later sample: that sample would have closed it (and every open one before it) when
+    it arrived, so only openings close anything. Two statements for all of them.
+    """
+    if not opened:
+        return {}
+    earlier = _T.alias("earlier")
+    before = (
+        select(func.max(earlier.c.interval_start))
+        .where(earlier.c.meter_id == _T.c.meter_id, earlier.c.interval_start < _T.c.interval_start)
+        .scalar_subquery()
+    )
+    stored = (
+        select(func.max(_S.c.sample_timestamp)).where(_S.c.meter_id == _T.c.meter_id)
+    ).scalar_subquery()
+    found = {
+        row.id: (row.before, row.stored)
+        for row in session.execute(
+            select(_T.c.id, before.label("before"), stored.label("stored")).where(
+                _T.c.id.in_([row.id for row in opened])
             )
         )
-        # A new interval behind the meter's latest sample (a late one) is complete
-        # already, and closing it may complete earlier ones. An interval that was
-        # open before has no later sample: that sample would have closed it (and
-        # every open one before it) when it arrived, so there is nothing to close.
-        stored = session.scalar(
-            select(func.max(TelemetrySample.sample_timestamp)).where(
-                TelemetrySample.meter_id == meter.id
-            )
+    }
+    at = {a.meter.id: a.at for a in arrivals}
+    latest = {
+        row.meter_id: max(found[row.id][1] or at[row.meter_id], at[row.meter_id]) for row in opened
+    }
+    # The meters' rows are locked by the caller: locking an open interval of theirs that
+    # is not due yet (filtered out below) blocks nobody.
+    due = session.scalars(
+        select(SettlementInterval)
+        .where(
+            SettlementInterval.meter_id.in_(sorted(latest)),
+            SettlementInterval.status == IntervalStatus.OPEN.value,
+            SettlementInterval.interval_end <= max(latest.values()),
         )
-        latest = max(stored or at, at)
-        readings.extend(_close_completed(session, meter, latest, config, now))
-        if end <= latest:
-            status = IntervalStatus.CLOSED.value
-    return Settled(start, end, status, late, tuple(readings), before, opened)
+        .order_by(SettlementInterval.meter_id, SettlementInterval.interval_start)
+        .with_for_update()
+        # Samples add to intervals in SQL: what this session loaded before may be stale.
+        .execution_options(populate_existing=True)
+    ).all()
+    by_meter: dict[int, list[SettlementInterval]] = {}
+    for interval in due:
+        if interval.interval_end <= latest[interval.meter_id]:
+            by_meter.setdefault(interval.meter_id, []).append(interval)
+    meters = {a.meter.id: a.meter for a in arrivals}
+    openings = {}
+    for row in opened:
+        closed = tuple(
+            reading
+            for interval in by_meter.get(row.meter_id, [])
+            for reading in _close(session, meters[row.meter_id], interval, "sample", config, now)
+        )
+        openings[row.id] = (found[row.id][0], closed, latest[row.meter_id])
+    return openings
 
 
 _T = SettlementInterval.__table__
+_S = TelemetrySample.__table__
 _UPSERTS: dict[str, Any] = {}
+# PostgreSQL: the rows as one JSON text, so the statement's text is the same for any
+# number of samples (psycopg caches it; a multi-row VALUES list it re-splits in Python).
+_UPSERT_JSON = text(
+    "INSERT INTO settlement_intervals (meter_id, interval_start, interval_end, status,"
+    " net_micro, generated_micro, consumed_micro, sample_count, settled_micro)"
+    " SELECT r.meter_id, r.interval_start, r.interval_end, 'open', r.net_micro,"
+    " r.generated_micro, r.consumed_micro, 1, 0"
+    " FROM json_to_recordset(CAST(:rows AS JSON)) AS r(meter_id INTEGER,"
+    " interval_start TIMESTAMPTZ, interval_end TIMESTAMPTZ, net_micro BIGINT,"
+    " generated_micro BIGINT, consumed_micro BIGINT)"
+    " ON CONFLICT (meter_id, interval_start) DO UPDATE SET"
+    " net_micro = settlement_intervals.net_micro + excluded.net_micro,"
+    " generated_micro = settlement_intervals.generated_micro + excluded.generated_micro,"
+    " consumed_micro = settlement_intervals.consumed_micro + excluded.consumed_micro,"
+    " sample_count = settlement_intervals.sample_count + 1"
+    " RETURNING id, meter_id, status, sample_count"
+)
 
 
-def _upsert(session: Session) -> Any:
-    """INSERT the interval with this sample, or add the sample to it, RETURNING its state."""
+def _upsert(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
+    """INSERT each interval with its sample, or add the sample to it; their new state.
+
+    Atomic per row (the arithmetic runs in SQL), so two transactions adding to one
+    interval both count.
+    """
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        document = json.dumps(
+            [
+                {
+                    **row,
+                    "interval_start": row["interval_start"].isoformat(),
+                    "interval_end": row["interval_end"].isoformat(),
+                }
+                for row in rows
+            ]
+        )
+        return session.execute(_UPSERT_JSON, {"rows": document}).all()
     statement = _UPSERTS.get(dialect)
     if statement is None:
-        insert_ = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
         # On the table, not the mapped class: a Core statement, without the ORM's
         # bulk-insert machinery (about 3 ms of CPU per statement, measured with cProfile).
-        values = insert_(_T).values(
+        values = sqlite_insert(_T).values(
             meter_id=bindparam("meter_id"),
             interval_start=bindparam("interval_start"),
             interval_end=bindparam("interval_end"),
@@ -239,26 +313,7 @@ def _upsert(session: Session) -> Any:
                 "sample_count": _T.c.sample_count + 1,
             },
         ).returning(_T.c.id, _T.c.meter_id, _T.c.status, _T.c.sample_count)
-    return statement
-
-
-def _close_completed(
-    session: Session, meter: MeterRef, latest: datetime, config: TokenizationConfig, now: datetime
-) -> list[int]:
-    """Close the meter's open intervals that a sample at or after their end completes."""
-    due = session.scalars(
-        select(SettlementInterval)
-        .where(
-            SettlementInterval.meter_id == meter.id,
-            SettlementInterval.status == IntervalStatus.OPEN.value,
-            SettlementInterval.interval_end <= latest,
-        )
-        .order_by(SettlementInterval.interval_start)
-        .with_for_update()
-        # Samples add to intervals in SQL: what this session loaded before may be stale.
-        .execution_options(populate_existing=True)
-    ).all()
-    return [r for interval in due for r in _close(session, meter, interval, "sample", config, now)]
+    return session.execute(statement, rows).all()
 
 
 def _close(
