@@ -58,9 +58,9 @@ from bench import ingest_dlms as dlms_bench
 from bench.lean_http import drive, request_bytes
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
-from core.db.models import MeterReading
-from core.meters import register_meter
-from tests.factories import keypair_for, make_user, sign
+from core.db.models import Meter, MeterReading, MeterStatus, User
+from core.meters import hash_api_key, new_api_key
+from tests.factories import keypair_for, sign, wallet_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -168,19 +168,37 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
 
 def register(url: str, count: int) -> list[tuple[str, str]]:
-    """`count` meters, one prosumer each: (serial, api_key)."""
+    """`count` meters, one prosumer each: (serial, api_key), inserted in bulk (registration
+    is not what is measured)."""
     engine = create_db_engine(url)
-    meters = []
+    serials = [f"BENCH-{index:05d}" for index in range(count)]
+    keys = [new_api_key() for _ in serials]
     with session_factory(engine)() as session:
-        for index in range(count):
-            owner = make_user(session, f"bench{index:05d}")
-            serial = f"BENCH-{index:05d}"
-            registered = register_meter(
-                session, serial, owner.username, str(keypair_for(serial).pubkey())
+        owners = [
+            User(
+                username=f"bench{index:05d}",
+                role="prosumer",
+                password_hash="!",
+                wallet_address=wallet_for(f"bench{index:05d}"),
+                disabled=False,
             )
-            meters.append((serial, registered.api_key))
+            for index in range(count)
+        ]
+        session.add_all(owners)
+        session.flush()
+        session.add_all(
+            Meter(
+                serial=serial,
+                owner_id=owner.id,
+                public_key=str(keypair_for(serial).pubkey()),
+                api_key_hash=hash_api_key(key),
+                status=MeterStatus.ACTIVE.value,
+            )
+            for serial, key, owner in zip(serials, keys, owners, strict=True)
+        )
+        session.commit()
     engine.dispose()
-    return meters
+    return list(zip(serials, keys, strict=True))
 
 
 def bodies(serial: str, count: int, now: datetime) -> list[dict]:

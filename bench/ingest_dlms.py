@@ -21,40 +21,57 @@ from sqlalchemy.engine import make_url
 
 from bench.lean_http import drive, request_bytes
 from core.db.engine import create_db_engine, session_factory
-from core.db.models import TelemetrySample
+from core.db.models import Meter, MeterStatus, TelemetrySample, User
 from core.device_keys import sealed_device_key
 from core.gateways import create_gateway
-from core.meters import register_meter
+from core.meters import hash_api_key, new_api_key, parse_public_key
 from core.secrets import ensure_secret
-from tests.factories import make_user
+from tests.factories import wallet_for
 from tests.gridtokenx import simulator as sim
 
 TICK = timedelta(seconds=5)
 
 
 def register_fleet(url: str, data_dir: Path, count: int, prefix: str, *, encrypted: bool) -> str:
-    """`count` GridTokenX meters ({prefix}-00000, ...) behind one gateway; its key."""
+    """`count` GridTokenX meters ({prefix}-00000, ...) behind one gateway; its key.
+
+    Owners and meters are inserted in bulk (registration is not what is measured; one
+    register_meter per meter took minutes on a loaded machine); the keys are parsed
+    and sealed as registration does, and the gateway is created by core.gateways.
+    """
     wrap, _ = ensure_secret(data_dir / "secrets" / "device_key_wrap", lambda: secrets.token_hex(32))
     engine = create_db_engine(url)
-    serials = []
+    serials = [f"{prefix}-{index:05d}" for index in range(count)]
     with session_factory(engine)() as session:
-        for index in range(count):
-            serial = f"{prefix}-{index:05d}"
-            owner = make_user(session, f"{prefix.lower()}{index:05d}")
-            sealed = (
-                sealed_device_key(bytes.fromhex(wrap), serial, sim.aes_key(serial).hex())
-                if encrypted
-                else None
+        owners = [
+            User(
+                username=f"{prefix.lower()}{index:05d}",
+                role="prosumer",
+                password_hash="!",
+                wallet_address=wallet_for(f"{prefix.lower()}{index:05d}"),
+                disabled=False,
             )
-            register_meter(
-                session,
-                serial,
-                owner.username,
-                sim.public_key_hex(serial),
-                enc_key=sealed,
+            for index in range(count)
+        ]
+        session.add_all(owners)
+        session.flush()
+        session.add_all(
+            Meter(
+                serial=serial,
+                owner_id=owner.id,
+                public_key=parse_public_key(sim.public_key_hex(serial)),
+                api_key_hash=hash_api_key(new_api_key()),
+                status=MeterStatus.ACTIVE.value,
+                enc_key=(
+                    sealed_device_key(bytes.fromhex(wrap), serial, sim.aes_key(serial).hex())
+                    if encrypted
+                    else None
+                ),
                 encryption_required=encrypted,
             )
-            serials.append(serial)
+            for serial, owner in zip(serials, owners, strict=True)
+        )
+        session.commit()
         key = create_gateway(session, f"{prefix}-HEADEND", serials).api_key
     engine.dispose()
     return key

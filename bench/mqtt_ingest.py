@@ -2,17 +2,21 @@
 on PostgreSQL.
 
     .venv/bin/python -m bench.mqtt_ingest [--database-url ...] [--meters 10000]
-        [--readings-per-meter 1] [--rate 5000]
+        [--readings-per-meter 1] [--rate 5000 [--rate 1000 ...]] [--bridges 2]
 
 Creates a fresh database on the server of --database-url (default TEST_DATABASE_URL),
 migrates it and registers the meters (1,000 prosumers); starts a Mosquitto of its own
 on a free port with docs/OPERATIONS.md's settings (persistence off, a queue that
-never drops) and the real bridge process (`python -m mqtt_ingest`, MQTT 5); then:
+never drops) and --bridges real bridge processes (`python -m mqtt_ingest`, MQTT 5;
+more than one: each its own client id, all in one share group, MQTT_SHARE_GROUP, as
+`make run` starts MQTT_BRIDGES of them); then:
 
-1. paced: every meter publishes its readings (QoS 1, its own topic) at --rate
-   readings/s in total, from a few publishing clients; one more client collects every
-   ack. Publish -> ack latency is measured per reading on this process's clock;
-2. burst: as many again, published as fast as the clients can: the bridge's capacity.
+1. paced, once per --rate: every meter publishes its readings (QoS 1, its own topic)
+   at that many readings/s in total, from a few publishing clients; one more client
+   collects every ack. Publish -> ack latency is measured per reading on this
+   process's clock. A rate the bridges sustain shows their latency; a rate above it
+   shows the broker's queue growing;
+2. burst: as many again, published as fast as the clients can: the bridges' capacity.
 
 Prints accepted readings/s and publish -> ack p50/p95/p99 per phase, the CPU seconds
 per reading of the bridge, Mosquitto, PostgreSQL and this client, and the load
@@ -150,35 +154,47 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 
 @contextmanager
-def bridge(url: str, port: int) -> Iterator[int]:
+def bridges(url: str, port: int, count: int) -> Iterator[list[int]]:
+    """`count` bridge processes (one share group when more than one); their pids."""
     data_dir = tempfile.mkdtemp(prefix="gtx-bench-")
+    name = f"bench-bridge-{uuid.uuid4().hex[:8]}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MQTT_")},
         "DATABASE_URL": url,
         "DATA_DIR": data_dir,
         "MQTT_URL": f"mqtt://127.0.0.1:{port}",
-        "MQTT_CLIENT_ID": f"bench-bridge-{uuid.uuid4().hex[:8]}",
         # Capacity is measured here, not the per-meter reading budget.
         "METER_RATE_LIMIT_PER_MINUTE": "100000",
         "METER_RATE_LIMIT_BURST": "100000",
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mqtt_ingest"], cwd=ROOT, env=env, start_new_session=True
-    )
+    if count > 1:
+        env["MQTT_SHARE_GROUP"] = name
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mqtt_ingest"],
+            cwd=ROOT,
+            env={**env, "MQTT_CLIENT_ID": f"{name}-{n}" if count > 1 else name},
+            start_new_session=True,
+        )
+        for n in range(1, count + 1)
+    ]
     engine = create_db_engine(url)
     try:
         with session_factory(engine)() as session:
 
             def connected() -> bool:
                 session.rollback()
-                return bool(session.scalar(select(IngestBridge.connected)))
+                beats = session.scalars(select(IngestBridge.connected)).all()
+                return sum(map(bool, beats)) >= count
 
-            _wait(connected, 60, "the bridge's heartbeat")
-        yield process.pid
+            _wait(connected, 60, "every bridge's heartbeat")
+        yield [process.pid for process in processes]
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
         engine.dispose()
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -303,29 +319,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--readings-per-meter", type=int, default=1, help="per phase")
-    parser.add_argument("--rate", type=float, default=5000.0, help="paced phase, readings/s")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        help="a paced phase at this many readings/s (repeat for several; default 5000)",
+    )
+    parser.add_argument(
+        "--bridges", type=int, default=1, help="bridge processes on one shared subscription"
+    )
     args = parser.parse_args(argv)
+    rates: list[float | None] = [*(args.rate or [5000.0]), None]  # None: the burst
     with fresh_database(args.database_url) as url:
         serials = register(url, args.meters)
         per = args.readings_per_meter
-        start = datetime.now(UTC).replace(microsecond=0) - SPACING * (2 * per + 1)
-        paced = signed(serials, range(per), start)
-        burst = signed(serials, range(per, 2 * per), start)
+        start = datetime.now(UTC).replace(microsecond=0) - SPACING * (len(rates) * per + 1)
+        batches = [signed(serials, range(n * per, (n + 1) * per), start) for n in range(len(rates))]
         print(
-            f"{args.meters} meters, {len(paced)} + {len(burst)} signed readings; "
-            f"{PUBLISHERS} publishing clients, Mosquitto {_mosquitto_version()}, MQTT 5, QoS 1",
+            f"{args.meters} meters, {' + '.join(str(len(b)) for b in batches)} signed readings; "
+            f"{PUBLISHERS} publishing clients, Mosquitto {_mosquitto_version()}, MQTT 5, QoS 1; "
+            f"{args.bridges} bridge process(es)"
+            + (" on one shared subscription" if args.bridges > 1 else ""),
             flush=True,
         )
-        with mosquitto() as (port, broker_pid), bridge(url, port) as bridge_pid:
+        with mosquitto() as (port, broker_pid), bridges(url, port, args.bridges) as bridge_pids:
             acks = Acks(port)
             cpu_of = {
-                "bridge": [bridge_pid],
+                "bridge": bridge_pids,
                 "mosquitto": [broker_pid],
                 "postgres": _pids("-u", "postgres"),
             }
+            total = 0
             try:
-                total = phase("paced", port, acks, paced, args.rate, cpu_of)
-                total += phase("burst", port, acks, burst, None, cpu_of)
+                for rate, messages in zip(rates, batches, strict=True):
+                    total += phase("paced" if rate else "burst", port, acks, messages, rate, cpu_of)
             finally:
                 acks.close()
             statuses = dict(acks.statuses)

@@ -167,6 +167,11 @@ class AppSettings(BaseSettings):
     mqtt_cafile: Path | None = None  # mqtts:// with a private CA; unset: the system's CAs
     # Prepended to every topic, so deployments (or test runs) can share one broker.
     mqtt_topic_prefix: str = Field("", max_length=64, pattern=r"^[^+#]*$")
+    # Several bridges share the readings through an MQTT shared subscription
+    # ($share/<group>/...): each message goes to one of them. Empty: a plain subscription.
+    mqtt_share_group: str = Field("", max_length=64, pattern=r"^[^+#/$]*$")
+    # Bridge processes `make run` starts (on a broker of MQTT_URL; the embedded one: 1).
+    mqtt_bridges: int = Field(1, ge=1, le=16)
     # Login sessions (core.sessions): the absolute lifetime of every login, and how
     # long a dashboard login may sit unused before it ends.
     session_max_hours: int = Field(8, ge=1, le=720)

@@ -66,7 +66,7 @@ def services(settings: Settings) -> list[Service]:
             f"http://{app.api_host}:{app.api_port}/health",
         ),
         Service("scheduler", [python, "-m", "scheduler"]),
-        Service("mqtt", [python, "-m", "mqtt_ingest"]),
+        *bridge_services(settings),
         Service(
             "dashboard",
             # app.py's st.App under the serving limits (pages/__main__.py); the same
@@ -86,6 +86,30 @@ def services(settings: Settings) -> list[Service]:
             )
         )
     return planned
+
+
+def bridge_services(settings: Settings) -> list[Service]:
+    """The MQTT bridge, or MQTT_BRIDGES of them on one shared subscription.
+
+    Each of several bridges has its own client id (`<MQTT_CLIENT_ID>-<n>`, its own
+    persistent session) and joins the share group MQTT_SHARE_GROUP (default: the
+    client id), so the broker hands each reading to one of them. The embedded broker
+    (amqtt) has no shared subscriptions: with it, one bridge.
+    """
+    app = settings.app
+    count = app.mqtt_bridges if app.mqtt_url else 1
+    argv = [sys.executable, "-m", "mqtt_ingest"]
+    if count == 1:
+        return [Service("mqtt", argv)]
+    group = app.mqtt_share_group or app.mqtt_client_id
+    return [
+        Service(
+            f"mqtt-{n}",
+            argv,
+            env={"MQTT_CLIENT_ID": f"{app.mqtt_client_id}-{n}", "MQTT_SHARE_GROUP": group},
+        )
+        for n in range(1, count + 1)
+    ]
 
 
 def free_port_from(port: int, tries: int = 50) -> int:
@@ -177,6 +201,11 @@ def main() -> int:
             mqtt_url = start_embedded_broker(supervisor, app_settings.mqtt_port)
             if mqtt_url is None:
                 return 1
+            if app_settings.mqtt_bridges > 1:
+                say(
+                    f"MQTT_BRIDGES={app_settings.mqtt_bridges} needs a broker with shared "
+                    "subscriptions (MQTT_URL, e.g. Mosquitto 2); the embedded one gets one bridge"
+                )
         for service in services(settings):
             say(f"starting {service.name}")
             if not supervisor.start(service):

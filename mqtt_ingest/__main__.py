@@ -43,7 +43,7 @@ def main() -> int:
         app,
         broker_address(settings.effective_mqtt_url),
         client_id=settings.mqtt_client_id,
-        topics=Topics(settings.mqtt_topic_prefix),
+        topics=Topics(settings.mqtt_topic_prefix, settings.mqtt_share_group),
         protocol=settings.mqtt_protocol,
         cafile=settings.mqtt_cafile,
     )

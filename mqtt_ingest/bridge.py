@@ -109,14 +109,14 @@ class Bridge:
             log.warning("broker %s refused the connection: %s", self.address.display, reason)
             return
         self._generation += 1
-        subscribe_readings(client, self.topics.filters, session_present=flags.session_present)
+        subscribe_readings(client, self.topics.subscriptions, session_present=flags.session_present)
         self.connected.set()
         log.info(
             "connected to %s as %s (session %s), subscribed to %s",
             self.address.display,
             self.client_id,
             "resumed" if flags.session_present else "new",
-            ", ".join(self.topics.filters),
+            ", ".join(self.topics.subscriptions),
         )
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:

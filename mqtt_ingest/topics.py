@@ -5,7 +5,10 @@ and GridTokenX's designed topic (`/meter/{device_id}/reading`, their DLMS body);
 one way out (`gridtokenx/meters/{serial}/acks`) for both.
 
 The prefix (MQTT_TOPIC_PREFIX, empty by default) lets deployments or test runs share
-one broker without seeing each other's meters.
+one broker without seeing each other's meters. A share group (MQTT_SHARE_GROUP) makes
+the subscriptions MQTT shared ones, `$share/<group>/<filter>`: the broker hands each
+message to one bridge of the group, so several processes (several cores) take the
+readings; the database, not the broker, keeps them exactly once.
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ class Form(StrEnum):
     GRIDTOKENX = "gridtokenx"
 
 
+SHARED = "$share/{group}/{filter}"
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     prefix: str = ""
+    # MQTT_SHARE_GROUP: the bridges of one group each receive a share of the readings.
+    share_group: str = ""
 
     @property
     def readings_filter(self) -> str:
@@ -38,6 +46,13 @@ class Topics:
     @property
     def filters(self) -> list[str]:
         return [self.readings_filter, self.gridtokenx_filter]
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """What the bridge subscribes to: the filters, shared when it is one of a group."""
+        if not self.share_group:
+            return self.filters
+        return [SHARED.format(group=self.share_group, filter=f) for f in self.filters]
 
     def readings(self, serial: str) -> str:
         return self.prefix + READINGS.format(serial=serial)

@@ -39,10 +39,12 @@ def _mqtt_status(bridges: list[BridgeHealth]) -> dict[str, Any]:
     if not bridges:
         return {"status": "not running"}
     bridge = bridges[0]  # the freshest heartbeat
+    # Several bridges on one shared subscription (MQTT_BRIDGES): the rate is all of theirs.
+    rate = sum((b.messages_per_sec for b in bridges if b.alive), bridge.messages_per_sec * 0)
     return {
         "status": bridge.status,
         "broker": bridge.broker,
-        "messages_per_sec": format(bridge.messages_per_sec, "f"),
+        "messages_per_sec": format(rate if bridge.alive else bridge.messages_per_sec, "f"),
         "last_message_at": bridge.last_message_at.isoformat() if bridge.last_message_at else None,
         "heartbeat_at": bridge.heartbeat_at.isoformat(),
     }
