@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import DomainError
 from core.readings.errors import InvalidFormat, ReadingRejected
-from core.units import JsonNumber
+from core.units import json_number
 
 _HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
 _MAX_COUNTER = 2**63 - 1
@@ -110,7 +110,7 @@ def open_frame(device_id: str, payload: Mapping[str, Any], device_key: bytes) ->
             "or another key)"
         ) from exc
     try:
-        inner = json.loads(plaintext, parse_float=JsonNumber)
+        inner = json.loads(plaintext, parse_float=json_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecryptFailed("the decrypted payload is not JSON") from exc
     if not isinstance(inner, Mapping):

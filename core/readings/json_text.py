@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from core.readings.errors import InvalidFormat
-from core.units import JsonNumber
+from core.units import json_number
 
 
 def _refuse_constant(name: str) -> Any:
@@ -20,6 +20,6 @@ def _refuse_constant(name: str) -> Any:
 def parse_json(raw: bytes) -> Any:
     """The parsed document, or `InvalidFormat` saying why it is not JSON."""
     try:
-        return json.loads(raw, parse_float=JsonNumber, parse_constant=_refuse_constant)
+        return json.loads(raw, parse_float=json_number, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidFormat(f"the body is not valid JSON: {exc}") from exc
