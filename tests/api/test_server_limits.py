@@ -230,19 +230,25 @@ def test_x_forwarded_for_from_loopback_does_not_reset_the_login_limit(
     api_process: RunningApi,
 ) -> None:
     """FORWARDED_ALLOW_IPS is unset: a new X-Forwarded-For per attempt is one client.
-    (Usernames vary too, so only the per-client limit is tested here.)"""
-    statuses = []
+    (Usernames vary too, so only the per-client limit is tested here.)
+
+    The bucket holds 30 and refills one every 2 s while argon2 makes each attempt slow,
+    so attempts go on until the limit answers 429; a limit reset by the header never
+    does, and its 401s outgrow what the bucket could have allowed in the time taken."""
+    statuses: list[int] = []
     started = time.monotonic()
     with httpx.Client(base_url=api_process.base, timeout=30) as http:
-        for attempt in range(60):
+        for attempt in range(300):
             response = http.post(
                 "/api/auth/login",
                 json={"username": f"user{attempt}", "password": "wrong-password"},
-                headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+                headers={"X-Forwarded-For": f"198.51.100.{attempt % 250}"},
             )
             statuses.append(response.status_code)
-    elapsed = time.monotonic() - started
-    # A bucket of 30 refilled at 30 per minute while the attempts ran (argon2 is slow).
-    allowed = 30 + int(elapsed / 2) + 1
+            allowed = 30 + int((time.monotonic() - started) / 2) + 1
+            assert statuses.count(401) <= allowed, (statuses.count(401), allowed)
+            if response.status_code == 429:
+                break
+    if 429 not in statuses:  # every attempt took 2 s or more: the refill kept pace
+        pytest.skip(f"{len(statuses)} attempts took {time.monotonic() - started:.0f} s")
     assert set(statuses) == {401, 429}
-    assert statuses.count(401) <= allowed, (statuses.count(401), elapsed)
