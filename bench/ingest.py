@@ -18,7 +18,8 @@ port, then:
    comparison is like for like (same connections, same requests per phase).
 
 The individual and DLMS runs are interleaved (individual, plaintext, encrypted; then
-again), so each comparison is made under the same load; the median of each is named.
+the same rotated by one), each after a CHECKPOINT, so each comparison is made under
+the same load and no path always follows the same one; the median of each is named.
 `--phases compare` runs only those (no batch), `--phases dlms` only the DLMS runs.
 
 Prints accepted readings/s and request latency p50/p95/p99 per phase, the CPU
@@ -383,15 +384,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"api: {base} with {args.workers} workers")
             cpu = CpuMeter(group, make_url(url).database or "")
             runs: dict[str, list[Phase]] = {"individual": [], "plaintext": [], "encrypted": []}
-            # Interleaved: each round measures every path under the same load.
+            # Interleaved: each round measures every path under the same load, in an
+            # order rotated from round to round (a phase pays for the WAL and dirty
+            # pages the one before it left), each after a CHECKPOINT, with every
+            # fleet registered and every frame signed before the round's first phase.
             for run in range(args.runs):
-                if classic:
-                    phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
-                    print(f"run {run + 1}: {phase.report()}", flush=True)
-                    runs["individual"].append(phase)
-                for encrypted in (False, True):
-                    phase = _dlms(url, base, data_dir, args, cpu, encrypted, run)
-                    runs["encrypted" if encrypted else "plaintext"].append(phase)
+                fleets = {
+                    kind: _dlms_prepare(url, data_dir, args, kind == "encrypted", run)
+                    for kind in ("plaintext", "encrypted")
+                }
+                order = [*(["individual"] if classic else []), "plaintext", "encrypted"]
+                for kind in order[run % len(order) :] + order[: run % len(order)]:
+                    _admin_execute(args.database_url, "CHECKPOINT")
+                    if kind == "individual":
+                        phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
+                        print(f"run {run + 1}: {phase.report()}", flush=True)
+                    else:
+                        phase = _dlms_run(base, cpu, *fleets[kind])
+                    runs[kind].append(phase)
             if classic:
                 _median("individual", runs["individual"])
             _median("dlms plaintext", runs["plaintext"])
@@ -433,27 +443,28 @@ def _median(name: str, runs: list[Phase]) -> None:
     )
 
 
-def _dlms(
-    url: str,
-    base: str,
-    data_dir: Path,
-    args: argparse.Namespace,
-    cpu: CpuMeter,
-    encrypted: bool,
-    run: int,
-) -> Phase:
-    """One DLMS run: a fleet of its own behind one gateway key, so every run is alike."""
+def _dlms_prepare(
+    url: str, data_dir: Path, args: argparse.Namespace, encrypted: bool, run: int
+) -> tuple[str, list[list[bytes]], int, str]:
+    """A DLMS run's own fleet behind one gateway key, so every run is alike; its frames."""
     prefix = f"{'GTXENC' if encrypted else 'GTXBENCH'}{run}"
     key = dlms_bench.register_fleet(url, data_dir, args.dlms_meters, prefix, encrypted=encrypted)
     serials = [f"{prefix}-{i:05d}" for i in range(args.dlms_meters)]
     per_meter = dlms_bench.frames(
         serials, args.dlms_ticks, dlms_bench.now_for_ticks(), encrypted=encrypted
     )
-    phase = Phase(
+    name = (
         f"dlms {'encrypted' if encrypted else 'plaintext'} run {run + 1} ({args.dlms_meters} "
         f"meters × {args.dlms_ticks} ticks, one gateway key, {args.dlms_clients} connections)"
     )
-    asyncio.run(dlms_bench.dlms(base, key, per_meter, args.dlms_clients, phase, cpu))
+    return key, per_meter, args.dlms_clients, name
+
+
+def _dlms_run(
+    base: str, cpu: CpuMeter, key: str, per_meter: list[list[bytes]], clients: int, name: str
+) -> Phase:
+    phase = Phase(name)
+    asyncio.run(dlms_bench.dlms(base, key, per_meter, clients, phase, cpu))
     print(phase.report(), flush=True)
     return phase
 
