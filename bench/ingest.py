@@ -21,6 +21,8 @@ The individual and DLMS runs are interleaved (individual, plaintext, encrypted; 
 the same rotated by one), each after a CHECKPOINT, so each comparison is made under
 the same load and no path always follows the same one; the median of each is named.
 `--phases compare` runs only those (no batch), `--phases dlms` only the DLMS runs.
+Before the first round, an unmeasured warm-up round (--warmup meters per path, 3
+requests each) has every statement prepared, so no path pays for that in round 1.
 
 Prints accepted readings/s and request latency p50/p95/p99 per phase, the CPU
 time per reading of the API processes, PostgreSQL and this client (steadier than
@@ -362,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dlms-ticks", type=int, help="default: --per-client")
     parser.add_argument("--dlms-clients", type=int, help="default: --clients")
     parser.add_argument(
+        "--warmup", type=int, default=100, help="meters per path in an unmeasured first round"
+    )
+    parser.add_argument(
         "--phases",
         choices=["all", "compare", "dlms"],
         default="all",
@@ -378,12 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {make_url(url).render_as_string(hide_password=True)}")
         classic = args.phases != "dlms"
         batch_meters = args.batch_meters if args.phases == "all" else 0
-        meters = register(url, args.clients + batch_meters) if classic else []
-        single, batched = meters[: args.clients], meters[args.clients :]
+        meters = register(url, args.clients + batch_meters + args.warmup) if classic else []
+        single = meters[: args.clients]
+        batched = meters[args.clients : args.clients + batch_meters]
+        warm_meters = meters[args.clients + batch_meters :]
         with api_server(url, args.workers) as (base, group, data_dir):
             print(f"api: {base} with {args.workers} workers")
             cpu = CpuMeter(group, make_url(url).database or "")
             runs: dict[str, list[Phase]] = {"individual": [], "plaintext": [], "encrypted": []}
+            warm = _warm_up(url, base, data_dir, args, cpu, warm_meters) if args.warmup else []
             # Interleaved: each round measures every path under the same load, in an
             # order rotated from round to round (a phase pays for the WAL and dirty
             # pages the one before it left), each after a CHECKPOINT, with every
@@ -413,10 +421,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(many.report(), flush=True)
         gridtokenx = runs["plaintext"] + runs["encrypted"]
+        warm_samples = sum(p.accepted for p in warm if not p.name.startswith("individual"))
+        warm_readings = sum(p.accepted for p in warm if p.name.startswith("individual"))
         if classic:
             one = _combined(runs["individual"])
             count = stored(url)
-            accepted = one.accepted + (many.accepted if many else 0)
+            accepted = one.accepted + (many.accepted if many else 0) + warm_readings
             print(f"stored readings: {count}; accepted: {accepted}")
             statuses = one.statuses + (many.statuses if many else Counter())
             server_errors = sum(n for s, n in statuses.items() if s >= 500)
@@ -426,8 +436,9 @@ def main(argv: list[str] | None = None) -> int:
             if many:
                 assert many.accepted == args.batch_meters * args.batch_size, "batch failed"
         samples = dlms_bench.stored_samples(url)
-        print(f"stored samples: {samples}; accepted: {sum(p.accepted for p in gridtokenx)}")
-        assert samples == sum(p.accepted for p in gridtokenx), "stored samples differ"
+        accepted_samples = sum(p.accepted for p in gridtokenx) + warm_samples
+        print(f"stored samples: {samples}; accepted: {accepted_samples} (warm-up included)")
+        assert samples == accepted_samples, "stored samples differ"
         for phase in gridtokenx:
             assert phase.accepted == args.dlms_meters * args.dlms_ticks, f"{phase.name} failed"
             assert not [s for s in phase.statuses if s >= 500], f"{phase.name}: 5xx"
@@ -441,6 +452,32 @@ def _median(name: str, runs: list[Phase]) -> None:
         f"accepted/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
         flush=True,
     )
+
+
+def _warm_up(
+    url: str,
+    base: str,
+    data_dir: Path,
+    args: argparse.Namespace,
+    cpu: CpuMeter,
+    warm_meters: list[tuple[str, str]],
+) -> list[Phase]:
+    """One short unmeasured phase of each path on meters of its own: every statement the
+    rounds run has been prepared (psycopg prepares one after its fifth execution) before
+    the first measured phase, so no path pays for it in round 1 alone."""
+    small = argparse.Namespace(
+        dlms_meters=args.warmup, dlms_ticks=3, dlms_clients=min(args.warmup, args.dlms_clients)
+    )
+    phases = []
+    if warm_meters:
+        phase = asyncio.run(individual(base, warm_meters, 3, cpu))
+        phase.name = f"individual warm-up: {phase.name}"
+        phases.append(phase)
+    for encrypted in (False, True):
+        fleet = _dlms_prepare(url, data_dir, small, encrypted, args.runs)
+        phases.append(_dlms_run(base, cpu, *fleet[:3], f"warm-up {fleet[3]}", quiet=True))
+    print(f"warm-up: {', '.join(f'{p.accepted}' for p in phases)} accepted (not measured)")
+    return phases
 
 
 def _dlms_prepare(
@@ -461,11 +498,19 @@ def _dlms_prepare(
 
 
 def _dlms_run(
-    base: str, cpu: CpuMeter, key: str, per_meter: list[list[bytes]], clients: int, name: str
+    base: str,
+    cpu: CpuMeter,
+    key: str,
+    per_meter: list[list[bytes]],
+    clients: int,
+    name: str,
+    *,
+    quiet: bool = False,
 ) -> Phase:
     phase = Phase(name)
     asyncio.run(dlms_bench.dlms(base, key, per_meter, clients, phase, cpu))
-    print(phase.report(), flush=True)
+    if not quiet:
+        print(phase.report(), flush=True)
     return phase
 
 
