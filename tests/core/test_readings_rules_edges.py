@@ -267,6 +267,20 @@ def test_limit_messages_name_the_field_the_limit_and_the_value(config) -> None:
     assert message == "reading_timestamp 2026-11-13T11:59:59.999000+00:00 is older than 7 days"
 
 
+def test_the_archive_horizon_refuses_what_is_before_it_whatever_the_age_limit(config) -> None:
+    """core.archive removed the readings before the horizon: their resends are refused."""
+    horizon = NOW - timedelta(days=2)  # inside the 7-day age limit, so only the horizon decides
+    archived = config.with_archive_horizon(horizon)
+    before = horizon - timedelta(milliseconds=1)
+    message = refused(signed("1", before), archived, ReadingTooOld, "reading_timestamp")
+    assert message == (
+        "reading_timestamp 2026-11-18T11:59:59.999000+00:00 is in an archived month (readings "
+        "before 2026-11-18T12:00:00+00:00 have been archived and are not accepted again)"
+    )
+    assert check(signed("1", before), config).kwh_micro == 1_000_000  # no horizon: accepted
+    assert check(signed("1", horizon), archived).reading_timestamp == horizon  # at it: kept
+
+
 def test_review_threshold_is_strictly_above(config) -> None:
     at = NOW - timedelta(minutes=5)
     assert check(signed("50", at), config).status is ReadingStatus.PENDING
