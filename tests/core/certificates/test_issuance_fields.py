@@ -355,3 +355,55 @@ def test_awaiting_issue_counts_the_windows_minted_unissued_certifiable_readings(
                         .values(minted_at=end + timedelta(hours=1) - LOOK_BACK))  # fmt: skip
         session.commit()
         assert issuance.awaiting_issue(session, start, end) == 3
+
+
+def test_an_hour_larger_than_a_page_keeps_the_call_s_time_and_auto_issue(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The one-hour-larger-than-a-page branch issues with this call's `now` and setting
+    (auto-issue on: a lost setting reads as off and would put the bundle in review)."""
+    with sessions() as session:
+        meter = device_meter(session)
+        for quarter in range(3):
+            minted(session, meter, H0 + timedelta(minutes=15 * quarter), "1")
+        issue_due(session, now=NOW, auto_issue=True, limit=2)
+        [bundle] = bundle_rows(session)
+        assert (bundle[6], bundle[15], bundle[16]) == (2000, None, NOW)  # wh, reason, created
+        [certificate] = certificate_rows(session)
+        assert (certificate[3], certificate[6], certificate[8]) == (2000, "issuing", NOW)
+
+
+def test_middle_pages_keep_the_call_s_time_and_auto_issue(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        a, b = device_meter(session), device_meter(session)
+        for meter, hour, kwh in ((a, 0, "1"), (a, 1, "2"), (b, 0, "3"), (b, 1, "4")):
+            minted(session, meter, H0 + timedelta(hours=hour), kwh)
+        report = issue_due(session, now=NOW, auto_issue=True, limit=2)  # 3 pages of 2 rows
+        assert (report.bundles, report.in_review) == (4, 0)
+        assert {(row[6], row[15], row[16]) for row in bundle_rows(session)} == {
+            (1000, None, NOW), (2000, None, NOW), (3000, None, NOW), (4000, None, NOW)
+        }  # fmt: skip
+        assert {(c[6], c[8]) for c in certificate_rows(session)} == {("issuing", NOW)}
+
+
+def test_an_hour_held_on_an_early_page_holds_the_watermark_to_the_last(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Meter a's 08:00 hour still has a reading on its way: it is held on the first page,
+    and after three more pages the watermark stops at that hour, not at `now`."""
+    with sessions() as session:
+        a, b = device_meter(session), device_meter(session)
+        minted(session, a, H0, "1")
+        make_reading(session, a, at=H0 + timedelta(minutes=10))  # pending: the hour is open
+        minted(session, a, H0 + timedelta(hours=1), "2")
+        minted(session, b, H0, "3")
+        minted(session, b, H0 + timedelta(hours=1), "4")
+        report = issue_due(session, now=NOW, auto_issue=True, limit=2)
+        assert sorted(bundle_hours(session)) == sorted([
+            (a.id, H0 + timedelta(hours=1), 2000), (b.id, H0, 3000),
+            (b.id, H0 + timedelta(hours=1), 4000),
+        ])  # fmt: skip
+        assert report.bundles == 3
+        assert session.scalar(select(CertificateWatermark.since)) == H0
