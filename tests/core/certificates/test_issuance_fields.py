@@ -407,3 +407,41 @@ def test_an_hour_held_on_an_early_page_holds_the_watermark_to_the_last(
         ])  # fmt: skip
         assert report.bundles == 3
         assert session.scalar(select(CertificateWatermark.since)) == H0
+
+
+def _devices_over_two_transactions(session: Session) -> list[Meter]:
+    """21 devices, one hour each: two transactions of issuance (20 devices per one)."""
+    meters = [device_meter(session) for _ in range(issuance.METERS_PER_TRANSACTION + 1)]
+    for number, meter in enumerate(meters, start=1):  # number + 0.5 Wh: i Wh, 500 mWh of rest
+        minted(session, meter, H0, Decimal(2 * number + 1) / 2000)  # kWh: 0.0015 .. 0.0215
+    return meters
+
+
+def test_a_report_sums_every_transaction_of_the_call(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        meters = _devices_over_two_transactions(session)
+        report = issue_due(session, now=NOW, auto_issue=False)
+        # Oracle: device i (1..21) made i Wh and 500 mWh of rest; all wait for approval.
+        assert (report.bundles, report.wh, report.in_review) == (21, 21 * 22 // 2, 21)
+        assert report.remainder_mwh == 21 * 500
+        bundles = session.scalars(select(CertificateBundle.id).order_by(CertificateBundle.id))
+        assert report.bundle_ids == list(bundles) and len(meters) == 21
+
+
+def test_races_lost_in_two_transactions_count_twice_and_hold_the_hour(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with sessions() as session:
+        _devices_over_two_transactions(session)
+        monkeypatch.setattr(issuance, "_move_carry", lambda *args: False)
+        report = issue_due(session, now=NOW, auto_issue=True)
+        assert (report.bundles, report.lost_races) == (0, 2)
+
+        def linked_first(*args: object) -> bool:
+            raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+        monkeypatch.setattr(issuance, "_move_carry", linked_first)
+        report = issue_due(session, now=NOW, auto_issue=True)
+        assert (report.bundles, report.lost_races) == (0, 2)
+        assert session.scalar(select(func.count(CertificateReading.reading_id))) == 0
+        assert session.scalar(select(CertificateWatermark.since)) == H0  # both held it
