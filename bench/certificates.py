@@ -39,7 +39,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, create_engine, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from bench import certificates_seed as seed
@@ -47,7 +47,7 @@ from bench.dashboard import BUDGET_MS, _drop_pg, _pg_database, _pg_reachable, re
 from core.certificates.issuance import issue_due
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
-from core.db.models import CertificateBundle, User
+from core.db.models import Certificate, CertificateBundle, User
 from core.db.types import utcnow
 from core.views.certificates import (
     CertificateFilter,
@@ -58,6 +58,14 @@ from core.views.certificates import (
 )
 
 PAGE_COUNT_CAP = 10_000  # the page's COUNT_CAP (pages/screens/certificates.py)
+# Every staff status x holder combination: the seed gives holders bench0000-0006 only
+# active certificates, bench0007-0008 only retired, bench0009 only cancelled, so
+# each status meets a holder with some and one with none.
+STAFF_FILTERS = [
+    (status, holder)
+    for status in (None, "active", "retired", "cancelled")
+    for holder in (None, "bench0003", "bench0007", "bench0009")
+] + [(None, "root"), ("retired", "root")]  # root, an admin, holds none at all
 
 
 def bench_issuance(sessions: Callable[[], Session], readings: int, meters: int) -> None:
@@ -110,8 +118,16 @@ def bench_issuance(sessions: Callable[[], Session], readings: int, meters: int) 
 
 
 def seed_page(sessions: Callable[[], Session], count: int) -> int:
-    """The page's data; the id of the prosumer whose certificates are timed."""
+    """The page's data; the id of the prosumer whose certificates are timed.
+
+    A database already seeded with `count` certificates (`--pg-database`, kept from an
+    earlier run) is used as it is: seeding a million takes minutes, a query change none.
+    """
     with sessions() as session:
+        if session.scalar(select(func.count()).select_from(Certificate)) == count:
+            analyse(session, "certificates", "certificate_bundles", "users", "meters")
+            print(f"page: {count:,} certificates (kept from an earlier run)")
+            return int(session.scalar(select(User.id).where(User.username == "bench0000")))
         owners, meter_ids = seed.users_and_meters(session, 100)
         for name, role in (("ops", "operator"), ("root", "admin")):
             session.add(User(username=name, role=role, password_hash="x"))
@@ -183,6 +199,9 @@ def bench_queries(sessions: Callable[[], Session], prosumer_id: int) -> None:
             "staff registry filtered (retired + holder)",
             page(staff, CertificateFilter(status="retired", holder="bench0003")),
         )
+        for status, holder in STAFF_FILTERS:
+            label = f"staff filter status={status or '-'} holder={holder or '-'}"
+            timed(label, page(staff, CertificateFilter(status=status, holder=holder)))
         timed("prosumer own page + capped count", page(prosumer))
         timed(
             "prosumer own page + exact count (the API's total)",
@@ -207,8 +226,20 @@ def print_plans(sessions: Callable[[], Session], prosumer_id: int) -> None:
         prosumer = session.get(User, prosumer_id)
         assert prosumer is not None
         everything = CertificateFilter()
-        retired_of = CertificateFilter(status="retired", holder="bench0003")
+        holder_ids = {name: uid for name, uid in session.execute(select(User.username, User.id))}
+
+        def resolved(status: str | None, holder: str | None) -> CertificateFilter:
+            """As certificates() runs it: the holder by id."""
+            return CertificateFilter(status=status, holder_id=holder_ids.get(holder or ""))
+
+        retired_of = resolved("retired", "bench0003")
         cases = [
+            (
+                f"staff page status={status or '-'} holder={holder or '-'}",
+                page_statement(staff, resolved(status, holder), 200, 0),
+            )
+            for status, holder in STAFF_FILTERS
+        ] + [
             ("prosumer capped count", count_statement(prosumer, everything, PAGE_COUNT_CAP)),
             ("prosumer exact count", count_statement(prosumer, everything)),
             ("prosumer page", page_statement(prosumer, everything, 200, 0)),
@@ -234,6 +265,8 @@ def bench_render(url: str, data_dir: Path, runs: int) -> None:
         ("certificates", "prosumer", "certificates", {}),
         ("certificates retired + holder", "operator", "certificates",
          {"certs.status": "retired", "certs.holder": "bench0003"}),
+        ("certificates holder with none", "operator", "certificates", {"certs.holder": "root"}),
+        ("certificates retired (all)", "operator", "certificates", {"certs.status": "retired"}),
         ("certificates by region", "admin", "certificates", {"certs.chart_by": "grid_region"}),
     ]  # fmt: skip
     users = {"admin": "root", "operator": "ops", "prosumer": "bench0000"}
@@ -278,6 +311,17 @@ def run_part(part: str, url: str, tmp: Path, args: argparse.Namespace) -> None:
         bench_export(url)
 
 
+def _kept_pg_database(admin_url: str, name: str) -> str:
+    """The URL of database `name` beside `admin_url`'s, created if it does not exist."""
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        known = text("SELECT 1 FROM pg_database WHERE datname = :n")
+        if not connection.scalar(known, {"n": name}):
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -291,6 +335,11 @@ def main() -> int:
         default=os.environ.get(
             "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
+    )
+    parser.add_argument(
+        "--pg-database",
+        help="page part: use (create if missing) and keep this PostgreSQL database; "
+        "one already holding --certificates certificates is not seeded again",
     )
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--meters", type=int, default=200)
@@ -315,6 +364,8 @@ def main() -> int:
                 pg_name = None
                 if backend == "sqlite":
                     url = f"sqlite:///{Path(directory) / 'bench.db'}"
+                elif args.pg_database and part == "page":
+                    url = _kept_pg_database(args.pg_url, args.pg_database)
                 else:
                     pg_name, url = _pg_database(args.pg_url)
                 try:
