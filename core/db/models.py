@@ -760,7 +760,7 @@ class Certificate(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", CertificateStatus), name="status"),
         CheckConstraint("wh > 0 AND last_id - first_id + 1 = wh", name="range"),
-        Index("ix_certificates_holder_status", "holder_id", "status"),
+        Index("ix_certificates_holder_status", "holder_id", "status", "id"),
         Index("ix_certificates_holder_id", "holder_id", "id"),
         Index("ix_certificates_bundle_id", "bundle_id"),
         Index("ix_certificates_status_id", "status", "id"),

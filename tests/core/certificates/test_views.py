@@ -13,7 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.certificates.issuance import issue_due
 from core.db.models import Certificate, CertificateBundle, Role, User
-from core.views.certificates import CertificateFilter, certificates
+from core.views.certificates import (
+    CertificateFilter,
+    CertificateRow,
+    certificates,
+    certificates_statement,
+)
 from tests.core.certificates.support import device_meter, minted
 from tests.factories import make_user
 
@@ -93,3 +98,81 @@ def test_a_capped_count_is_exact_to_the_cap_then_one_past_it(
             assert ids == sorted(ids, reverse=True)  # newest first, with a holder too
             if viewer != "ops":
                 assert {r.holder for r in rows} == {viewer}
+
+
+def _expected_ids(
+    session: Session, users: dict[str, User], viewer: str, wanted: CertificateFilter
+) -> list[int]:
+    """The oracle: every certificate read plainly and filtered here, newest first."""
+    holder_of = {user.id: name for name, user in users.items()}
+    rows = session.execute(select(Certificate.id, Certificate.holder_id, Certificate.status))
+    ids = []
+    for cid, holder_id, status in rows:
+        if viewer != "ops" and holder_of[holder_id] != viewer:
+            continue
+        if wanted.status and status != wanted.status:
+            continue
+        if not wanted.status and not wanted.include_split and status == "split":
+            continue
+        if wanted.holder and holder_of[holder_id] != wanted.holder:
+            continue
+        ids.append(cid)
+    return sorted(ids, reverse=True)
+
+
+def test_every_status_and_holder_filter_pages_the_same_rows_as_the_plain_join(
+    session: Session, registry: dict[str, User]
+) -> None:
+    """The page's ids come first from certificates alone when the filter reads only its
+    columns (core.views.certificates.page_statement); the rows, their order and every
+    page must be those of the one-join statement it replaced, and the oracle's."""
+    checked = 0
+    for viewer in ("ops", "alice", "bob"):
+        for status in (None, "active", "retired", "split", "cancelled"):
+            for holder in (None, "alice", "bob", "ops", "nobody"):
+                for include_split in (False, True):
+                    wanted = CertificateFilter(
+                        status=status, holder=holder, include_split=include_split
+                    )
+                    expected = _expected_ids(session, registry, viewer, wanted)
+                    plain = list(
+                        session.execute(
+                            certificates_statement(registry[viewer], wanted).order_by(
+                                Certificate.id.desc()
+                            )
+                        )
+                    )
+                    assert [row[0] for row in plain] == expected, (viewer, wanted)
+                    for limit, offset in ((2, 0), (2, 2), (3, 1), (50, 0), (1, 7), (5, 20)):
+                        rows, _ = certificates(
+                            session, registry[viewer], wanted, limit=limit, offset=offset
+                        )
+                        want = [CertificateRow(*row) for row in plain[offset : offset + limit]]
+                        assert rows == want, (viewer, wanted, limit, offset)
+                        checked += 1
+    assert checked == 3 * 5 * 5 * 2 * 6
+
+
+def test_a_device_filter_with_a_status_and_a_holder_pages_as_the_plain_join(
+    session: Session, registry: dict[str, User]
+) -> None:
+    seen = 0
+    for viewer in ("ops", "alice"):
+        for wanted in (
+            CertificateFilter(status="active", holder="alice", grid_region="th-pea"),
+            CertificateFilter(status="retired", technology="solar_pv"),
+            CertificateFilter(holder="bob", grid_region="TH-PEA", include_split=True),
+            CertificateFilter(status="retired", holder="bob", technology="solar_pv"),
+        ):
+            plain = list(
+                session.execute(
+                    certificates_statement(registry[viewer], wanted).order_by(Certificate.id.desc())
+                )
+            )
+            seen += len(plain)
+            for limit, offset in ((2, 0), (2, 1), (50, 0)):
+                rows, _ = certificates(
+                    session, registry[viewer], wanted, limit=limit, offset=offset
+                )
+                assert rows == [CertificateRow(*r) for r in plain[offset : offset + limit]]
+    assert seen == 5 + 1 + 3 + 0 + 5 + 1 + 0 + 0  # ops's four, then alice's
