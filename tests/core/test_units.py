@@ -16,6 +16,7 @@ from core.units import (
     TooManyDecimals,
     format_kwh,
     format_tokens,
+    json_number,
     kwh_to_base_units,
     kwh_to_micro,
     micro_to_kwh,
@@ -119,6 +120,15 @@ def test_text_outside_the_one_grammar_is_refused(text: str, error: type) -> None
 def test_a_json_number_is_held_to_the_grammar_as_written(literal: str, expected: Decimal) -> None:
     number = json.loads(literal, parse_float=JsonNumber)
     assert parse_kwh(number) == expected
+
+
+def test_a_json_number_is_the_decimal_its_literal_writes() -> None:
+    """The hook's value, not only its literal: a DLMS frame's registers are read as numbers."""
+    number = json_number("2.50")
+    assert isinstance(number, Decimal) and number.literal == "2.50"
+    assert number.as_tuple() == (0, (2, 5, 0), -2)  # digits and exponent as written
+    frame = json.loads('{"kwh": -0.125, "v": 229.9}', parse_float=json_number)
+    assert (frame["kwh"], frame["v"]) == (Decimal("-0.125"), Decimal("229.9"))
 
 
 @pytest.mark.parametrize(("literal", "error"), [("1e2", InvalidAmount), ("1.5E1", InvalidAmount),

@@ -47,7 +47,9 @@ def test_split_energy_floors_whole_wh_and_keeps_the_rest() -> None:
     assert split_energy(1, 999) == Split(1, 0)
     assert split_energy(1_000_700, 500) == Split(1001, 200)
     for energy, carried in [(-1, 0), (0, -1), (0, 1000)]:
-        with pytest.raises(ValueError, match=r"^energy is non-negative and a carried rest"):
+        with pytest.raises(
+            ValueError, match=r"^energy is non-negative and a carried rest is below 1 Wh$"
+        ):
             split_energy(energy, carried)
 
 
@@ -445,3 +447,17 @@ def test_races_lost_in_two_transactions_count_twice_and_hold_the_hour(
         assert (report.bundles, report.lost_races) == (0, 2)
         assert session.scalar(select(func.count(CertificateReading.reading_id))) == 0
         assert session.scalar(select(CertificateWatermark.since)) == H0  # both held it
+
+
+def test_the_watermark_moves_only_from_the_value_this_run_read(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Of two issuers that read the same watermark, the one that moves second finds it
+    moved already and leaves it (its view is no newer)."""
+    with sessions() as session:
+        session.execute(update(CertificateWatermark).values(since=H0))
+        session.commit()
+        issuance._move_watermark(session, H0 - timedelta(hours=1), NOW)  # read a stale value
+        assert session.scalar(select(CertificateWatermark.since)) == H0
+        issuance._move_watermark(session, H0, NOW)
+        assert session.scalar(select(CertificateWatermark.since)) == NOW
