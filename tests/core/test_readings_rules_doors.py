@@ -81,6 +81,16 @@ def test_every_refusal_names_the_doors_own_field() -> None:
     old = NOW - timedelta(days=7, milliseconds=1)
     message = refused(submission(at=old), ReadingTooOld, "ts")
     assert message == "ts 2026-11-13T11:59:59.999000+00:00 is older than 7 days"
+    horizon = NOW - timedelta(days=1)  # core.archive moved the readings before it out
+    with pytest.raises(ReadingTooOld) as caught:
+        check_submission(
+            submission(at=horizon - timedelta(seconds=1)),
+            meter_serial="M-1",
+            public_key=KEY.pubkey(),
+            config=config().with_archive_horizon(horizon),
+            now=NOW,
+        )
+    assert caught.value.field == "ts" and str(caught.value).startswith("ts 2026-11-19T11:59:59")
 
 
 def test_a_refused_signature_over_bytes_that_are_not_utf8_is_still_a_refusal() -> None:
