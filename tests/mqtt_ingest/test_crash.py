@@ -17,9 +17,7 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from solders.pubkey import Pubkey
 from sqlalchemy import func, select
 
@@ -33,6 +31,7 @@ from core.settings_store import update_settings
 from scheduler.service import build_minter
 from tests.factories import make_meter, rfc3339
 from tests.support.localnet import wait_for
+from tests.support.mqtt import FleetClient
 from tests.support.processes import Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -74,17 +73,7 @@ def test_a_bridge_killed_mid_stream_stores_and_mints_every_reading_once(
                 messages[(keys.serial, rfc3339(at))] = json.dumps(body).encode()
                 expected[wallet] += micro * 1000
 
-    acks: queue.Queue[tuple[str, dict]] = queue.Queue()
-    meters = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:8]}")
-    meters.max_inflight_messages_set(200)
-    meters.max_queued_messages_set(0)
-    meters.on_message = lambda _c, _u, m: acks.put((m.topic.split("/")[-2], json.loads(m.payload)))
-    subscribed = threading.Event()
-    meters.on_subscribe = lambda *_a: subscribed.set()
-    meters.connect("127.0.0.1", 1883)
-    meters.loop_start()
-    meters.subscribe(topics.prefix + "gridtokenx/meters/+/acks", qos=1)
-    assert subscribed.wait(10)
+    meters = FleetClient(mosquitto, topics, inflight=200)
 
     answered: dict[tuple[str, str], list[dict]] = {}
 
@@ -92,14 +81,14 @@ def test_a_bridge_killed_mid_stream_stores_and_mints_every_reading_once(
         """Collect acks until none came for `quiet` seconds."""
         try:
             while True:
-                serial, ack = acks.get(timeout=quiet) if quiet else acks.get_nowait()
+                serial, ack = meters.acks.get(timeout=quiet) if quiet else meters.acks.get_nowait()
                 answered.setdefault((serial, ack["reading_timestamp"]), []).append(ack)
         except queue.Empty:
             pass
 
     def publish(keys: list[tuple[str, str]]) -> None:
         for serial, stamp in keys:
-            meters.publish(topics.readings(serial), messages[(serial, stamp)], qos=1)
+            meters.publish(serial, messages[(serial, stamp)])
 
     bridge = Service("mqtt_ingest", env, tmp_path / "bridge-1.log").start()
     order = list(messages)
@@ -126,8 +115,7 @@ def test_a_bridge_killed_mid_stream_stores_and_mints_every_reading_once(
     finally:
         if bridge.running:
             bridge.terminate()
-        meters.disconnect()
-        meters.loop_stop()
+        meters.close()
 
     statuses = Counter(ack["status"] for replies in answered.values() for ack in replies)
     assert set(statuses) <= {"accepted", "duplicate"}, statuses

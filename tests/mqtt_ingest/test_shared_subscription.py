@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import uuid
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from core.bootstrap import App
@@ -27,7 +25,7 @@ from core.db.models import Meter, MeterReading
 from core.db.types import utcnow
 from mqtt_ingest.topics import Topics
 from tests.factories import make_meter, rfc3339
-from tests.support.mqtt import RunningBridge
+from tests.support.mqtt import FleetClient, RunningBridge
 
 METERS, PER_METER = 12, 25
 READINGS = METERS * PER_METER
@@ -48,20 +46,7 @@ def test_two_bridges_on_a_shared_subscription_store_and_ack_each_reading_once(
             body = meter.payload(kwh=Decimal(micro).scaleb(-6), at=at)
             stream.append((meter.serial, rfc3339(at), json.dumps(body).encode(), micro))
 
-    acks: queue.Queue[tuple[str, dict]] = queue.Queue()
-    meters = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
-    )  # fmt: skip
-    meters.max_inflight_messages_set(100)
-    meters.max_queued_messages_set(0)
-    meters.on_message = lambda _c, _u, m: acks.put((m.topic.split("/")[-2], json.loads(m.payload)))
-    subscribed = threading.Event()
-    meters.on_subscribe = lambda *_a: subscribed.set()
-    meters.connect("127.0.0.1", 1883)
-    meters.loop_start()
-    meters.subscribe(topics.acks("+"), qos=1)
-    assert subscribed.wait(10)
+    meters = FleetClient(mosquitto, topics, protocol=mqtt.MQTTv5)
 
     group = f"share-{uuid.uuid4().hex[:8]}"
     shared = Topics(topics.prefix, share_group=group)
@@ -74,15 +59,15 @@ def test_two_bridges_on_a_shared_subscription_store_and_ack_each_reading_once(
 
     def collect(expected: int) -> None:
         while sum(len(replies) for replies in answered.values()) < expected:
-            serial, ack = acks.get(timeout=60)
+            serial, ack = meters.acks.get(timeout=60)
             answered.setdefault((serial, ack["reading_timestamp"]), []).append(ack)
 
     try:
         for serial, _stamp, payload, _micro in stream:
-            meters.publish(topics.readings(serial), payload, qos=1)
+            meters.publish(serial, payload)
         collect(READINGS)
         for serial, _stamp, payload, _micro in stream[:RESENT]:
-            meters.publish(topics.readings(serial), payload, qos=1).wait_for_publish(10)
+            meters.publish(serial, payload).wait_for_publish(10)
         collect(READINGS + RESENT)
     finally:
         for bridge in bridges:
@@ -90,13 +75,12 @@ def test_two_bridges_on_a_shared_subscription_store_and_ack_each_reading_once(
     # Nothing more comes: no reading was answered twice by the two bridges.
     try:
         while True:
-            serial, ack = acks.get(timeout=1.0)
+            serial, ack = meters.acks.get(timeout=1.0)
             answered.setdefault((serial, ack["reading_timestamp"]), []).append(ack)
     except queue.Empty:
         pass
     finally:
-        meters.disconnect()
-        meters.loop_stop()
+        meters.close()
 
     # Both bridges took a share of the stream (Mosquitto hands the group's messages round).
     taken = [bridge.bridge.counters["messages"] for bridge in bridges]

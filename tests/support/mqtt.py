@@ -95,6 +95,43 @@ class MeterClient:
         self.client.loop_stop()
 
 
+class FleetClient:
+    """Many meters on one connection (a head-end's view): publishes any meter's readings,
+    collects every meter's acks as (serial, ack), in arrival order."""
+
+    def __init__(
+        self, url: str, topics: Topics, *, inflight: int = 100, protocol: int = mqtt.MQTTv311
+    ) -> None:
+        address = broker_address(url)
+        self.topics = topics
+        self.acks: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fleet-{uuid.uuid4().hex[:8]}",
+            protocol=protocol,
+        )
+        if address.username:
+            self.client.username_pw_set(address.username, address.password)
+        self.client.max_inflight_messages_set(inflight)
+        self.client.max_queued_messages_set(0)  # unbounded: a stream is queued, never dropped
+        self.client.on_message = lambda _c, _u, m: self.acks.put(
+            (m.topic.split("/")[-2], json.loads(m.payload))
+        )
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_a: subscribed.set()
+        self.client.connect(address.host, address.port)
+        self.client.loop_start()
+        self.client.subscribe(topics.acks("+"), qos=1)
+        assert subscribed.wait(10), "the broker did not confirm the ack subscription"
+
+    def publish(self, serial: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(self.topics.readings(serial), payload, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 class RunningBridge:
     """The bridge of `python -m mqtt_ingest`, run in a thread of the test."""
 
