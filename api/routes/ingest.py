@@ -34,15 +34,18 @@ from core.meters import SERIAL_PATTERN, MeterUnauthenticated
 from core.ratelimit import RateLimited
 from core.readings import (
     MAX_BATCH_ITEMS,
+    BatchOutcome,
     InvalidFormat,
     ItemResult,
+    Part,
     PayloadTooLarge,
     ReadingRejected,
     SubmittingGateway,
     SubmittingMeter,
     accept_batch,
-    claim_gateway_meter,
+    accept_together,
     claim_submitter,
+    gateway_meters,
     record_rejection,
 )
 
@@ -156,17 +159,29 @@ async def submit_reading(api_key: MeterKey, body: ReadingBody, state: StateDep) 
 async def submit_batch(api_key: MeterKey, body: BatchBody, state: StateDep) -> JSONResponse:
     readings = _batch_items(body)
 
+    def counted(results: list[ItemResult]) -> list[ItemResult]:
+        for result in results:
+            if result.status == "accepted":
+                state.metrics.accepted.inc()
+            elif result.error is not None:
+                state.metrics.reject(result.error.code)
+            else:
+                state.metrics.duplicates.inc()
+        return results
+
     def judge(
         session: Session, meter: SubmittingMeter, items: list[Any], now: datetime
     ) -> list[ItemResult]:
-        outcome = accept_batch(session, meter, items, state.config(), now=now)
-        state.metrics.accepted.inc(outcome.count("accepted"))
-        for result in outcome.results:
-            if result.error is not None:
-                state.metrics.reject(result.error.code)
-            elif result.status == "duplicate":
-                state.metrics.duplicates.inc()
-        return outcome.results
+        return counted(accept_batch(session, meter, items, state.config(), now=now).results)
+
+    def judge_together(
+        session: Session, parts: list[Part], now: datetime
+    ) -> list[BatchOutcome | ReadingRejected]:
+        answers = accept_together(session, parts, state.config(), now=now)
+        for answer in answers:
+            if isinstance(answer, BatchOutcome):
+                counted(answer.results)
+        return answers
 
     def work(
         session: Session, submitter: SubmittingMeter | SubmittingGateway, now: datetime
@@ -176,7 +191,7 @@ async def submit_batch(api_key: MeterKey, body: BatchBody, state: StateDep) -> J
                 raise body.error
             if readings is None:
                 raise InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
-            return gateway_batch(session, state, submitter, readings, now, judge)
+            return gateway_batch(session, state, submitter, readings, now, judge_together)
         refuse_body(session, submitter, body, now)
         if readings is None:
             error = InvalidFormat('the body is {"readings": [ ... ]}', field="readings")
@@ -211,11 +226,13 @@ def gateway_batch(
     gateway: SubmittingGateway,
     readings: list[Any],
     now: datetime,
-    judge: Callable[[Session, SubmittingMeter, list[Any], datetime], list[ItemResult]],
+    judge: Callable[[Session, list[Part], datetime], list[BatchOutcome | ReadingRejected]],
 ) -> list[ItemResult]:
-    """A gateway's batch, meter by meter: each meter spends its own budget for its readings
-    and has them stored together (one transaction per meter); readings for a meter not
-    assigned to the gateway, or over that meter's budget, are rejected with the reason."""
+    """A gateway's batch, set-based: its meters resolved in one lookup, each meter's
+    budget spent for its own readings, and every meter's readings stored together in
+    one transaction (the meters locked in id order, so two gateways' batches cannot
+    deadlock). A reading for a meter not assigned to the gateway, over its meter's
+    budget, or for a suspended meter is rejected with the reason; the rest are judged."""
     if len(readings) > MAX_BATCH_ITEMS:
         raise PayloadTooLarge(
             f"a batch holds at most {MAX_BATCH_ITEMS} readings, got {len(readings)}",
@@ -223,23 +240,44 @@ def gateway_batch(
         )
     groups: dict[str, list[int]] = {}
     results: list[ItemResult] = []
+
+    def refuse(indices: list[int], error: Exception) -> None:
+        assert isinstance(error, DomainError), error
+        state.metrics.reject(error.code, len(indices))
+        results.extend(ItemResult(i, "rejected", error=error) for i in indices)
+
     for index, item in enumerate(readings):
         serial = item.get("meter_serial") if isinstance(item, dict) else None
         if isinstance(serial, str) and SERIAL_PATTERN.fullmatch(serial.strip()):
             groups.setdefault(serial.strip(), []).append(index)
         else:
-            error = InvalidFormat("each reading names its meter_serial", field="meter_serial")
-            state.metrics.reject(error.code)
-            results.append(ItemResult(index, "rejected", error=error))
-    for serial, indices in groups.items():
-        try:
-            meter = claim_gateway_meter(session, gateway, serial, now)
-            state.meter_budget.spend(meter.id, len(indices))
-        except (ReadingRejected, RateLimited) as error:
-            session.rollback()
-            state.metrics.reject(error.code, len(indices))
-            results.extend(ItemResult(i, "rejected", error=error) for i in indices)
-            continue
-        for result in judge(session, meter, [readings[i] for i in indices], now):
-            results.append(dataclasses.replace(result, index=indices[result.index]))
+            refuse(
+                [index], InvalidFormat("each reading names its meter_serial", field="meter_serial")
+            )
+    named = list(groups.items())
+    resolved = gateway_meters(session, [(gateway, serial) for serial, _ in named])
+    found = [
+        (meter, indices)
+        for meter, (_, indices) in zip(resolved, named, strict=True)
+        if isinstance(meter, SubmittingMeter)
+    ]
+    for meter, (_, indices) in zip(resolved, named, strict=True):
+        if isinstance(meter, ReadingRejected):
+            refuse(indices, meter)  # forbidden / unknown_meter: nothing read or stored
+    refusals = state.meter_budget.spend_many([(m.id, len(indices)) for m, indices in found])
+    admitted = []
+    for (meter, indices), refusal in zip(found, refusals, strict=True):
+        if refusal is None:
+            admitted.append((meter, indices))
+        else:
+            refuse(indices, refusal)  # rate_limited (or more than a burst): no event
+    parts = [Part(meter, [readings[i] for i in indices]) for meter, indices in admitted]
+    for (_, indices), answer in zip(admitted, judge(session, parts, now), strict=True):
+        if isinstance(answer, ReadingRejected):
+            refuse(indices, answer)  # the meter refused whole (suspended): its event is written
+        else:
+            results.extend(
+                dataclasses.replace(result, index=indices[result.index])
+                for result in answer.results
+            )
     return sorted(results, key=lambda result: result.index)

@@ -9,8 +9,8 @@ Public API:
   `claim_meter(session, api_key, now)` also records the contact time in the same
   statement and opens the write transaction (the API's ingest path).
 - `claim_submitter(session, api_key, now)`: the meter or the gateway (core.gateways)
-  holding a key; `claim_gateway_meter(session, gateway, serial, now)` the meter a
-  gateway names, if assigned to it (else `forbidden`).
+  holding a key; `gateway_meters(session, [(gateway, serial), ...])` the meters a
+  gateway names, each if assigned to it (else `forbidden` / `unknown_meter`).
 - `accept_reading(session, meter, raw, config, *, now=None, parse=parse_submission)
   -> Acceptance`: `raw` is the JSON object as parsed with `parse_float=Decimal`;
   `parse` is the door's parser into the checked submission (ours, or
@@ -75,9 +75,9 @@ from core.readings.errors import (
 from core.readings.identity import (
     SubmittingGateway,
     SubmittingMeter,
-    claim_gateway_meter,
     claim_meter,
     claim_submitter,
+    gateway_meters,
     meter_identity,
     meters_by_serial,
     submitting_meter,
@@ -119,9 +119,9 @@ __all__ = [
     "accept_reading",
     "accept_readings",
     "accept_together",
-    "claim_gateway_meter",
     "claim_meter",
     "claim_submitter",
+    "gateway_meters",
     "meter_identity",
     "meters_by_serial",
     "record_rejection",

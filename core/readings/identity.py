@@ -1,9 +1,9 @@
 """Who is submitting: the meter behind an API key, with what acceptance needs, in one query.
 
 A key is a meter's own or a gateway's (core.gateways). A gateway names the meter
-per reading; `claim_gateway_meter` resolves it among the meters assigned to the
-gateway and records the meter's contact (and, on PostgreSQL, locks its row) just
-as `claim_meter` does for a meter's own key.
+per reading; `gateway_meters` resolves them, set-based, among the meters assigned to
+the gateway; acceptance then records each meter's contact and, on PostgreSQL, locks
+the meters in id order (core.readings.store.touch_meters).
 """
 
 from __future__ import annotations
@@ -152,24 +152,6 @@ _GATEWAY_CONTACT = (
     )
     .values(last_seen_at=bindparam("now"))
 )
-_ASSIGNED = (
-    select(GatewayMeter.meter_id)
-    .where(GatewayMeter.gateway_id == bindparam("gateway_id"))
-    .scalar_subquery()
-)
-_CLAIM_BY_SERIAL = (
-    update(_METERS)
-    .where(_METERS.c.serial == bindparam("wanted_serial"), _METERS.c.id.in_(_ASSIGNED))
-    .values(last_seen_at=bindparam("now"))
-    .returning(
-        _METERS.c.id,
-        _METERS.c.serial,
-        _METERS.c.owner_id,
-        _OWNER_WALLET,
-        _METERS.c.public_key,
-        _METERS.c.status,
-    )
-)
 
 
 def claim_submitter(
@@ -235,7 +217,8 @@ def gateway_meters(
     session: Session, wanted: Iterable[tuple[SubmittingGateway, str]]
 ) -> list[SubmittingMeter | ReadingRejected]:
     """For each (gateway, serial), the meter if assigned to the gateway, else why not
-    (as `claim_gateway_meter` says it), in two queries at most. Reads without locking:
+    (`forbidden` for a meter not assigned to it, `unknown_meter` for a serial no meter
+    has), in two queries at most. Reads without locking:
     acceptance touches and locks the meters."""
     pairs = list(wanted)
     if not pairs:
@@ -263,23 +246,6 @@ def _not_assigned(gateway: SubmittingGateway, serial: str, exists: bool) -> Read
     if not exists:
         return UnknownMeter(f"no meter with serial {serial!r}")
     return ForeignMeter(f"meter {serial!r} is not assigned to gateway {gateway.name!r}")
-
-
-def claim_gateway_meter(
-    session: Session, gateway: SubmittingGateway, serial: str, now: datetime
-) -> SubmittingMeter:
-    """The meter `serial` if it is assigned to `gateway`, its contact recorded.
-
-    ForeignMeter (`forbidden`) for a meter of someone else's, UnknownMeter for a
-    serial no meter has.
-    """
-    row = session.execute(
-        _CLAIM_BY_SERIAL, {"wanted_serial": serial, "gateway_id": gateway.id, "now": now}
-    ).one_or_none()
-    if row is not None:
-        return _identity(row, claimed_at=now)
-    exists = session.scalar(select(Meter.id).where(Meter.serial == serial)) is not None
-    raise _not_assigned(gateway, serial, exists)
 
 
 def claim_meter(session: Session, api_key: str, now: datetime) -> SubmittingMeter:

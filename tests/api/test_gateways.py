@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from core.bootstrap import App
-from core.db.models import Gateway, MeterReading, TelemetrySample, User
+from core.db.models import Event, Gateway, MeterReading, TelemetrySample, User
 from core.meters import hash_api_key, register_meter
 from tests.api.conftest import auth_headers, error_of
 from tests.factories import NOW, make_meter, make_user
@@ -96,6 +97,47 @@ def test_a_gateway_key_on_our_own_doors(
     ]
     assert results[1]["error"]["code"] == "forbidden"
     assert stored(session) == 3
+
+
+def test_a_gateway_batch_over_many_meters_is_one_commit(
+    api: FastAPI, client: TestClient, session: Session, app: App, admin: User
+) -> None:
+    """Every meter's readings in one transaction; a suspended meter's are rejected one by
+    one (its event written) and the others stored, not the whole batch refused."""
+    keys = [make_meter(session, serial=f"G-{n}") for n in range(3)]
+    paused = make_meter(session, serial="G-P", suspended=True)
+    key = _gateway(client, auth_headers(app, admin), "headend-5", ["G-0", "G-1", "G-2", "G-P"])
+    commits: list[int] = []
+    event.listen(api.state.api.core.sessions, "after_commit", lambda _s: commits.append(1))
+    readings = [
+        keys[2].payload(at=AT),
+        paused.payload(at=AT),
+        keys[0].payload(at=AT),
+        keys[1].payload(at=AT),
+        keys[0].payload(at=AT - timedelta(hours=1)),
+    ]
+    response = client.post(
+        "/api/meters/submit-batch", json={"readings": readings}, headers={"X-API-Key": key}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(r["index"], r["status"]) for r in body["results"]] == [
+        (0, "accepted"),
+        (1, "rejected"),
+        (2, "accepted"),
+        (3, "accepted"),
+        (4, "accepted"),
+    ]
+    assert body["results"][1]["error"]["code"] == "meter_suspended"
+    assert (body["accepted"], body["rejected"]) == (4, 1)
+    assert commits == [1]
+    assert stored(session) == 4
+    session.expire_all()
+    refused = session.scalars(
+        select(Event.payload).where(Event.type == "meter_reading_validation_failed")
+    ).all()
+    session.rollback()
+    assert [(e["meter_serial"], e["error_code"]) for e in refused] == [("G-P", "meter_suspended")]
 
 
 def test_rotate_reassign_and_revoke(
