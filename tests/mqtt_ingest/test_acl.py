@@ -124,3 +124,48 @@ def test_each_meter_is_kept_to_its_own_topics(app: App, acl_broker: int) -> None
         meter_one.close()
         meter_two.close()
         bridge.close()
+
+
+def test_two_bridges_on_a_shared_subscription_under_the_acl(app: App, acl_broker: int) -> None:
+    """MQTT_BRIDGES=2 with the documented ACL: Mosquitto matches `$share/<group>/...`
+    against the ACL's plain topics, so both bridges (one user, two client ids) receive
+    their share and every reading is answered once."""
+    with app.sessions() as session:
+        one = make_meter(session, serial="ACL-1")
+        two = make_meter(session, serial="ACL-2")
+    shared = Topics(share_group="gridtokenx-ingest")
+    bridges = [
+        RunningBridge(app, url(acl_broker, "gridtokenx-ingest"), shared, f"gridtokenx-ingest-{n}")
+        for n in (1, 2)
+    ]
+    for bridge in bridges:
+        bridge.start()
+    meters = {
+        "ACL-1": (one, MeterClient(url(acl_broker, "ACL-1"), shared, "ACL-1")),
+        "ACL-2": (two, MeterClient(url(acl_broker, "ACL-2"), shared, "ACL-2")),
+    }
+    start = utcnow().replace(microsecond=0) - timedelta(hours=12)
+    try:
+        sent = []
+        for n in range(10):
+            at = start + timedelta(minutes=16 * n)  # beyond the duplicate window
+            for serial, (keys, client) in meters.items():
+                body = keys.payload(kwh="1.25", at=at)
+                client.publish(body)
+                sent.append((serial, body["reading_timestamp"]))
+        answered = []
+        for serial, (_keys, client) in meters.items():
+            for _ in range(10):
+                ack = client.next_ack()
+                answered.append((serial, ack["reading_timestamp"], ack["status"]))
+        assert sorted(answered) == sorted((s, t, "accepted") for s, t in sent)
+        taken = [bridge.bridge.counters["messages"] for bridge in bridges]
+        assert sum(taken) == 20 and all(count > 0 for count in taken), taken
+        with app.sessions() as session:
+            rows = session.scalars(select(MeterReading.kwh_micro)).all()
+        assert rows == [1_250_000] * 20
+    finally:
+        for _keys, client in meters.values():
+            client.close()
+        for bridge in bridges:
+            bridge.close()
