@@ -170,19 +170,19 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def register(url: str, count: int) -> list[tuple[str, str]]:
-    """`count` meters, one prosumer each: (serial, api_key), inserted in bulk (registration
-    is not what is measured)."""
+def register(url: str, count: int, prefix: str = "BENCH") -> list[tuple[str, str]]:
+    """`count` meters ({prefix}-00000, ...), one prosumer each: (serial, api_key), inserted
+    in bulk (registration is not what is measured)."""
     engine = create_db_engine(url)
-    serials = [f"BENCH-{index:05d}" for index in range(count)]
+    serials = [f"{prefix}-{index:05d}" for index in range(count)]
     keys = [new_api_key() for _ in serials]
     with session_factory(engine)() as session:
         owners = [
             User(
-                username=f"bench{index:05d}",
+                username=f"{prefix.lower()}{index:05d}",
                 role="prosumer",
                 password_hash="!",
-                wallet_address=wallet_for(f"bench{index:05d}"),
+                wallet_address=wallet_for(f"{prefix.lower()}{index:05d}"),
                 disabled=False,
             )
             for index in range(count)
@@ -488,7 +488,7 @@ def _dlms_prepare(
     key = dlms_bench.register_fleet(url, data_dir, args.dlms_meters, prefix, encrypted=encrypted)
     serials = [f"{prefix}-{i:05d}" for i in range(args.dlms_meters)]
     per_meter = dlms_bench.frames(
-        serials, args.dlms_ticks, dlms_bench.now_for_ticks(), encrypted=encrypted
+        serials, args.dlms_ticks, dlms_bench.now_for_ticks(args.dlms_ticks), encrypted=encrypted
     )
     name = (
         f"dlms {'encrypted' if encrypted else 'plaintext'} run {run + 1} ({args.dlms_meters} "

@@ -26,6 +26,7 @@ from core.device_keys import sealed_device_key
 from core.gateways import create_gateway
 from core.meters import hash_api_key, new_api_key, parse_public_key
 from core.secrets import ensure_secret
+from core.settlement import interval_bounds
 from tests.factories import wallet_for
 from tests.gridtokenx import simulator as sim
 
@@ -117,5 +118,10 @@ def stored_samples(url: str) -> int:
     return count
 
 
-def now_for_ticks() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+def now_for_ticks(ticks: int, interval_secs: int = 900) -> datetime:
+    """Now, or the end of the last settlement interval when `ticks` ticks before now would
+    cross into this one: a meter's samples all land in one interval, so no phase closes
+    its whole fleet's intervals (every meter writing a reading) by the clock's chance."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, _ = interval_bounds(now - TICK, interval_secs)
+    return now if now - TICK * ticks >= start else start
