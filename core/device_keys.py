@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.events import EventType, publish
 from core.meters import get_meter, parse_serial
-from core.readings.encryption import open_device_key, parse_device_key, seal_device_key
+from core.readings.encryption import parse_device_key, seal_device_key
 
 
 def sealed_device_key(wrap_key: bytes, serial: str, aes_key: str) -> str:
@@ -45,7 +45,3 @@ def set_device_key(
         user_id=meter.owner_id,
     )
     session.commit()
-
-
-def device_key_of(wrap_key: bytes, serial: str, sealed: str | None) -> bytes | None:
-    return None if sealed is None else open_device_key(wrap_key, serial, sealed)

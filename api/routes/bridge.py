@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import MeterKey, ReadingBody, StateDep
@@ -25,8 +24,6 @@ from api.openapi import error_responses
 from api.routes.ingest import accept_individually
 from api.serialize import rfc3339
 from api.state import ApiState
-from core.db.models import Meter
-from core.device_keys import device_key_of
 from core.readings import (
     Acceptance,
     InvalidSignature,
@@ -34,11 +31,15 @@ from core.readings import (
     ReplayedCounter,
     SubmittingMeter,
 )
-from core.readings.encryption import DecryptFailed, EncryptionRequired, open_frame
+from core.readings.encryption import (
+    DecryptFailed,
+    EncryptionRequired,
+    device_cipher,
+    open_frame,
+)
 from core.readings.gridtokenx import (
     PROTOCOL_PLAIN,
     parse_gridtokenx_frame,
-    parse_gridtokenx_ingest,
     parse_gridtokenx_payload,
 )
 from core.readings.rules import Submission
@@ -128,50 +129,44 @@ async def ingest_private_network(
         )
 
 
-_ENCRYPTION = select(Meter.id, Meter.enc_key, Meter.encryption_required)
-
-
 def _parsers(
-    state: ApiState, session: Session, frames: Sequence[tuple[SubmittingMeter, Any]]
+    state: ApiState, _session: Session, frames: Sequence[tuple[SubmittingMeter, Any]]
 ) -> list[Parser | ReadingRejected]:
     """Each frame's parser: plaintext as it is, encrypted opened with its meter's key.
 
     Their order: authenticate the ciphertext (GCM) first, then the counter (when
     stored) and the signature inside, so a forged frame never moves the counter.
-    One query reads the encryption settings of every meter of the group's frames.
+    A meter's encryption settings came with its identity (core.readings.identity).
     """
-    ids = sorted({meter.id for meter, _ in frames})
-    settings = {row.id: row for row in session.execute(_ENCRYPTION.where(Meter.id.in_(ids)))}
     # Read once per group, not per frame: it is a file under DATA_DIR.
-    wrap = state.core.device_key_wrap() if any(row.enc_key for row in settings.values()) else b""
+    wrap = state.core.device_key_wrap() if any(m.sealed_key for m, _ in frames) else b""
     parsers: list[Parser | ReadingRejected] = []
     for meter, raw in frames:
-        row = settings[meter.id]
         try:
-            parsers.append(_parser_for(wrap, meter, raw, row.enc_key, row.encryption_required))
+            parsers.append(_parser_for(wrap, meter, raw))
         except ReadingRejected as error:
             parsers.append(error)
     return parsers
 
 
-def _parser_for(
-    wrap: bytes, meter: SubmittingMeter, raw: Any, sealed: str | None, required: bool
-) -> Parser:
+def _parser_for(wrap: bytes, meter: SubmittingMeter, raw: Any) -> Parser:
     frame = parse_gridtokenx_frame(raw)
     if frame.protocol == PROTOCOL_PLAIN:
-        if required:
+        if meter.encryption_required:
             raise EncryptionRequired(
                 f"meter {meter.serial!r} sends encrypted frames only (protocol dlms-enc)"
             )
-        return parse_gridtokenx_ingest
-    if sealed is None:
+        payload, counter = frame.payload, None
+    elif meter.sealed_key is None:
         raise DecryptFailed(f"no AES key is provisioned for meter {meter.serial!r}")
-    key = device_key_of(wrap, meter.serial, sealed)
-    assert key is not None
-    opened = open_frame(frame.device_id, frame.payload, key)
+    else:
+        cipher = device_cipher(wrap, meter.serial, meter.sealed_key)
+        opened = open_frame(frame.device_id, frame.payload, cipher)
+        payload, counter = opened.payload, opened.counter
 
+    # The frame is parsed once, here: the parser only reads its payload.
     def parse(_raw: Any) -> Submission:
-        return parse_gridtokenx_payload(frame.device_id, opened.payload, counter=opened.counter)
+        return parse_gridtokenx_payload(frame.device_id, payload, counter=counter)
 
     return parse
 

@@ -10,7 +10,9 @@ stored, core.readings.samples).
 
 Keys at rest: each device key is sealed (AES-256-GCM, AAD the meter's serial) with
 a wrapping key kept 0600 under DATA_DIR (core.bootstrap), so the database alone
-never holds a usable key. Keys appear in no event, log or answer.
+never holds a usable key. Keys appear in no event, log or answer. In memory, a
+process keeps the ciphers of the keys it opened lately (`device_cipher`), keyed by the
+sealed text as stored, so a re-provisioned key is opened afresh.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -33,6 +36,9 @@ from core.units import json_number
 
 _HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
 _MAX_COUNTER = 2**63 - 1
+# Ciphers kept per process: a few tens of MB at most, more meters than one api process
+# serves between two ticks of theirs.
+DEVICE_CIPHERS = 65_536
 
 
 class DecryptFailed(ReadingRejected):
@@ -79,8 +85,24 @@ def open_device_key(wrap_key: bytes, serial: str, stored: str) -> bytes:
     return AESGCM(wrap_key).decrypt(raw[:12], raw[12:], serial.encode())
 
 
-def open_frame(device_id: str, payload: Mapping[str, Any], device_key: bytes) -> OpenedFrame:
-    """Authenticate and decrypt `payload.enc`; the inner payload and its counter.
+@lru_cache(maxsize=DEVICE_CIPHERS)
+def device_cipher(wrap_key: bytes, serial: str, sealed: str) -> AESGCM:
+    """The AES-GCM cipher of meter `serial`'s key, sealed as `sealed` under `wrap_key`.
+
+    Cached because unwrapping the key and building its cipher cost a frame more than
+    opening it. The cipher is a pure function of the three arguments, so it cannot go
+    stale: a key set again (rotated, re-provisioned) is stored as another sealed text
+    (sealing draws a fresh nonce), read from the meter's row with every frame, and
+    opened afresh; a key that does not open is not cached.
+    """
+    return AESGCM(open_device_key(wrap_key, serial, sealed))
+
+
+def open_frame(
+    device_id: str, payload: Mapping[str, Any], device_key: bytes | AESGCM
+) -> OpenedFrame:
+    """Authenticate and decrypt `payload.enc` with the meter's key (or its cipher,
+    `device_cipher`); the inner payload and its counter.
 
     DecryptFailed for anything that does not open (their bridge answers 400);
     InvalidFormat for an envelope that is not one.
@@ -102,7 +124,8 @@ def open_frame(device_id: str, payload: Mapping[str, Any], device_key: bytes) ->
         raise InvalidFormat("payload.enc.nonce is 12 bytes in base64", field="payload.enc.nonce")
     ciphertext = _base64(envelope.get("ciphertext"), "payload.enc.ciphertext")
     try:
-        plaintext = AESGCM(device_key).decrypt(nonce, ciphertext, f"{device_id}:{counter}".encode())
+        cipher = AESGCM(device_key) if isinstance(device_key, bytes) else device_key
+        plaintext = cipher.decrypt(nonce, ciphertext, f"{device_id}:{counter}".encode())
     except (InvalidTag, ValueError) as exc:
         raise DecryptFailed(
             "the frame does not authenticate with this meter's key and "

@@ -9,7 +9,7 @@ the meters in id order (core.readings.store.touch_meters).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -37,6 +37,11 @@ class SubmittingMeter:
     # Set by claim_meter: this transaction has already recorded contact and, on
     # PostgreSQL, holds the meter row's lock; acceptance need not touch it again.
     claimed_at: datetime | None = None
+    # Its dlms-enc key as stored (sealed, core.readings.encryption; None: none set) and
+    # whether its plaintext frames are refused: read with the identity, so the
+    # GridTokenX door needs no query of its own.
+    sealed_key: str | None = field(default=None, repr=False)
+    encryption_required: bool = False
 
 
 @lru_cache(maxsize=4096)
@@ -45,15 +50,30 @@ def _pubkey(text: str) -> Pubkey:
 
 
 def _identity(row: Any, claimed_at: datetime | None = None) -> SubmittingMeter:
-    meter_id, serial, owner_id, wallet, public_key, status = row
+    meter_id, serial, owner_id, wallet, public_key, status, sealed_key, required = row
     return SubmittingMeter(
-        meter_id, serial, owner_id, wallet, _pubkey(public_key), status, claimed_at
+        meter_id,
+        serial,
+        owner_id,
+        wallet,
+        _pubkey(public_key),
+        status,
+        claimed_at,
+        sealed_key,
+        bool(required),
     )
 
 
 def _identity_query() -> Any:
     return select(
-        Meter.id, Meter.serial, Meter.owner_id, User.wallet_address, Meter.public_key, Meter.status
+        Meter.id,
+        Meter.serial,
+        Meter.owner_id,
+        User.wallet_address,
+        Meter.public_key,
+        Meter.status,
+        Meter.enc_key,
+        Meter.encryption_required,
     ).join(User, User.id == Meter.owner_id)
 
 
@@ -122,6 +142,8 @@ _CLAIM = (
         _OWNER_WALLET,
         _METERS.c.public_key,
         _METERS.c.status,
+        _METERS.c.enc_key,
+        _METERS.c.encryption_required,
     )
 )
 

@@ -137,3 +137,36 @@ def test_a_meter_without_a_key_cannot_send_encrypted(client: TestClient, session
     body = sim.encrypted("GTX-NOKEY", 1, generated=1.0, consumed=0.0, at=AT)
     response = sim.post(client, body, key.api_key)
     assert (response.status_code, error_of(response)["code"]) == (400, "decrypt_failed")
+
+
+def test_a_key_set_again_is_used_at_once_never_the_one_before(
+    client: TestClient, session: Session, app: App, admin: User, enc_meter: str
+) -> None:
+    """The api keeps opened keys' ciphers in memory (core.readings.encryption
+    device_cipher): after a rotation, a re-provisioning of the first key and a removal,
+    each frame is judged by the key stored at that moment."""
+    first, second = sim.aes_key("GTX-ENC"), bytes(range(32))
+
+    def provision(key: bytes | None, required: bool = True) -> None:
+        body = {"aes_key": key.hex() if key else None, "required": required}
+        answer = client.put(
+            "/api/admin/meters/GTX-ENC/encryption", json=body, headers=auth_headers(app, admin)
+        )
+        assert answer.status_code == 204, answer.text
+
+    def send(step: int, key: bytes) -> tuple[int, str | None]:
+        response = sim.post(client, frame(COUNTER + step, 5 * step, key=key), enc_meter)
+        return response.status_code, (error_of(response)["code"] if response.is_error else None)
+
+    assert send(0, first) == (202, None)  # the first key's cipher is now in memory
+    provision(second)
+    assert send(1, first) == (400, "decrypt_failed")
+    assert send(2, second) == (202, None)
+    provision(first)  # the same key again: sealed anew, the second one no longer opens
+    assert send(3, second) == (400, "decrypt_failed")
+    assert send(4, first) == (202, None)
+    provision(None, required=False)
+    assert send(5, first) == (400, "decrypt_failed")
+    plain = sim.plain("GTX-ENC", generated=0.0, consumed=0.0125, at=AT + timedelta(seconds=30))
+    assert sim.post(client, plain, enc_meter).status_code == 202
+    assert samples(session) == [(COUNTER + s, -12_500) for s in (0, 2, 4)] + [(None, -12_500)]
