@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from core.meters import SERIAL_PATTERN
@@ -123,16 +124,11 @@ def sample_fields(payload: Mapping[str, Any], *, counter: int | None = None) -> 
     (core.settlement reads them). Generation and consumption come from
     energy_generated / energy_consumed, else from export / import Wh.
     """
-    import_micro = _wh_micro(payload.get(OBIS_IMPORT_WH), f"payload.{OBIS_IMPORT_WH}")
-    export_micro = _wh_micro(payload.get(OBIS_EXPORT_WH), f"payload.{OBIS_EXPORT_WH}")
-    generated = _kwh_micro(payload.get("energy_generated"), "payload.energy_generated")
-    consumed = _kwh_micro(payload.get("energy_consumed"), "payload.energy_consumed")
-    registers = {
-        key: _register_text(value)
-        for key, value in payload.items()
-        if (_OBIS.fullmatch(key) and key not in (OBIS_IMPORT_WH, OBIS_EXPORT_WH))
-        or key == "zone_code"
-    }
+    import_micro = _micro(payload.get(OBIS_IMPORT_WH), f"payload.{OBIS_IMPORT_WH}", 3)
+    export_micro = _micro(payload.get(OBIS_EXPORT_WH), f"payload.{OBIS_EXPORT_WH}", 3)
+    generated = _micro(payload.get("energy_generated"), "payload.energy_generated", 6)
+    consumed = _micro(payload.get("energy_consumed"), "payload.energy_consumed", 6)
+    registers = {key: _register_text(value) for key, value in payload.items() if _is_register(key)}
     return SampleFields(
         generated_micro=generated if generated is not None else export_micro,
         consumed_micro=consumed if consumed is not None else import_micro,
@@ -162,15 +158,34 @@ def _exact(value: Any, field: str, decimals: int) -> Decimal | None:
     return amount
 
 
-def _kwh_micro(value: Any, field: str) -> int | None:
-    amount = _exact(value, field, 6)
-    return None if amount is None else int(amount * 1_000_000)
+# A JSON number written plainly, non-negative, within _exact's range (at most 13 whole
+# digits) and decimals: its micro-kWh need no more checks. Anything else takes _exact's
+# way (and its refusals); both give the same integer.
+_PLAIN = {
+    decimals: re.compile(rf"[0-9]{{1,13}}(?:\.[0-9]{{1,{decimals}}})?") for decimals in (3, 6)
+}
 
 
-def _wh_micro(value: Any, field: str) -> int | None:
-    # Wh with at most 3 decimals is a whole number of micro-kWh.
-    amount = _exact(value, field, 3)
-    return None if amount is None else int(amount * 1000)
+def _micro(value: Any, field: str, decimals: int) -> int | None:
+    """Micro-kWh of a value with at most `decimals` decimals: Wh (3: Wh × 1000 is a whole
+    number of micro-kWh) or kWh (6). Four registers of every frame come through here."""
+    if type(value) is JsonNumber and _PLAIN[decimals].fullmatch(value.literal) is not None:
+        return int(value.scaleb(decimals))
+    amount = _exact(value, field, decimals)
+    return None if amount is None else int(amount * 10**decimals)
+
+
+@lru_cache(maxsize=512)
+def _register_key(key: str) -> bool:
+    return (_OBIS.fullmatch(key) is not None and key not in (OBIS_IMPORT_WH, OBIS_EXPORT_WH)) or (
+        key == "zone_code"
+    )
+
+
+def _is_register(key: str) -> bool:
+    """Whether a payload key is kept among the registers (their simulator sends the same
+    dozen keys in every frame: cached; no OBIS code is longer than 23 characters)."""
+    return len(key) <= 23 and _register_key(key)
 
 
 def _register_text(value: Any) -> str:

@@ -33,6 +33,12 @@ def _shortest(value: float) -> tuple[str, str, int]:
 
 def rust_f64_display(value: float) -> str:
     """`f64::to_string()`: shortest round-trip digits, never an exponent (`1`, `0.00001`)."""
+    text = repr(value)
+    if "e" not in text and "n" not in text:
+        # Python's repr has the same shortest digits and, when it writes no exponent
+        # (1e-4 <= |value| < 1e16, and zero), the same layout but for an integral
+        # value's ".0" (every GridTokenX frame's kWh is signed in this form).
+        return text[:-2] if text.endswith(".0") else text
     if value == 0:
         return "-0" if repr(value).startswith("-") else "0"
     sign, digits, exponent = _shortest(value)
