@@ -100,11 +100,16 @@ def claim_due(
     capacity: Capacity,
     tables_of: TablesOf | None = None,
     requested_by: int | None = None,
+    room: int = 0,
 ) -> Claim:
-    """Claim the transactions due now, about `config.batch_size` readings; commits.
+    """Claim the transactions due now; commits.
 
     A claim takes whole transactions, oldest first, until it holds at least
-    batch_size readings (so at least one transaction when any is due).
+    batch_size readings (so at least one transaction when any is due) and at
+    least `room` transactions (the caller's free places in flight): a scan of
+    the pending readings costs the same for 3 transactions as for 100, so every
+    transaction due goes out from one claim when there is room for it. When due
+    transactions are left for lack of room, `next_due_at` is `now`.
     """
     mint_now_upto = session.scalar(select(func.max(MintRequest.upto_reading_id)))
     limit = max(config.batch_size, PENDING_SCAN_LIMIT)
@@ -139,10 +144,10 @@ def claim_due(
         )
         for wallet, mint in groups.items()
     ]
-    fill = choose_transactions(
-        waiting, capacity, now=now, max_wait=timedelta(seconds=config.max_mint_wait_secs)
-    )
-    chosen = _take(fill.transactions, config.batch_size)
+    max_wait = timedelta(seconds=config.max_mint_wait_secs)
+    fill = choose_transactions(waiting, capacity, now=now, max_wait=max_wait)
+    due = fill.transactions
+    chosen = _take(due, config.batch_size, room)
     settle_alone = plan.invalid_wallet + plan.nothing_to_mint
     excluded: set[int] = set()
     for _ in range(_LOCK_ROUNDS):
@@ -153,15 +158,8 @@ def claim_due(
             break
         excluded |= set(wanted)  # another scheduler holds them: choose among the rest
         remaining = [w for w in waiting if not set(groups[w.wallet].reading_ids) & excluded]
-        chosen = _take(
-            choose_transactions(
-                remaining,
-                capacity,
-                now=now,
-                max_wait=timedelta(seconds=config.max_mint_wait_secs),
-            ).transactions,
-            config.batch_size,
-        )
+        due = choose_transactions(remaining, capacity, now=now, max_wait=max_wait).transactions
+        chosen = _take(due, config.batch_size, room)
     claimed = _insert_batches(session, transactions, now, requested_by)
     _record_readings(
         session,
@@ -173,13 +171,17 @@ def claim_due(
         now=now,
     )
     session.commit()
-    return Claim(claimed, fill.next_due_at)
+    left_due = len(chosen) < len(due)  # due now, left for lack of room
+    return Claim(claimed, now if left_due else fill.next_due_at)
 
 
-def _take(transactions: list[PlannedTransaction], batch_size: int) -> list[PlannedTransaction]:
+def _take(
+    transactions: list[PlannedTransaction], batch_size: int, room: int
+) -> list[PlannedTransaction]:
+    """The first transactions, until both batch_size readings and `room` transactions."""
     taken, readings = [], 0
     for tx in transactions:
-        if readings >= batch_size:
+        if readings >= batch_size and len(taken) >= room:
             break
         taken.append(tx)
         readings += sum(wallet.readings for wallet in tx.wallets)

@@ -197,7 +197,7 @@ class MintPipeline:
             busy = len(in_flight) >= self.max_in_flight
             working_too_long = time.monotonic() - started > self.max_cycle_secs
             if not (self.stop.is_set() or busy or working_too_long):
-                claim, config = self._claim(requested_by)
+                claim, config = self._claim(requested_by, self.max_in_flight - len(in_flight))
                 report.next_due_at = claim.next_due_at
                 claimed = claim.batches
                 report.claimed_readings += sum(len(batch.reading_ids) for batch in claimed)
@@ -220,7 +220,8 @@ class MintPipeline:
                 self.outbox.pause()
         return report
 
-    def _claim(self, requested_by: int | None) -> tuple[Claim, TokenizationConfig]:
+    def _claim(self, requested_by: int | None, room: int = 0) -> tuple[Claim, TokenizationConfig]:
+        """Every transaction due, as many as there is room for in flight (and batch_size)."""
         config = self.config()  # re-read for every claim: admins' changes apply at once
         with self.sessions() as session:
             claim = claim_due(
@@ -230,6 +231,7 @@ class MintPipeline:
                 capacity=self.capacity(config),
                 tables_of=self.lookup.tables_of if self.lookup else None,
                 requested_by=requested_by,
+                room=room,
             )
         return claim, config
 

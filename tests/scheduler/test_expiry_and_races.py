@@ -78,7 +78,8 @@ def test_two_minters_at_once_never_mint_a_reading_twice(
     with apps[0].sessions() as session:
         update_settings(session, apps[0].settings.tokenization, {"batch_size": 25}, by="t")
         seed_readings(session, seed_producers(session, 50), 8)
-    minters = [make_minter(app) for app in apps]
+    # One transaction in flight each: every claim takes one, so both have some to take.
+    minters = [make_minter(app, max_in_flight=1) for app in apps]
     barrier = threading.Barrier(2)
     reports: list[CycleReport] = []
 

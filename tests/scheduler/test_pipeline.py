@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from core.chain.factories import SplMintTo
 from core.db.models import Event, MeterReading, MintBatch, User
+from core.db.types import utcnow
 from core.minting.claim import claim_pending
 from core.minting.pipeline import CycleReport, MintPipeline, MintTarget
 from core.minting.reconcile import check_supply
@@ -79,6 +80,29 @@ def test_hundreds_of_readings_pack_into_few_transactions(mint_app, make_minter) 
     assert all(len(b.raw_tx) <= 1232 for b in batches + creations)
     assert all(b.status == "confirmed" for b in batches + creations)
     assert_chain_matches_db(minter, mint_app)
+
+
+def test_every_full_transaction_goes_out_from_one_claim_at_once(mint_app, make_minter) -> None:
+    minter = make_minter()
+    capacity = minter.pipeline.wallets_per_transaction
+    with mint_app.sessions() as session:
+        update_settings(session, mint_app.settings.tokenization, {"batch_size": 1}, by="t")
+        producers = seed_producers(session, 5 * capacity + 2)
+        seed_readings(session, producers, 1)
+        accepted = utcnow()  # just now: only full transactions are due, nothing has waited
+        session.execute(update(MeterReading).values(submitted_at=accepted))
+        session.commit()
+    minter.pipeline.accounts.ensure([p.wallet for p in producers])
+    report = minter.pipeline.run_cycle()
+    assert report.batches_sent == 5 and report.confirmed == 5
+    assert count_by_status(mint_app) == {"minted": 5 * capacity, "pending": 2}
+    # The two left over wait for company until the oldest has waited max_wait (60 s).
+    assert report.next_due_at == accepted + timedelta(seconds=60)
+    with mint_app.sessions() as session:
+        claims = session.scalars(
+            select(MintBatch.created_at).where(MintBatch.kind == "mint").distinct()
+        ).all()
+    assert len(claims) == 1  # one claim, not one per batch_size readings
 
 
 def test_a_ratio_change_applies_to_the_next_cycle_and_is_recorded(mint_app, make_minter) -> None:

@@ -249,6 +249,31 @@ def test_a_full_transaction_goes_at_once_and_the_rest_waits(sessions) -> None:
         )
 
 
+def test_one_claim_sends_every_full_transaction_there_is_room_for(sessions) -> None:
+    with sessions() as session:
+        producers = seed_recent(session, 23)  # fresh: only full transactions are due
+        cfg = config(batch_size=4)  # alone, it would stop after two transactions
+        claim = claim_due(session, cfg, now=NOW, capacity=Capacity(legacy=3), room=10)
+        # all 7 full transactions of 3 go (room for 10), the 2 wallets left over wait
+        assert [[w for w, _ in b.mints] for b in claim.batches] == [
+            [p.wallet for p in producers[i : i + 3]] for i in range(0, 21, 3)
+        ]
+        assert claim.next_due_at == NOW + timedelta(seconds=50)  # the two left are not due
+        assert statuses(session) == {"minting": 21, "pending": 2}
+
+
+def test_full_transactions_left_for_lack_of_room_are_due_at_once(sessions) -> None:
+    with sessions() as session:
+        seed_recent(session, 23)
+        cfg = config(batch_size=1)
+        claim = claim_due(session, cfg, now=NOW, capacity=Capacity(legacy=3), room=2)
+        assert [len(b.mints) for b in claim.batches] == [3, 3]
+        assert claim.next_due_at == NOW  # five more full transactions wait for no one
+        claim = claim_due(session, cfg, now=NOW, capacity=Capacity(legacy=3), room=5)
+        assert [len(b.mints) for b in claim.batches] == [3] * 5
+        assert claim.next_due_at == NOW + timedelta(seconds=50)  # only the partial two wait
+
+
 def test_all_of_a_wallets_due_readings_share_one_mint(sessions) -> None:
     with sessions() as session:
         seed_readings(session, seed_producers(session, 1), 5, kwh_micro=1_250_001)
