@@ -3,12 +3,16 @@
     .venv/bin/python -m bench.dashboard                 # SQLite, and PostgreSQL if it answers
     .venv/bin/python -m bench.dashboard --backend both  # both, PostgreSQL at TEST_DATABASE_URL
     .venv/bin/python -m bench.dashboard --readings 100000 --runs 3
+    .venv/bin/python -m bench.dashboard --meters 100000 --pages overview,fleet,admin --skip-export
 
 Seeds a fresh database (bench/dashboard_seed.py), points the app at it through
 the environment as `streamlit run app.py` would be, and renders each page for each
 role allowed to see it with streamlit.testing.v1.AppTest: one untimed warm-up run
 per page, then `--runs` timed runs; prints page, role, median and worst ms. The
 RPC URL names a closed port, so chain reads cost a refused connection, not a timeout.
+`--meters N` adds N meters with no readings (bench/dashboard_seed.py `seed_fleet`: their
+prosumers, states, flags and gateways), for the pages that list the fleet; `--pages`
+keeps the cases of the pages named.
 Then it exports every reading as CSV in a process of its own (bench/export_memory.py)
 and prints that process's peak resident memory (target: under 200 MB).
 """
@@ -30,7 +34,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench.dashboard_seed import seed
+from bench.dashboard_seed import seed, seed_fleet
 from core.db.engine import create_db_engine
 from core.db.migrate import upgrade
 from core.db.models import SessionKind, User
@@ -84,6 +88,7 @@ def cases(meter: str = "MTR-0007") -> list[tuple[str, str, str, dict[str, object
     that may open it, then the heaviest choices a user can make (`meter`: the one
     meter the drill-downs pick; bench/fleet.py names one of its own)."""
     from core.views import Split
+    from core.views.fleet import Health
 
     cases: list[tuple[str, str, str, dict[str, object]]] = [
         (page, role, page, {}) for role, (_, pages) in ROLES.items() for page in pages
@@ -104,13 +109,21 @@ def cases(meter: str = "MTR-0007") -> list[tuple[str, str, str, dict[str, object
         ("fleet 7 d", "admin", "fleet", {"fleet.range": "Last 7 days"}),
         ("fleet 7 d + meter", "operator", "fleet", {"fleet.range": "Last 7 days",
                                                    "fleet.meter": meter}),
+        ("fleet silent", "operator", "fleet", {"fleet.health": [Health.SILENT]}),
+        ("fleet search", "operator", "fleet", {"fleet.search": "0123"}),
+        ("fleet page 100", "operator", "fleet", {"fleet.page": 100}),
+        ("admin search", "admin", "admin", {"admin.meters_search": "0123",
+                                            "admin.users_search": "0123"}),
     ]  # fmt: skip
     return cases
 
 
-def measure(url: str, data_dir: Path, runs: int) -> list[tuple[str, str, float, float]]:
+def measure(
+    url: str, data_dir: Path, runs: int, pages: set[str] | None = None
+) -> list[tuple[str, str, float, float]]:
     users = {role: name for role, (name, _) in ROLES.items()}
-    return render_pages(url, data_dir, users, cases(), runs)
+    chosen = [case for case in cases() if pages is None or case[2] in pages]
+    return render_pages(url, data_dir, users, chosen, runs)
 
 
 def render_pages(
@@ -181,6 +194,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-pages", action="store_true", help="only the export's memory")
+    parser.add_argument("--skip-export", action="store_true", help="only the pages")
+    parser.add_argument("--meters", type=int, default=0, help="meters with no readings to add")
+    parser.add_argument("--pages", help="comma separated pages to time (default: every page)")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(
@@ -212,16 +228,29 @@ def main() -> int:
                 engine.dispose()
                 print(f"\n{backend}: seeded {info.readings:,} readings, {info.batches:,} batches "
                       f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
-                results = [] if args.skip_pages else measure(url, Path(tmp) / "data", args.runs)
-                export = export_memory(url)
+                if args.meters:
+                    started = time.perf_counter()
+                    engine = create_db_engine(url)
+                    held = seed_fleet(engine, args.meters)
+                    engine.dispose()
+                    print(f"{backend}: {held:,} meters after seeding {args.meters:,} "
+                          f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
+                pages = set(args.pages.split(",")) if args.pages else None
+                results = (
+                    [] if args.skip_pages else measure(url, Path(tmp) / "data", args.runs, pages)
+                )
+                export = None if args.skip_export else export_memory(url)
             finally:
                 if pg_name:
                     _drop_pg(args.pg_url, pg_name)
+        print("load {:.1f} / {:.1f} / {:.1f} after the renders".format(*os.getloadavg()))
         print(f"{'page':<22} {'role':<9} {'median ms':>10} {'worst ms':>9}")
         for page, role, median, high in results:
             flag = "" if median < BUDGET_MS else f"  over {BUDGET_MS} ms"
             print(f"{page:<22} {role:<9} {median:>10.0f} {high:>9.0f}{flag}")
             worst = max(worst, median)
+        if export is None:
+            continue
         flag = "" if export["peak_rss_mb"] < EXPORT_BUDGET_MB else f"  over {EXPORT_BUDGET_MB} MB"
         size_mb = export["bytes"] / 1e6
         print(f"CSV export of {export['rows']:,} readings ({size_mb:.0f} MB) in "

@@ -235,3 +235,76 @@ def _copy(engine: Engine, total: int, now: datetime) -> dict[str, int]:
     finally:
         raw.close()
     return counts
+
+
+def seed_fleet(engine: Engine, meters: int, now: datetime | None = None) -> int:
+    """`meters` more meters with no readings, each of its own prosumer (`fpNNNNNN`), as
+    bench/fleet.py registers them: bulk inserts of 10,000 rows. Deterministic mix of
+    states by index: 2 % suspended, 5 % never seen, 5 % silent, 10 % late, the rest
+    reporting; 1 % flagged and 1 % with two refused submissions in the last day; 90 %
+    held by gateways of 1,000. Returns how many meters the database holds."""
+    from sqlalchemy import func, insert, select, update
+
+    from core.db.models import Event, Gateway, GatewayMeter, Meter, User
+
+    now = now or datetime.now(UTC)
+    digest = hash_password(PASSWORD)
+
+    def seen(m: int) -> datetime | None:
+        kind = m % 20
+        if kind == 1:
+            return None  # registered, never reported
+        if kind == 2:
+            minutes = 180 + m % 3000  # silent
+        elif kind == 3:
+            minutes = 31 + m % 88  # late
+        else:
+            minutes = (m * 7) % 29  # reporting
+        return now - timedelta(minutes=minutes, seconds=m % 60)
+
+    def chunked(table: Any, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), 10_000):
+            connection.execute(insert(table), rows[start : start + 10_000])
+
+    with engine.begin() as connection:
+        # The history meters report up to now, like the rest of the fleet.
+        connection.execute(update(Meter).values(last_seen_at=now - timedelta(minutes=1)))
+        chunked(User, [{"username": f"fp{m:06d}", "role": "prosumer", "password_hash": digest,
+                        "wallet_address": _address(f"fleet-wallet{m}"), "disabled": False,
+                        "created_at": now} for m in range(meters)])  # fmt: skip
+        owners = dict(connection.execute(
+            select(User.username, User.id).where(User.username.like("fp%"))
+        ).all())  # fmt: skip
+        chunked(Meter, [{"serial": f"FLEET-{m:06d}", "owner_id": owners[f"fp{m:06d}"],
+                         "public_key": _address(f"fleet-meter{m}"),
+                         "api_key_hash": hashlib.sha256(f"fleet-key{m}".encode()).hexdigest(),
+                         "status": "suspended" if m % 50 == 0 else "active",
+                         "created_at": now, "last_seen_at": seen(m)}
+                        for m in range(meters)])  # fmt: skip
+        ids = dict(connection.execute(
+            select(Meter.serial, Meter.id).where(Meter.serial.like("FLEET-%"))
+        ).all())  # fmt: skip
+        through = meters * 9 // 10
+        for gateway in range(-(-through // 1000)):
+            gateway_id = connection.execute(
+                insert(Gateway).returning(Gateway.id),
+                {"name": f"FLEET-GW-{gateway:04d}", "status": "active", "created_by": "root",
+                 "api_key_hash": hashlib.sha256(f"fleet-gw{gateway}".encode()).hexdigest(),
+                 "created_at": now},
+            ).scalar_one()  # fmt: skip
+            share = range(gateway * 1000, min(through, gateway * 1000 + 1000))
+            chunked(GatewayMeter, [{"gateway_id": gateway_id, "meter_id": ids[f"FLEET-{m:06d}"]}
+                                   for m in share])  # fmt: skip
+        events = [{"type": "meter_flagged", "user_id": None, "created_at": now - timedelta(hours=1),
+                   "payload": {"meter_serial": f"FLEET-{m:06d}", "flag": "missing_intervals"}}
+                  for m in range(7, meters, 100)]  # fmt: skip
+        events += [{"type": "meter_reading_validation_failed", "user_id": None,
+                    "created_at": now - timedelta(minutes=10 + k),
+                    "payload": {"meter_serial": f"FLEET-{m:06d}", "error_code": "kwh_out_of_range"}}
+                   for m in range(9, meters, 100) for k in range(2)]  # fmt: skip
+        chunked(Event, events)
+        total = connection.scalar(select(func.count()).select_from(Meter))
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
+    return int(total or 0)
