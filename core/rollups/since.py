@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -24,8 +25,11 @@ def _ceil(moment: datetime, size: int) -> int:
     return -(-seconds // step) * size
 
 
-def per_meter_since(session: Session, since: datetime) -> dict[int, tuple[int, int]]:
-    """meter id -> (readings, micro-kWh) of every status with reading_timestamp >= since."""
+def per_meter_since(
+    session: Session, since: datetime, meter_ids: Collection[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """meter id -> (readings, micro-kWh) of every status with reading_timestamp >= since,
+    of every meter or of `meter_ids` only (a page of the fleet table)."""
     quarter, midnight = _ceil(since, FIFTEEN_MINUTES.bucket_secs), _ceil(since, DAY.bucket_secs)
     totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     raw = (
@@ -38,6 +42,8 @@ def per_meter_since(session: Session, since: datetime) -> dict[int, tuple[int, i
         )
         .group_by(MeterReading.meter_id)
     )
+    if meter_ids is not None:
+        raw = raw.where(MeterReading.meter_id.in_(list(meter_ids)))
     parts = [raw]
     for level, low, high in ((FIFTEEN_MINUTES, quarter, midnight), (DAY, midnight, None)):
         rows = rollup_rows(level)
@@ -45,6 +51,8 @@ def per_meter_since(session: Session, since: datetime) -> dict[int, tuple[int, i
         statement = statement.where(rows.c.bucket >= low)
         if high is not None:
             statement = statement.where(rows.c.bucket < high)
+        if meter_ids is not None:
+            statement = statement.where(rows.c.meter_id.in_(list(meter_ids)))
         parts.append(statement.group_by(rows.c.meter_id))
     for statement in parts:
         for meter_id, count, kwh in session.execute(statement):

@@ -11,12 +11,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, literal_column
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from core.db.models import ReadingStatus, Role, User
+from core.db.models import Meter, ReadingStatus, Role, User
 from core.errors import Forbidden
 
 S = TypeVar("S", bound=Select[Any])
@@ -78,6 +88,23 @@ def status_is(column: Any, status: ReadingStatus) -> ColumnElement[bool]:
 
 def status_is_not(column: Any, status: ReadingStatus) -> ColumnElement[bool]:
     return column != literal_column(f"'{status.value}'")
+
+
+def contains(column: Any, needle: str) -> ColumnElement[bool]:
+    """`column` holds `needle`, any case, LIKE's wildcards taken as text; "" holds all."""
+    text = needle.strip().lower()
+    if not text:
+        return true()
+    return func.lower(column).contains(text, autoescape=True)
+
+
+def serial_or_owner(needle: str) -> ColumnElement[bool]:
+    """A meter whose serial or owner's username holds `needle` (the pages' search box).
+    The owner by id, not a join: a count over the meters needs no users row."""
+    if not needle.strip():
+        return true()
+    owners = select(User.id).where(contains(User.username, needle))
+    return or_(contains(Meter.serial, needle), Meter.owner_id.in_(owners))
 
 
 def from_epoch(seconds: int) -> datetime:

@@ -1,4 +1,4 @@
-"""Admin read models: the review queue, meters and users."""
+"""Admin read models: the review queue, meters and users, a page at a time with a search."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Meter, ReadingStatus, Role, User
 from core.device_attributes import certificate_blocker
-from core.views._sql import require_admin, require_staff
+from core.views._sql import contains, require_admin, require_staff, serial_or_owner
 from core.views.readings import ReadingRow, count_by_status, latest_readings
 
 
@@ -69,7 +69,24 @@ def failed_readings(
     )
 
 
-def meters(session: Session, viewer: User) -> list[MeterRow]:
+def _meters_where(search: str, status: str | None) -> list[ColumnElement[bool]]:
+    conditions = [serial_or_owner(search)]
+    if status:
+        conditions.append(Meter.status == status)
+    return conditions
+
+
+def meters(
+    session: Session,
+    viewer: User,
+    *,
+    search: str = "",
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[MeterRow]:
+    """Meters by serial whose serial or owner holds `search` (any case), of `status`;
+    `limit` from `offset` (None: all)."""
     require_admin(viewer)
     owner = aliased(User)
     rows = session.execute(
@@ -79,19 +96,58 @@ def meters(session: Session, viewer: User) -> list[MeterRow]:
             Meter.grid_region, Meter.latitude, Meter.longitude, Meter.commissioning_date,
         )
         .join(owner, owner.id == Meter.owner_id)
+        .where(*_meters_where(search, status))
         .order_by(Meter.serial)
+        .offset(offset)
+        .limit(limit)
     )  # fmt: skip
     return [MeterRow(*row) for row in rows]
 
 
-def users(session: Session, viewer: User, *, role: Role | None = None) -> list[UserRow]:
+def count_meters(session: Session, viewer: User, *, search: str = "",
+                 status: str | None = None) -> int:  # fmt: skip
     require_admin(viewer)
-    statement = select(
-        User.id, User.username, User.role, User.wallet_address, User.disabled, User.created_at
-    ).order_by(User.username)
+    statement = select(func.count(Meter.id)).where(*_meters_where(search, status))
+    return int(session.scalar(statement) or 0)
+
+
+def _users_where(role: Role | None, search: str) -> list[ColumnElement[bool]]:
+    conditions = [contains(User.username, search)]
     if role is not None:
-        statement = statement.where(User.role == role.value)
+        conditions.append(User.role == role.value)
+    return conditions
+
+
+def users(
+    session: Session,
+    viewer: User,
+    *,
+    role: Role | None = None,
+    search: str = "",
+    enabled_only: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[UserRow]:
+    """Users by username holding `search` (any case), of `role`; `limit` from `offset`."""
+    require_admin(viewer)
+    statement = (
+        select(
+            User.id, User.username, User.role, User.wallet_address, User.disabled, User.created_at
+        )
+        .where(*_users_where(role, search))
+        .order_by(User.username)
+        .offset(offset)
+        .limit(limit)
+    )
+    if enabled_only:
+        statement = statement.where(User.disabled.is_(False))
     return [UserRow(*row) for row in session.execute(statement)]
+
+
+def count_users(session: Session, viewer: User, *, role: Role | None = None,
+                search: str = "") -> int:  # fmt: skip
+    require_admin(viewer)
+    return int(session.scalar(select(func.count(User.id)).where(*_users_where(role, search))) or 0)
 
 
 def any_user(session: Session) -> bool:

@@ -13,18 +13,18 @@ events naming the meter (docs/EVENTS.md), grouped by error code in SQL.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, or_, select
+from sqlalchemy.orm import Session
 
 from core.db.models import Event, Meter, MeterReading, MeterStatus, User
 from core.events import EventType
-from core.rollups.since import per_meter_since
-from core.views._sql import require_staff, time_bucket
+from core.views._sql import contains, require_staff, time_bucket
 
 CADENCE = timedelta(minutes=15)  # the demo fleet's and GridTokenX meters' interval
 LATE_AFTER = 2 * CADENCE
@@ -71,67 +71,96 @@ class MeterHealth:
 class FleetSummary:
     counts: dict[Health, int]
     worst: list[tuple[str, Health, datetime | None]]  # silent first, longest unseen first
-    flagged: list[str] = field(default_factory=list)  # meters flagged since FLAGGED_SINCE
+    flagged: list[str] = field(default_factory=list)  # the first few flagged since FLAGGED_SINCE
+    flagged_count: int = 0  # every meter flagged since FLAGGED_SINCE
+    most_refused: list[tuple[str, int]] = field(default_factory=list)  # most first
 
 
-def fleet_summary(session: Session, viewer: User, now: datetime, *, worst: int = 5) -> FleetSummary:
-    """Counts per state over the meters table only (one row per meter): cheap."""
-    require_staff(viewer)
-    rows = session.execute(select(Meter.serial, Meter.status, Meter.last_seen_at)).all()
-    states = [(serial, health_of(status, seen, now), seen) for serial, status, seen in rows]
-    counts = Counter(state for _, state, _ in states)
-    rank = {Health.SILENT: 0, Health.LATE: 1}
-    troubled = sorted(
-        (s for s in states if s[1] in rank),
-        key=lambda s: (rank[s[1]], s[2].timestamp() if s[2] else float("-inf")),
-    )
-    flagged = sorted({serial for serial, _, _ in flag_counts(session, now - FLAGGED_SINCE)})
-    return FleetSummary(
-        {state: counts.get(state, 0) for state in Health}, troubled[:worst], flagged
+def health_sql(now: datetime) -> ColumnElement[str]:
+    """health_of in SQL: counted, filtered and ordered where the meters are."""
+    return case(
+        (Meter.status == MeterStatus.SUSPENDED.value, Health.SUSPENDED.value),
+        (
+            or_(Meter.last_seen_at.is_(None), Meter.last_seen_at < now - SILENT_AFTER),
+            Health.SILENT.value,
+        ),
+        (Meter.last_seen_at < now - LATE_AFTER, Health.LATE.value),
+        else_=Health.REPORTING.value,
     )
 
 
-def fleet(session: Session, viewer: User, now: datetime, since: datetime) -> list[MeterHealth]:
-    """Every meter with its readings, energy and rejections since `since`."""
+def worst_first(now: datetime) -> list[ColumnElement[Any]]:
+    """ORDER BY for "worst first": silent, late, reporting, suspended; longest unseen
+    (never seen first) within a state; then serial, so pages never overlap."""
+    rank = case(
+        {Health.SILENT.value: 0, Health.LATE.value: 1, Health.REPORTING.value: 2},
+        value=health_sql(now),
+        else_=3,
+    )
+    return [rank, Meter.last_seen_at.asc().nulls_first(), Meter.serial]
+
+
+def fleet_summary(
+    session: Session, viewer: User, now: datetime, *, worst: int = 5, since: datetime | None = None
+) -> FleetSummary:
+    """Counts per state, the worst meters, the flagged and the most refused, each one
+    aggregate in SQL: a few rows whatever the fleet's size. Refusals count from
+    `since` (default: FLAGGED_SINCE before now)."""
     require_staff(viewer)
-    owner = aliased(User)
-    meters = session.execute(
-        select(Meter.id, Meter.serial, owner.username, Meter.status, Meter.last_seen_at)
-        .join(owner, owner.id == Meter.owner_id)
-        .order_by(Meter.serial)
+    states = select(health_sql(now).label("health")).subquery()
+    grouped = select(states.c.health, func.count()).group_by(states.c.health)
+    counts = {health: int(n) for health, n in session.execute(grouped)}
+    troubled = session.execute(
+        select(Meter.serial, health_sql(now), Meter.last_seen_at)
+        .where(health_sql(now).in_([Health.SILENT.value, Health.LATE.value]))
+        .order_by(*worst_first(now))
+        .limit(worst)
     ).all()
-    totals = per_meter_since(session, since)
-    rejections: dict[str, dict[str, int]] = {}
-    for serial, code, count in rejection_counts(session, since):
-        rejections.setdefault(serial, {})[code] = int(count)
-    flags: dict[str, dict[str, int]] = {}
-    for serial, flag, count in flag_counts(session, since):
-        flags.setdefault(serial, {})[flag] = int(count)
-    span = max(1, int((now - since).total_seconds()))
-    result = []
-    for meter_id, serial, username, status, seen in meters:
-        count, kwh = totals.get(meter_id, (0, 0))
-        result.append(
-            MeterHealth(
-                serial=serial,
-                owner=username,
-                status=status,
-                health=health_of(status, seen, now),
-                last_seen_at=seen,
-                readings=count,
-                kwh_micro=kwh,
-                cadence_secs=span // count if count else None,
-                rejections=rejections.get(serial, {}),
-                flags=flags.get(serial, {}),
-            )
-        )
-    return result
+    flagged = flagged_serials(now - FLAGGED_SINCE).subquery()
+    first_flagged = session.scalars(
+        select(flagged.c.serial).order_by(flagged.c.serial).limit(worst)
+    )
+    refused = _serial_of(EventType.METER_READING_VALIDATION_FAILED, since or now - FLAGGED_SINCE)
+    most_refused = session.execute(
+        select(refused.c.serial, func.count())
+        .group_by(refused.c.serial)
+        .order_by(func.count().desc(), refused.c.serial)
+        .limit(worst)
+    ).all()
+    return FleetSummary(
+        counts={state: counts.get(state.value, 0) for state in Health},
+        worst=[(serial, Health(state), seen) for serial, state, seen in troubled],
+        flagged=list(first_flagged),
+        flagged_count=int(session.scalar(select(func.count()).select_from(flagged)) or 0),
+        most_refused=[(serial, int(n)) for serial, n in most_refused],
+    )
 
 
-def _by_meter(
-    session: Session, event_type: EventType, key: str, since: datetime
-) -> list[tuple[str, str, int]]:
-    """(meter serial, payload[key], count) of `event_type` events since `since`."""
+def _serial_of(event_type: EventType, since: datetime) -> Subquery:
+    meter_serial = Event.payload["meter_serial"].as_string()
+    return (
+        select(meter_serial.label("serial"))
+        .where(Event.type == event_type.value, Event.created_at >= since)
+        .where(meter_serial.is_not(None))
+        .subquery()
+    )
+
+
+def flagged_serials(since: datetime) -> Select[tuple[str]]:
+    """The serials flagged since `since`, once each (an IN list or a subquery)."""
+    flags = _serial_of(EventType.METER_FLAGGED, since)
+    return select(flags.c.serial).distinct()
+
+
+def by_meter(
+    session: Session,
+    event_type: EventType,
+    key: str,
+    since: datetime,
+    serials: Collection[str] | None = None,
+) -> dict[str, dict[str, int]]:
+    """serial -> {payload[key]: count} of `event_type` events since `since`, of `serials`
+    (None: of every meter)."""
     meter_serial = Event.payload["meter_serial"].as_string()
     value = Event.payload[key].as_string()
     statement = (
@@ -140,22 +169,26 @@ def _by_meter(
         .where(Event.created_at >= since)
         .group_by(meter_serial, value)
     )
-    return [(s, v or "?", int(n)) for s, v, n in session.execute(statement) if s]
+    if serials is not None:
+        statement = statement.where(meter_serial.in_(list(serials)))
+    counts: dict[str, dict[str, int]] = {}
+    for serial, found, count in session.execute(statement):
+        counts.setdefault(serial, {})[found or "?"] = int(count)
+    return counts
 
 
-def rejection_counts(session: Session, since: datetime) -> list[tuple[str, str, int]]:
-    """(meter serial, error code, count) of refused submissions since `since`."""
-    return _by_meter(session, EventType.METER_READING_VALIDATION_FAILED, "error_code", since)
-
-
-def flag_counts(session: Session, since: datetime) -> list[tuple[str, str, int]]:
-    """(meter serial, flag, count) of meter_flagged events since `since`."""
-    return _by_meter(session, EventType.METER_FLAGGED, "flag", since)
-
-
-def meter_serials(session: Session, viewer: User) -> list[str]:
+def find_serials(
+    session: Session, viewer: User, needle: str, *, limit: int = 20, keep: str | None = None
+) -> list[str]:
+    """Serials containing `needle` (any case), in order, at most `limit`; `keep` (the
+    current choice of a picker) comes first when it exists, match or not."""
     require_staff(viewer)
-    return list(session.scalars(select(Meter.serial).order_by(Meter.serial)))
+    wanted = contains(Meter.serial, needle)
+    order: list[Any] = [Meter.serial]
+    if keep:
+        wanted = or_(wanted, Meter.serial == keep)
+        order.insert(0, case((Meter.serial == keep, 0), else_=1))
+    return list(session.scalars(select(Meter.serial).where(wanted).order_by(*order).limit(limit)))
 
 
 @dataclass(frozen=True, slots=True)

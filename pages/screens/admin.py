@@ -1,7 +1,8 @@
 """Meters, gateways and users (admins): register meters (API key shown once) with
 their registry fields, edit those, suspend and resume meters, give head-end gateways
 a key for a set of meters, create users with validated wallets, disable logins, end
-a user's sessions."""
+a user's sessions. Every list is a searched page and every choice a search, then a
+pick (pages.common.paging): a fleet is 100,000 meters and as many prosumers."""
 
 from __future__ import annotations
 
@@ -10,19 +11,15 @@ import streamlit as st
 from core import views
 from core.db.models import GatewayStatus, MeterStatus, Role
 from core.device_attributes import Technology, shown
-from core.gateways import (
-    assign_meters,
-    create_gateway,
-    list_gateways,
-    revoke_gateway,
-    rotate_gateway_key,
-)
+from core.gateways import assign_meters, create_gateway, revoke_gateway, rotate_gateway_key
 from core.meters import register_meter, set_meter_status, update_device_attributes
 from core.sessions import end_user_sessions
 from core.settlement.queries import recent_intervals
 from core.units import format_kwh
 from core.users import create_user, get_user, set_user_disabled
-from pages.common import exports, session, ui
+from core.views.fleet import find_serials
+from core.views.gateways import count_gateways, gateway_serials, gateways
+from pages.common import exports, paging, session, ui
 
 NEW_KEY = "admin.new_api_key"
 NEW_GATEWAY_KEY = "admin.new_gateway_key"
@@ -68,13 +65,43 @@ app = ui.get_app()
 viewer = session.viewer_for(app, "admin")
 st.title("Meters & users")
 ui.show_flash()
-with ui.reading(app) as session:
-    meters = views.meters(session, viewer)
-    users = views.users(session, viewer)
-    gateways = list_gateways(session)
-prosumers = [
-    u.username for u in users if u.role == Role.PROSUMER and u.wallet_address and not u.disabled
-]
+
+
+def serials_like(needle: str, current: str | None = None) -> list[str]:
+    with ui.reading(app) as reading:
+        return find_serials(reading, viewer, needle, limit=paging.MATCHES, keep=current)
+
+
+def usernames_like(needle: str, current: str | None, role: Role | None = None) -> list[str]:
+    with ui.reading(app) as reading:
+        found = views.users(reading, viewer, role=role, search=needle, enabled_only=role
+                            is not None, limit=paging.MATCHES + 1)  # fmt: skip
+    names = [u.username for u in found if u.username != viewer.username][: paging.MATCHES]
+    return ([current] if current and current not in names else []) + names
+
+
+def meter_row(m: views.MeterRow) -> dict[str, object]:
+    return {
+        "serial": m.serial,
+        "owner": m.owner,
+        "status": m.status,
+        "technology": m.technology or "",
+        "capacity (kW)": shown(m.capacity_kw) or "",
+        "country": m.country or "",
+        "grid region": m.grid_region or "",
+        "location": f"{m.latitude}, {m.longitude}" if m.latitude is not None else "",
+        "commissioned": shown(m.commissioning_date) or "",
+        "certificates": m.certificates_blocked or "can issue",
+        "registered (UTC)": ui.when(m.created_at),
+        "last seen (UTC)": ui.when(m.last_seen_at),
+    }
+
+
+def chosen_meter(serial: str) -> views.MeterRow | None:
+    with ui.reading(app) as reading:
+        found = views.meters(reading, viewer, search=serial, limit=paging.MATCHES)
+    return next((m for m in found if m.serial == serial), None)
+
 
 meters_tab, gateways_tab, users_tab = st.tabs(["Meters", "Gateways", "Users"])
 with meters_tab:
@@ -83,38 +110,37 @@ with meters_tab:
         st.success(f"Meter {new_key[0]} registered. Its API key, shown this once:")
         st.code(new_key[1], language=None)
         st.warning("Copy the key now: only its hash is stored, it cannot be shown again.")
-    if meters:
+    find_col, status_col = st.columns([3, 1])
+    meter_search = find_col.text_input("Serial or owner", key="admin.meters_search",
+                                       placeholder="any meter")  # fmt: skip
+    meter_status = status_col.selectbox("Status", [s.value for s in MeterStatus], index=None,
+                                        key="admin.meters_status", placeholder="any")  # fmt: skip
+    with ui.reading(app) as reading:
+        meter_total = views.count_meters(reading, viewer, search=meter_search, status=meter_status)
+    if meter_total:
+        offset = paging.page_offset("admin.meters_page", meter_total)
+        with ui.reading(app) as reading:
+            page = views.meters(reading, viewer, search=meter_search, status=meter_status,
+                                limit=paging.PAGE_ROWS, offset=offset)  # fmt: skip
+        st.caption(paging.showing(offset, len(page), meter_total, "meters"))
+        st.dataframe([meter_row(m) for m in page], hide_index=True, key="admin.meters")
         exports.download_link(
             app, viewer, "meters", views.TableFilter(), key="admin.meters_download"
         )
-        st.dataframe(
-            [
-                {
-                    "serial": m.serial,
-                    "owner": m.owner,
-                    "status": m.status,
-                    "technology": m.technology or "",
-                    "capacity (kW)": shown(m.capacity_kw) or "",
-                    "country": m.country or "",
-                    "grid region": m.grid_region or "",
-                    "location": f"{m.latitude}, {m.longitude}" if m.latitude is not None else "",
-                    "commissioned": shown(m.commissioning_date) or "",
-                    "certificates": m.certificates_blocked or "can issue",
-                    "registered (UTC)": ui.when(m.created_at),
-                    "last seen (UTC)": ui.when(m.last_seen_at),
-                }
-                for m in meters
-            ],
-            hide_index=True,
-            key="admin.meters",
-        )
+    elif meter_search or meter_status:
+        st.info("No meter matches: clear the search.")
     else:
         st.info("No meters yet: register one below (its owner must be a prosumer with a wallet).")
 
+    st.subheader("Register a meter")
+    owner_needle = paging.find_box("Owner (prosumer)", "admin.meter_owner")
     with st.form("admin.register_meter", clear_on_submit=True):
-        st.subheader("Register a meter")
         serial = st.text_input("Serial", key="admin.meter_serial")
-        owner = st.selectbox("Owner (prosumer)", prosumers, key="admin.meter_owner", index=None)
+        owner = paging.pick_one(
+            "Owner (prosumer)", "admin.meter_owner",
+            lambda needle, current: usernames_like(needle, current, Role.PROSUMER),
+            needle=owner_needle,
+        )  # fmt: skip
         public_key = st.text_input(
             "Public key (ed25519: base58 or 64 hex)", key="admin.meter_public_key"
         )
@@ -145,61 +171,66 @@ with meters_tab:
             st.session_state[NEW_KEY] = (registered.meter.serial, registered.api_key)
             st.rerun()
 
-    if meters:
+    if meter_total or meter_search or meter_status:
         st.subheader("Registry fields")
-        edited = st.selectbox("Meter", [m.serial for m in meters], key="admin.device_serial")
-        chosen_row = next(m for m in meters if m.serial == edited)
-        with st.form(f"admin.device_form.{edited}"):
-            changes = device_inputs(f"admin.device.{edited}", chosen_row)
-            save = st.form_submit_button("Save registry fields", key="admin.device_save")
-        if save:
-            ui.act(
-                app,
-                lambda s: update_device_attributes(s, edited, changes, by=viewer.username),
-                f"Registry fields of {edited} saved.",
-            )
+        edited = paging.pick_one("Meter", "admin.device_serial", serials_like, first=True)
+        chosen_row = chosen_meter(edited) if edited else None
+        if chosen_row is not None:
+            with st.form(f"admin.device_form.{edited}"):
+                changes = device_inputs(f"admin.device.{edited}", chosen_row)
+                save = st.form_submit_button("Save registry fields", key="admin.device_save")
+            if save:
+                ui.act(
+                    app,
+                    lambda s: update_device_attributes(s, edited, changes, by=viewer.username),
+                    f"Registry fields of {edited} saved.",
+                )
 
         st.subheader("Suspend or resume")
-        chosen = st.selectbox("Meter", [m.serial for m in meters], key="admin.meter_status_serial")
-        current = next(m.status for m in meters if m.serial == chosen)
-        target = MeterStatus.ACTIVE if current == MeterStatus.SUSPENDED else MeterStatus.SUSPENDED
-        label = "Resume" if target == MeterStatus.ACTIVE else "Suspend"
-        if st.button(f"{label} {chosen}", key="admin.meter_status_toggle"):
-            ui.act(
-                app,
-                lambda s: set_meter_status(s, chosen, target, by=viewer.username),
-                f"Meter {chosen} is now {target.value}.",
+        chosen = paging.pick_one("Meter", "admin.meter_status_serial", serials_like, first=True)
+        toggled = chosen_meter(chosen) if chosen else None
+        if toggled is not None:
+            current = toggled.status
+            target = (
+                MeterStatus.ACTIVE if current == MeterStatus.SUSPENDED else MeterStatus.SUSPENDED
             )
+            label = "Resume" if target == MeterStatus.ACTIVE else "Suspend"
+            if st.button(f"{label} {chosen}", key="admin.meter_status_toggle"):
+                ui.act(
+                    app,
+                    lambda s: set_meter_status(s, chosen, target, by=viewer.username),
+                    f"Meter {chosen} is now {target.value}.",
+                )
 
-    if meters:
         st.subheader("Telemetry intervals")
         st.caption(
             "GridTokenX samples settle into intervals; a closed interval's net surplus is "
             "minted once. Net at or below zero is kept here and never minted."
         )
-        watched = st.selectbox("Meter", [m.serial for m in meters], key="admin.interval_serial")
-        with ui.reading(app) as session:
-            recent = recent_intervals(session, watched, 24)
-        if recent:
-            st.dataframe(
-                [
-                    {
-                        "interval (UTC)": ui.when(v.interval_start),
-                        "status": v.status,
-                        "samples": v.sample_count,
-                        "net kWh": format_kwh(v.net_micro, micro=True),
-                        "generated kWh": format_kwh(v.generated_micro, micro=True),
-                        "consumed kWh": format_kwh(v.consumed_micro, micro=True),
-                        "minted kWh": format_kwh(v.settled_micro, micro=True),
-                        "closed by": v.closed_by or "",
-                    }
-                    for v in recent
-                ],
-                hide_index=True,
-                key="admin.intervals",
-            )
-        else:
-            st.info(f"No telemetry from {watched} yet.")
+        watched = paging.pick_one("Meter", "admin.interval_serial", serials_like, first=True)
+        if watched:
+            with ui.reading(app) as reading:
+                recent = recent_intervals(reading, watched, 24)
+            if recent:
+                st.dataframe(
+                    [
+                        {
+                            "interval (UTC)": ui.when(v.interval_start),
+                            "status": v.status,
+                            "samples": v.sample_count,
+                            "net kWh": format_kwh(v.net_micro, micro=True),
+                            "generated kWh": format_kwh(v.generated_micro, micro=True),
+                            "consumed kWh": format_kwh(v.consumed_micro, micro=True),
+                            "minted kWh": format_kwh(v.settled_micro, micro=True),
+                            "closed by": v.closed_by or "",
+                        }
+                        for v in recent
+                    ],
+                    hide_index=True,
+                    key="admin.intervals",
+                )
+            else:
+                st.info(f"No telemetry from {watched} yet.")
 
 with gateways_tab:
     st.caption(
@@ -211,49 +242,79 @@ with gateways_tab:
         st.success(f"Gateway {new_gateway_key[0]}: its API key, shown this once:")
         st.code(new_gateway_key[1], language=None)
         st.warning("Copy the key now: only its hash is stored, it cannot be shown again.")
-    if gateways:
+    gateway_search = st.text_input("Gateway name", key="admin.gateways_search",
+                                   placeholder="any gateway")  # fmt: skip
+    with ui.reading(app) as reading:
+        gateway_total = count_gateways(reading, viewer, search=gateway_search)
+    if gateway_total:
+        offset = paging.page_offset("admin.gateways_page", gateway_total)
+        with ui.reading(app) as reading:
+            listed = gateways(reading, viewer, search=gateway_search, limit=paging.PAGE_ROWS,
+                              offset=offset)  # fmt: skip
+        st.caption(paging.showing(offset, len(listed), gateway_total, "gateways"))
         st.dataframe(
             [
                 {
                     "name": g.name,
                     "status": g.status,
-                    "meters": ", ".join(g.meters),
+                    "meters": g.meters,
                     "created by": g.created_by,
                     "last seen (UTC)": ui.when(g.last_seen_at),
                 }
-                for g in gateways
+                for g in listed
             ],
             hide_index=True,
             key="admin.gateways",
         )
-    serials = [m.serial for m in meters]
-    with st.form("admin.create_gateway", clear_on_submit=True):
-        st.subheader("Create a gateway")
-        gateway_name = st.text_input("Name", key="admin.gateway_name")
-        gateway_meters = st.multiselect("Its meters", serials, key="admin.gateway_meters")
-        make_gateway = st.form_submit_button("Create", type="primary", key="admin.gateway_create")
-    if make_gateway:
+    st.subheader("Create a gateway")
+    gateway_name = st.text_input("Name", key="admin.gateway_name")
+    new_needle = paging.find_box("Its meters", "admin.gateway_meters")
+    gateway_meters = paging.pick_many("Its meters", "admin.gateway_meters",
+                                      serials_like(new_needle))  # fmt: skip
+    if st.button("Create", type="primary", key="admin.gateway_create"):
         issued = ui.act(
             app, lambda s: create_gateway(s, gateway_name, gateway_meters, by=viewer.username)
         )
         if issued is not None:
             st.session_state[NEW_GATEWAY_KEY] = (issued.gateway.name, issued.api_key)
+            for key in ("admin.gateway_name", "admin.gateway_meters", "admin.gateway_meters.find"):
+                del st.session_state[key]  # a fresh form for the next gateway
             st.rerun()
-    active = [g for g in gateways if g.status == GatewayStatus.ACTIVE]
-    if active:
-        st.subheader("Change a gateway")
-        picked = st.selectbox("Gateway", [g.name for g in active], key="admin.gateway_pick")
-        current_meters = next(list(g.meters) for g in active if g.name == picked)
-        chosen_meters = st.multiselect(
-            "Its meters", serials, default=current_meters, key=f"admin.gateway_set.{picked}"
-        )
+
+    def active_like(needle: str, current: str | None) -> list[str]:
+        with ui.reading(app) as reading:
+            found = gateways(reading, viewer, search=needle, status=GatewayStatus.ACTIVE.value,
+                             limit=paging.MATCHES)  # fmt: skip
+        names = [g.name for g in found]
+        return ([current] if current and current not in names else []) + names
+
+    st.subheader("Change a gateway")
+    picked = paging.pick_one("Gateway", "admin.gateway_pick", active_like, first=True)
+    if picked:
+        with ui.reading(app) as reading:
+            current_meters = gateway_serials(reading, viewer, picked)
+        st.caption(f"{picked} submits for {len(current_meters):,} meter(s).")
+        add_col, remove_col = st.columns(2)
+        with add_col:
+            needle = paging.find_box("Meters to add", f"admin.gateway_add.{picked}")
+            adding = paging.pick_many("Meters to add", f"admin.gateway_add.{picked}",
+                                      serials_like(needle))  # fmt: skip
+        with remove_col:
+            needle = paging.find_box("Meters to remove", f"admin.gateway_remove.{picked}")
+            with ui.reading(app) as reading:
+                held = gateway_serials(reading, viewer, picked, search=needle,
+                                       limit=paging.MATCHES)  # fmt: skip
+            removing = paging.pick_many("Meters to remove", f"admin.gateway_remove.{picked}", held)
+        chosen_meters = sorted((set(current_meters) | set(adding)) - set(removing))
         assign, rotate, revoke = st.columns(3)
         if assign.button("Save meters", key="admin.gateway_assign"):
-            ui.act(
-                app,
-                lambda s: assign_meters(s, picked, chosen_meters, by=viewer.username),
-                f"Gateway {picked} now submits for {len(chosen_meters)} meter(s).",
+            saved = ui.act(
+                app, lambda s: assign_meters(s, picked, chosen_meters, by=viewer.username)
             )
+            if saved is not None:
+                for key in ("add", "remove"):  # saved: nothing left to add or remove
+                    st.session_state.pop(f"admin.gateway_{key}.{picked}", None)
+                ui.flash(f"Gateway {picked} now submits for {len(chosen_meters)} meter(s).")
         if rotate.button("Rotate key", key="admin.gateway_rotate"):
             issued = ui.act(app, lambda s: rotate_gateway_key(s, picked, by=viewer.username))
             if issued is not None:
@@ -267,6 +328,14 @@ with gateways_tab:
             )
 
 with users_tab:
+    user_search = st.text_input("Username", key="admin.users_search", placeholder="any user")
+    with ui.reading(app) as reading:
+        user_total = views.count_users(reading, viewer, search=user_search)
+    offset = paging.page_offset("admin.users_page", user_total)
+    with ui.reading(app) as reading:
+        user_page = views.users(reading, viewer, search=user_search, limit=paging.PAGE_ROWS,
+                                offset=offset)  # fmt: skip
+    st.caption(paging.showing(offset, len(user_page), user_total, "users"))
     exports.download_link(app, viewer, "users", views.TableFilter(), key="admin.users_download")
     st.dataframe(
         [
@@ -277,7 +346,7 @@ with users_tab:
                 "disabled": u.disabled,
                 "created (UTC)": ui.when(u.created_at),
             }
-            for u in users
+            for u in user_page
         ],
         hide_index=True,
         key="admin.users",
@@ -300,11 +369,12 @@ with users_tab:
             lambda user: f"User {user.username} ({user.role}) created.",
         )
 
-    others = [u for u in users if u.username != viewer.username]
-    if others:
-        st.subheader("Disable or enable a login")
-        who = st.selectbox("User", [u.username for u in others], key="admin.user_toggle_name")
-        disabled = next(u.disabled for u in others if u.username == who)
+    st.subheader("Disable or enable a login")
+    who = paging.pick_one("User", "admin.user_toggle_name", usernames_like, first=True)
+    if who:
+        with ui.reading(app) as reading:
+            disabled = any(u.disabled for u in views.users(reading, viewer, search=who)
+                           if u.username == who)  # fmt: skip
         if st.button(f"{'Enable' if disabled else 'Disable'} {who}", key="admin.user_toggle"):
             ui.act(
                 app,

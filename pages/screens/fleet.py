@@ -1,11 +1,15 @@
-"""Fleet health (staff): every meter's state, last contact, readings, energy and
-rejections in a range; pick one for its curve, its rejections and its mints."""
+"""Fleet health (staff): the fleet in counts (per state, flagged), its worst meters
+(longest unseen, most refused), then the meters a filter selects a page at a time with
+their readings, energy and refusals in a range; pick one for its curve, its
+rejections and its mints. Counting, filtering and paging happen in SQL
+(core.views.fleet, core.views.fleet_table): the page costs the same at 100 meters
+or 100,000."""
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import streamlit as st
 
@@ -14,12 +18,15 @@ from core.db.models import ReadingStatus
 from core.views.fleet import (
     LATE_AFTER,
     SILENT_AFTER,
+    FleetSummary,
     Health,
-    fleet,
+    MeterHealth,
+    find_serials,
+    fleet_summary,
     meter_curve,
-    meter_serials,
 )
-from pages.common import charts, refresh, session, ui
+from core.views.fleet_table import FleetOrder, FleetQuery, count_fleet, fleet_page
+from pages.common import charts, paging, refresh, session, ui
 
 REFRESH_SECS = 30
 # label -> (span s, drill-down bucket s, bucket name). No 30 days: summing a month of
@@ -37,54 +44,57 @@ st.caption(
     f"Reporting: seen in the last {int(LATE_AFTER.total_seconds() // 60)} minutes; late: "
     f"within {int(SILENT_AFTER.total_seconds() // 3600)} hours; silent: longer or never."
 )
-range_col, health_col, search_col = st.columns([1, 2, 2])
+range_col, health_col, search_col, order_col = st.columns([1, 2, 2, 1])
 range_label = range_col.selectbox("Range", list(RANGES), key="fleet.range")
 states = health_col.multiselect(
     "State", list(Health), key="fleet.health", placeholder="Every state"
 )
 search = search_col.text_input("Serial or owner", key="fleet.search", placeholder="any meter")
+order = order_col.selectbox("Order", list(FleetOrder), key="fleet.order")
 flagged_only = st.toggle("Flagged only", key="fleet.flagged")
+query = FleetQuery(tuple(states), flagged_only, search, FleetOrder(order))
 
 
-@st.fragment(run_every=REFRESH_SECS)
-def table() -> None:
-    span, _, _ = RANGES[range_label]
-    now = ui.now()
-    with ui.reading(app) as session:
-        meters = fleet(session, viewer, now, now - timedelta(seconds=span))
-    needle = search.strip().lower()
-    shown = [
-        m
-        for m in meters
-        if (not states or m.health in states)
-        and (not flagged_only or m.flags)
-        and (not needle or needle in m.serial.lower() or needle in m.owner.lower())
-    ]
-    counts = {state: sum(1 for m in meters if m.health == state) for state in Health}
-    cells = st.columns(len(Health) + 1)
-    for cell, state in zip(cells, Health, strict=False):
-        cell.metric(state.value.title(), f"{counts[state]:,}")
-    cells[-1].metric("Flagged", f"{sum(1 for m in meters if m.flags):,}")
-    rows = [
-        {
-            "serial": m.serial,
-            "owner": m.owner,
-            "state": m.health.value,
-            "last seen (UTC)": ui.when(m.last_seen_at),
-            "readings": m.readings,
-            "kWh": ui.kwh(m.kwh_micro),
-            "seconds per reading": m.cadence_secs,
-            "rejected": m.rejected,
-            "rejections by code": ", ".join(f"{c} {n}" for c, n in sorted(m.rejections.items())),
-            "flags": ", ".join(f"{f} {n}" for f, n in sorted(m.flags.items())),
-        }
-        for m in shown
-    ]
-    if not rows:
-        st.info("No meter matches: clear the filters, or register meters on Meters & users.")
+def row(m: MeterHealth) -> dict[str, object]:
+    return {
+        "serial": m.serial,
+        "owner": m.owner,
+        "state": m.health.value,
+        "last seen (UTC)": ui.when(m.last_seen_at),
+        "readings": m.readings,
+        "kWh": ui.kwh(m.kwh_micro),
+        "seconds per reading": m.cadence_secs,
+        "rejected": m.rejected,
+        "rejections by code": ", ".join(f"{c} {n}" for c, n in sorted(m.rejections.items())),
+        "flags": ", ".join(f"{f} {n}" for f, n in sorted(m.flags.items())),
+    }
+
+
+def worst(summary: FleetSummary) -> None:
+    """The meters to look at first: the longest unseen, then the most refused."""
+    stale, refused = st.columns(2)
+    stale.markdown("**Longest unseen**")
+    for serial, state, seen in summary.worst:
+        stale.page_link("pages/screens/fleet.py", label=f"{serial}: {state.value}, last seen "
+                        f"{ui.when(seen)} UTC", query_params={"meter": serial},
+                        icon=":material/sensors_off:")  # fmt: skip
+    if not summary.worst:
+        stale.caption("Every meter reports.")
+    refused.markdown(f"**Most refused ({range_label.lower()})**")
+    for serial, count in summary.most_refused:
+        refused.page_link("pages/screens/fleet.py", label=f"{serial}: {count:,} refused",
+                          query_params={"meter": serial}, icon=":material/block:")  # fmt: skip
+    if not summary.most_refused:
+        refused.caption("No refused submission in this range.")
+
+
+def download(now: datetime, since: datetime, total: int) -> None:
+    """The CSV of every meter the filter selects, built only when asked: one row per
+    meter, so in memory (unlike the readings exports), but the whole fleet."""
+    if not st.button(f"Prepare the CSV of {total:,} meters", key="fleet.prepare"):
         return
-    st.dataframe(rows, hide_index=True, key="fleet.table")
-    # One row per meter: small enough to build in memory, unlike the readings exports.
+    with ui.reading(app) as reading:
+        rows = [row(m) for m in fleet_page(reading, viewer, now, since, query, limit=None)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\r\n")
     writer.writeheader()
@@ -100,14 +110,45 @@ def table() -> None:
     )
 
 
+@st.fragment(run_every=REFRESH_SECS)
+def table() -> None:
+    span, _, _ = RANGES[range_label]
+    now = ui.now()
+    since = now - timedelta(seconds=span)
+    with ui.reading(app) as reading:
+        summary = fleet_summary(reading, viewer, now, since=since)
+        total = count_fleet(reading, viewer, now, since, query)
+    cells = st.columns(len(Health) + 1)
+    for cell, state in zip(cells, Health, strict=False):
+        cell.metric(state.value.title(), f"{summary.counts[state]:,}")
+    cells[-1].metric("Flagged", f"{summary.flagged_count:,}", help="meter_flagged events in "
+                     "the last 24 hours")  # fmt: skip
+    worst(summary)
+    if not total:
+        st.info("No meter matches: clear the filters, or register meters on Meters & users.")
+        return
+    offset = paging.page_offset("fleet.page", total)
+    with ui.reading(app) as reading:
+        shown = fleet_page(reading, viewer, now, since, query, limit=paging.PAGE_ROWS,
+                           offset=offset)  # fmt: skip
+    st.caption(paging.showing(offset, len(shown), total, "meters") + f", {order}")
+    st.dataframe([row(m) for m in shown], hide_index=True, key="fleet.table")
+    download(now, since, total)
+
+
 table()
 
 st.subheader("One meter")
-with ui.reading(app) as session:
-    serials = meter_serials(session, viewer)
-if "fleet.meter" not in st.session_state and st.query_params.get("meter") in serials:
+if "fleet.meter" not in st.session_state and st.query_params.get("meter"):
     st.session_state["fleet.meter"] = st.query_params["meter"]
-serial = st.selectbox("Meter", serials, index=None, key="fleet.meter", placeholder="Pick a meter")
+
+
+def matching(needle: str, current: str | None) -> list[str]:
+    with ui.reading(app) as reading:
+        return find_serials(reading, viewer, needle, limit=paging.MATCHES, keep=current)
+
+
+serial = paging.pick_one("Meter", "fleet.meter", matching)
 if serial:
     span, bucket, bucket_name = RANGES[range_label]
     now = ui.now()

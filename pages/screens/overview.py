@@ -67,7 +67,7 @@ def overview() -> None:
         payer_low=bool(payer and payer.low),
         silent=health.counts[Health.SILENT],
         late=health.counts[Health.LATE],
-        flagged=len(health.flagged),
+        flagged=health.flagged_count,
     )
     attention(items)
     st.plotly_chart(charts.today_chart(bars), key="overview.today_chart")
@@ -153,7 +153,7 @@ def fleet_strip(health: FleetSummary) -> None:
     for cell, state in zip(cells, Health, strict=False):
         cell.metric(state.value.title(), f"{health.counts[state]:,}")
     cells[-1].metric(
-        "Flagged", f"{len(health.flagged):,}", help="meter_flagged events in the last 24 hours"
+        "Flagged", f"{health.flagged_count:,}", help="meter_flagged events in the last 24 hours"
     )
     for serial in health.flagged[:5]:
         st.page_link(

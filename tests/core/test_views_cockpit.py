@@ -13,7 +13,8 @@ from core.db.models import Meter, User
 from core.errors import Forbidden
 from core.events import EventType, publish
 from core.views.cockpit import BAR_SECS, attention_items, today_bars
-from core.views.fleet import Health, fleet, fleet_summary, health_of, meter_curve
+from core.views.fleet import Health, fleet_summary, health_of, meter_curve
+from core.views.fleet_table import FleetOrder, FleetQuery, fleet_page
 from tests.factories import NOW, make_meter, make_reading, make_user
 
 
@@ -56,9 +57,10 @@ def test_health_thresholds() -> None:
 def test_fleet_summary_and_rows(app: App, world: dict[str, User]) -> None:
     with views.read_session(app.engine) as session:
         summary = fleet_summary(session, world["ops"], NOW)
-        rows = {
-            row.serial: row for row in fleet(session, world["ops"], NOW, NOW - timedelta(hours=12))
-        }
+        since = NOW - timedelta(hours=12)
+        every = FleetQuery(order=FleetOrder.SERIAL)
+        listed = fleet_page(session, world["ops"], NOW, since, every, limit=None)
+        rows = {row.serial: row for row in listed}
         with pytest.raises(Forbidden):
             fleet_summary(session, world["alice"], NOW)
     assert summary.counts == {Health.REPORTING: 1, Health.LATE: 1, Health.SILENT: 2,
@@ -69,7 +71,8 @@ def test_fleet_summary_and_rows(app: App, world: dict[str, User]) -> None:
     assert ok.rejections == {"duplicate_reading": 2}
     assert rows["MTR-LATE"].rejections == {"invalid_signature": 1}
     assert rows["MTR-LATE"].flags == {"clock_ahead": 1} and rows["MTR-OK"].flags == {}
-    assert summary.flagged == ["MTR-LATE"]
+    assert summary.flagged == ["MTR-LATE"] and summary.flagged_count == 1
+    assert summary.most_refused == [("MTR-OK", 2), ("MTR-LATE", 1)]
     assert rows["MTR-NEVER"].readings == 0 and rows["MTR-NEVER"].cadence_secs is None
 
 
