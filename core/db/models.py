@@ -180,6 +180,7 @@ class Meter(Base):
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=MeterStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Indexed worst first with status, by expression (migration 0207, core.views.fleet).
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # GridTokenX telemetry: what its import/export registers hold (Reporting).
     reporting: Mapped[str] = mapped_column(

@@ -25,9 +25,11 @@ from core.views.admin import (
     count_meters,
     count_users,
     failed_readings,
+    meter_row,
     meters,
     review_queue,
     user_for_email,
+    user_row,
     users,
 )
 from core.views.costs import CostPoint, Costs, CostsToday, PeriodCost, costs, costs_today
@@ -126,6 +128,7 @@ __all__ = [
     "is_staff",
     "latency_percentiles",
     "latest_readings",
+    "meter_row",
     "meters",
     "newest_event_id",
     "overview",
@@ -138,6 +141,7 @@ __all__ = [
     "require_staff",
     "review_queue",
     "user_for_email",
+    "user_row",
     "users",
     "wallet_totals",
 ]

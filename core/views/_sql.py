@@ -7,6 +7,7 @@ so the same GROUP BY works on SQLite (timestamps stored as UTC text) and Postgre
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -105,6 +107,26 @@ def serial_or_owner(needle: str) -> ColumnElement[bool]:
         return true()
     owners = select(User.id).where(contains(User.username, needle))
     return or_(contains(Meter.serial, needle), Meter.owner_id.in_(owners))
+
+
+COUNT_CAP = 10_000  # a list's row count: exact up to here, "10,000+" beyond
+
+
+def count_capped(session: Session, ids: Select[Any], cap: int = COUNT_CAP) -> int:
+    """How many rows `ids` selects, counted up to `cap` + 1 (more than `cap`: "cap+").
+    An exact count of a search over 100,000 meters reads all of them on every run."""
+    bounded = ids.limit(cap + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(bounded)) or 0)
+
+
+def usernames(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    """user id -> username for a page's owners: by primary key, after the page is
+    chosen. Joining users first made PostgreSQL hash 100,000 of them per page."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(wanted)))
+    return {user_id: name for user_id, name in rows}
 
 
 def from_epoch(seconds: int) -> datetime:

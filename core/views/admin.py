@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
 
 from core.db.models import Meter, ReadingStatus, Role, User
 from core.device_attributes import certificate_blocker
-from core.views._sql import contains, require_admin, require_staff, serial_or_owner
+from core.views._sql import (
+    contains,
+    count_capped,
+    require_admin,
+    require_staff,
+    serial_or_owner,
+    usernames,
+)
 from core.views.readings import ReadingRow, count_by_status, latest_readings
 
 
@@ -69,6 +77,13 @@ def failed_readings(
     )
 
 
+METER_COLUMNS = (
+    Meter.id, Meter.serial, Meter.owner_id, Meter.status, Meter.created_at, Meter.last_seen_at,
+    Meter.technology, Meter.capacity_kw, Meter.country, Meter.grid_region, Meter.latitude,
+    Meter.longitude, Meter.commissioning_date,
+)  # fmt: skip
+
+
 def _meters_where(search: str, status: str | None) -> list[ColumnElement[bool]]:
     conditions = [serial_or_owner(search)]
     if status:
@@ -88,27 +103,28 @@ def meters(
     """Meters by serial whose serial or owner holds `search` (any case), of `status`;
     `limit` from `offset` (None: all)."""
     require_admin(viewer)
-    owner = aliased(User)
-    rows = session.execute(
-        select(
-            Meter.id, Meter.serial, owner.username, Meter.status, Meter.created_at,
-            Meter.last_seen_at, Meter.technology, Meter.capacity_kw, Meter.country,
-            Meter.grid_region, Meter.latitude, Meter.longitude, Meter.commissioning_date,
-        )
-        .join(owner, owner.id == Meter.owner_id)
-        .where(*_meters_where(search, status))
-        .order_by(Meter.serial)
-        .offset(offset)
-        .limit(limit)
-    )  # fmt: skip
-    return [MeterRow(*row) for row in rows]
+    return _meter_rows(session, select(*METER_COLUMNS).where(*_meters_where(search, status))
+                       .order_by(Meter.serial).offset(offset).limit(limit))  # fmt: skip
+
+
+def meter_row(session: Session, viewer: User, serial: str) -> MeterRow | None:
+    """One meter by its exact serial (the one a picker chose)."""
+    require_admin(viewer)
+    rows = _meter_rows(session, select(*METER_COLUMNS).where(Meter.serial == serial))
+    return rows[0] if rows else None
+
+
+def _meter_rows(session: Session, statement: Select[Any]) -> list[MeterRow]:
+    rows = session.execute(statement).all()
+    owners = usernames(session, (row.owner_id for row in rows))
+    return [MeterRow(row[0], row[1], owners[row[2]], *row[3:]) for row in rows]
 
 
 def count_meters(session: Session, viewer: User, *, search: str = "",
                  status: str | None = None) -> int:  # fmt: skip
+    """How many meters match, up to COUNT_CAP + 1."""
     require_admin(viewer)
-    statement = select(func.count(Meter.id)).where(*_meters_where(search, status))
-    return int(session.scalar(statement) or 0)
+    return count_capped(session, select(Meter.id).where(*_meters_where(search, status)))
 
 
 def _users_where(role: Role | None, search: str) -> list[ColumnElement[bool]]:
@@ -146,8 +162,19 @@ def users(
 
 def count_users(session: Session, viewer: User, *, role: Role | None = None,
                 search: str = "") -> int:  # fmt: skip
+    """How many users match, up to COUNT_CAP + 1."""
     require_admin(viewer)
-    return int(session.scalar(select(func.count(User.id)).where(*_users_where(role, search))) or 0)
+    return count_capped(session, select(User.id).where(*_users_where(role, search)))
+
+
+def user_row(session: Session, viewer: User, username: str) -> UserRow | None:
+    """One user by exact username (the one a picker chose)."""
+    require_admin(viewer)
+    row = session.execute(
+        select(User.id, User.username, User.role, User.wallet_address, User.disabled,
+               User.created_at).where(User.username == username)
+    ).first()  # fmt: skip
+    return None if row is None else UserRow(*row)
 
 
 def any_user(session: Session) -> bool:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Subquery, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from core.db.models import Event, Meter, MeterReading, MeterStatus, User
@@ -89,15 +89,13 @@ def health_sql(now: datetime) -> ColumnElement[str]:
     )
 
 
-def worst_first(now: datetime) -> list[ColumnElement[Any]]:
-    """ORDER BY for "worst first": silent, late, reporting, suspended; longest unseen
-    (never seen first) within a state; then serial, so pages never overlap."""
-    rank = case(
-        {Health.SILENT.value: 0, Health.LATE.value: 1, Health.REPORTING.value: 2},
-        value=health_sql(now),
-        else_=3,
-    )
-    return [rank, Meter.last_seen_at.asc().nulls_first(), Meter.serial]
+def worst_first() -> list[ColumnElement[Any]]:
+    """ORDER BY for "worst first": never seen, then the longest unseen (which is silent,
+    then late, then reporting: the state falls with last_seen_at), suspended last,
+    serial to break ties. Written as ix_meters_worst_first (migration 0207) is, the
+    constant inline, so a page is an index range, not a sort of the fleet."""
+    suspended = Meter.status == literal_column(f"'{MeterStatus.SUSPENDED.value}'")
+    return [suspended, Meter.last_seen_at.asc().nulls_first(), Meter.serial]
 
 
 def fleet_summary(
@@ -113,7 +111,7 @@ def fleet_summary(
     troubled = session.execute(
         select(Meter.serial, health_sql(now), Meter.last_seen_at)
         .where(health_sql(now).in_([Health.SILENT.value, Health.LATE.value]))
-        .order_by(*worst_first(now))
+        .order_by(*worst_first())
         .limit(worst)
     ).all()
     flagged = flagged_serials(now - FLAGGED_SINCE).subquery()

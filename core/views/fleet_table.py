@@ -14,13 +14,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
 
 from core.db.models import Meter, User
 from core.events import EventType
 from core.rollups.since import per_meter_since
-from core.views._sql import require_staff, serial_or_owner
+from core.views._sql import count_capped, require_staff, serial_or_owner, usernames
 from core.views.fleet import (
     Health,
     MeterHealth,
@@ -56,9 +56,9 @@ def _where(query: FleetQuery, now: datetime, since: datetime) -> list[ColumnElem
 
 def count_fleet(session: Session, viewer: User, now: datetime, since: datetime,
                 query: FleetQuery) -> int:  # fmt: skip
-    """How many meters `query` selects."""
+    """How many meters `query` selects, up to COUNT_CAP + 1."""
     require_staff(viewer)
-    return int(session.scalar(select(func.count(Meter.id)).where(*_where(query, now, since))) or 0)
+    return count_capped(session, select(Meter.id).where(*_where(query, now, since)))
 
 
 def fleet_page(
@@ -74,16 +74,15 @@ def fleet_page(
     """The `limit` meters from `offset` in `query`'s order (limit None: all of them),
     each with its readings, energy, refusals and flags since `since`."""
     require_staff(viewer)
-    owner = aliased(User)
-    order: list[Any] = worst_first(now) if query.order == FleetOrder.WORST else [Meter.serial]
+    order: list[Any] = worst_first() if query.order == FleetOrder.WORST else [Meter.serial]
     meters = session.execute(
-        select(Meter.id, Meter.serial, owner.username, Meter.status, Meter.last_seen_at)
-        .join(owner, owner.id == Meter.owner_id)
+        select(Meter.id, Meter.serial, Meter.owner_id, Meter.status, Meter.last_seen_at)
         .where(*_where(query, now, since))
         .order_by(*order)
         .offset(offset)
         .limit(limit)
     ).all()
+    owners = usernames(session, (m.owner_id for m in meters))
     # A page's meters by id; the whole fleet (limit None, the CSV) without an IN list.
     ids = None if limit is None else [m.id for m in meters]
     serials = None if limit is None else [m.serial for m in meters]
@@ -93,12 +92,12 @@ def fleet_page(
     flags = by_meter(session, EventType.METER_FLAGGED, "flag", since, serials)
     span = max(1, int((now - since).total_seconds()))
     rows = []
-    for meter_id, serial, username, status, seen in meters:
+    for meter_id, serial, owner_id, status, seen in meters:
         count, kwh = totals.get(meter_id, (0, 0))
         rows.append(
             MeterHealth(
                 serial=serial,
-                owner=username,
+                owner=owners[owner_id],
                 status=status,
                 health=health_of(status, seen, now),
                 last_seen_at=seen,

@@ -8,25 +8,33 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from core.views._sql import COUNT_CAP
+
 PAGE_ROWS = 50
 MATCHES = 20  # a picker's options: the first matches of its search
 
 
 def page_offset(key: str, total: int, rows: int = PAGE_ROWS) -> int:
-    """The page number input (`key`) under a table of `total` rows; the page's offset.
+    """The page number input (`key`) under a table of `total` rows (counted up to
+    COUNT_CAP: the pages stop there, a search goes further); the page's offset.
     A page past the end (the filter narrowed) becomes the last page."""
-    pages = max(1, -(-total // rows))
+    pages = max(1, -(-min(total, COUNT_CAP) // rows))
     if int(st.session_state.get(key) or 1) > pages:
         st.session_state[key] = pages
     page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=key)
     return (int(page) - 1) * rows
 
 
+def counted(total: int) -> str:
+    """A capped count as text: "10,000+" past COUNT_CAP."""
+    return f"{COUNT_CAP:,}+" if total > COUNT_CAP else f"{total:,}"
+
+
 def showing(offset: int, count: int, total: int, what: str) -> str:
     """ "51-100 of 100,200 meters": what a page of a table holds."""
     if not count:
-        return f"0 of {total:,} {what}"
-    return f"{offset + 1:,}-{offset + count:,} of {total:,} {what}"
+        return f"0 of {counted(total)} {what}"
+    return f"{offset + 1:,}-{offset + count:,} of {counted(total)} {what}"
 
 
 def find_box(label: str, key: str) -> str:

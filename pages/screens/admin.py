@@ -99,8 +99,7 @@ def meter_row(m: views.MeterRow) -> dict[str, object]:
 
 def chosen_meter(serial: str) -> views.MeterRow | None:
     with ui.reading(app) as reading:
-        found = views.meters(reading, viewer, search=serial, limit=paging.MATCHES)
-    return next((m for m in found if m.serial == serial), None)
+        return views.meter_row(reading, viewer, serial)
 
 
 meters_tab, gateways_tab, users_tab = st.tabs(["Meters", "Gateways", "Users"])
@@ -373,8 +372,8 @@ with users_tab:
     who = paging.pick_one("User", "admin.user_toggle_name", usernames_like, first=True)
     if who:
         with ui.reading(app) as reading:
-            disabled = any(u.disabled for u in views.users(reading, viewer, search=who)
-                           if u.username == who)  # fmt: skip
+            picked_user = views.user_row(reading, viewer, who)
+        disabled = bool(picked_user and picked_user.disabled)
         if st.button(f"{'Enable' if disabled else 'Disable'} {who}", key="admin.user_toggle"):
             ui.act(
                 app,

@@ -91,7 +91,7 @@ def worst(summary: FleetSummary) -> None:
 def download(now: datetime, since: datetime, total: int) -> None:
     """The CSV of every meter the filter selects, built only when asked: one row per
     meter, so in memory (unlike the readings exports), but the whole fleet."""
-    if not st.button(f"Prepare the CSV of {total:,} meters", key="fleet.prepare"):
+    if not st.button(f"Prepare the CSV of {paging.counted(total)} meters", key="fleet.prepare"):
         return
     with ui.reading(app) as reading:
         rows = [row(m) for m in fleet_page(reading, viewer, now, since, query, limit=None)]
