@@ -236,13 +236,38 @@ class Outbox:
         results = self.chain.confirmations(
             [(item.signature, item.last_valid_block_height) for item in in_flight]
         )
-        pending = []
+        pending, minted = [], []
         for item, result in zip(in_flight, results, strict=True):
             if result.state is ConfirmationState.PENDING:
                 pending.append(item)
+            elif (
+                item.kind == OperationKind.MINT.value
+                and result.state is ConfirmationState.CONFIRMED
+            ):
+                minted.append((item, result))
             else:
                 self.finalize(item, result, report)
+        if minted:
+            self._confirm_mints(minted, report)
         return pending
+
+    def _confirm_mints(
+        self, landed: Sequence[tuple[InFlight, Confirmation]], report: CycleReport
+    ) -> None:
+        """Every mint this poll saw land, settled in one database transaction."""
+        with self.sessions() as session:
+            moved = states.mark_confirmed_many(
+                session,
+                [
+                    (item.batch_id, result.status.slot if result.status else None)
+                    for item, result in landed
+                ],
+                now=self.clock(),
+            )
+        for item, _ in landed:
+            if item.batch_id in moved:
+                self.settled.append(item.batch_id)
+                report.confirmed += 1
 
     def settle(self, in_flight: list[InFlight], report: CycleReport) -> list[InFlight]:
         """Poll until every item is decided (or we stop or time out); returns the undecided."""

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.config import TokenizationConfig
 from core.db.models import BatchStatus, MeterReading, MintBatch, OperationKind, ReadingStatus
-from core.events import EventType, publish
+from core.events import EventType, publish, publish_many
 from core.minting.plan import backoff_seconds
 from core.minting.totals import add_minted
 from core.units import format_kwh
@@ -167,31 +167,78 @@ def hold_wallets(
 
 def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: datetime) -> bool:
     """The transaction landed without error: readings minted, events written. Commits."""
-    batch = _settle(session, batch_id, BatchStatus.CONFIRMED, slot=slot, finished_at=now)
-    if batch is None:
-        return False
-    readings = _batch_readings(session, batch_id)
-    session.execute(
-        update(MeterReading)
-        .where(
-            MeterReading.mint_batch_id == batch_id,
-            MeterReading.status == ReadingStatus.MINTING.value,
+    return batch_id in mark_confirmed_many(session, [(batch_id, slot)], now=now)
+
+
+def mark_confirmed_many(
+    session: Session, landed: Sequence[tuple[int, int | None]], *, now: datetime
+) -> set[int]:
+    """`mark_confirmed` for (batch id, slot) pairs, all in one transaction. Commits.
+
+    Returns the batches moved; one another scheduler settled first is left alone.
+    Batches are moved in id order, so two schedulers settling overlapping sets
+    take their row locks in the same order and never deadlock.
+    """
+    moved: dict[int, str | None] = {}
+    for batch_id, slot in sorted(landed, key=lambda item: item[0]):
+        signature = session.scalar(
+            update(MintBatch)
+            .where(MintBatch.id == batch_id, MintBatch.status == BatchStatus.SIGNED.value)
+            .values(status=BatchStatus.CONFIRMED.value, slot=slot, finished_at=now)
+            .returning(MintBatch.signature)
         )
-        .values(
-            status=ReadingStatus.MINTED.value,
-            mint_tx_signature=batch.signature,
-            minted_at=now,
-            last_error=None,
-            next_attempt_at=None,
+        if signature is not None:
+            moved[batch_id] = signature
+    if not moved:
+        session.rollback()
+        return set()
+    readings = list(
+        session.scalars(
+            select(MeterReading)
+            .where(
+                MeterReading.mint_batch_id.in_(list(moved)),
+                MeterReading.status == ReadingStatus.MINTING.value,
+            )
+            .order_by(MeterReading.id)
         )
     )
+    for batch_id, signature in moved.items():
+        session.execute(
+            update(MeterReading)
+            .where(
+                MeterReading.mint_batch_id == batch_id,
+                MeterReading.status == ReadingStatus.MINTING.value,
+            )
+            .values(
+                status=ReadingStatus.MINTED.value,
+                mint_tx_signature=signature,
+                minted_at=now,
+                last_error=None,
+                next_attempt_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
     add_minted(session, len(readings), sum(r.token_base_units or 0 for r in readings))
+    by_batch: dict[int, list[MeterReading]] = defaultdict(list)
+    for reading in readings:
+        by_batch[int(reading.mint_batch_id or 0)].append(reading)
+    events: list[tuple[EventType, dict, int | None]] = []
+    for batch_id, signature in moved.items():
+        events += _minted_events(batch_id, signature, by_batch[batch_id])
+    publish_many(session, events, at=now)
+    session.commit()
+    return set(moved)
+
+
+def _minted_events(
+    batch_id: int, signature: str | None, readings: list[MeterReading]
+) -> list[tuple[EventType, dict, int | None]]:
+    """One tokens_minted per wallet (to its prosumer), then the batch's completion."""
     groups: dict[tuple[str, int], list[MeterReading]] = defaultdict(list)
     for reading in readings:
         groups[(str(reading.wallet_address), reading.user_id)].append(reading)
-    for (wallet, user_id), group in groups.items():
-        publish(
-            session,
+    events: list[tuple[EventType, dict, int | None]] = [
+        (
             EventType.TOKENS_MINTED,
             {
                 "reading_ids": [r.id for r in group],
@@ -199,15 +246,21 @@ def mark_confirmed(session: Session, batch_id: int, *, slot: int | None, now: da
                 "wallet_address": wallet,
                 "kwh_amount": format_kwh(sum(r.kwh_micro for r in group), micro=True),
                 "tokens_minted": sum(r.token_base_units or 0 for r in group),
-                "transaction_signature": batch.signature,
+                "transaction_signature": signature,
                 "batch_id": batch_id,
             },
-            user_id=user_id,
-            at=now,
+            user_id,
         )
-    _batch_completed(session, batch, minted=len(readings), failed=0, now=now)
-    session.commit()
-    return True
+        for (wallet, user_id), group in groups.items()
+    ]
+    events.append(
+        (
+            EventType.BATCH_MINTING_COMPLETED,
+            _completed_payload(batch_id, signature, minted=len(readings), failed=0),
+            None,
+        )
+    )
+    return events
 
 
 def mark_failed(
@@ -308,18 +361,20 @@ def _batch_completed(
     session: Session, batch: MintBatch, *, minted: int, failed: int, now: datetime
 ) -> None:
     """The staff event that closes a batch (a transaction mints all of it or none)."""
-    publish(
-        session,
-        EventType.BATCH_MINTING_COMPLETED,
-        {
-            "batch_id": batch.id,
-            "total_readings": minted + failed,
-            "successful_mints": minted,
-            "failed_mints": failed,
-            "transaction_signature": batch.signature,
-        },
-        at=now,
-    )
+    payload = _completed_payload(batch.id, batch.signature, minted=minted, failed=failed)
+    publish(session, EventType.BATCH_MINTING_COMPLETED, payload, at=now)
+
+
+def _completed_payload(
+    batch_id: int, signature: str | None, *, minted: int, failed: int
+) -> dict[str, object]:
+    return {
+        "batch_id": batch_id,
+        "total_readings": minted + failed,
+        "successful_mints": minted,
+        "failed_mints": failed,
+        "transaction_signature": signature,
+    }
 
 
 def _readings_back_to_pending(session: Session, batch_id: int) -> None:

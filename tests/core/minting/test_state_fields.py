@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import TokenizationConfig
-from core.db.models import Event, MeterReading, MintBatch
+from core.db.models import Event, MeterReading, MintBatch, MintTotal
 from core.minting import states
 from core.minting.claim import claim_pending
 from tests.support.seed import T0, Producer, seed_producers, seed_readings
@@ -253,6 +253,54 @@ def test_confirm_of_a_batch_with_two_wallets_writes_one_event_each(sessions) -> 
         ]
         assert minted == [(p.user_id, p.wallet, UNITS) for p in producers] + [(None, None, None)]
         assert batch_row(session, batch.id)["slot"] is None
+
+
+def test_confirming_many_settles_each_in_id_order_in_one_transaction(sessions) -> None:
+    with sessions() as session:
+        producers = seed_producers(session, 3)
+        seed_readings(session, producers, 2, kwh_micro=1_500_000)
+        a, b, c = (
+            batch.id
+            for batch in claim_pending(session, config(), now=NOW, wallets_per_transaction=1)
+        )
+        for batch_id, name in ((a, "sig-a"), (b, "sig-b"), (c, "sig-c")):
+            sign(session, batch_id, name)
+        assert states.mark_confirmed(session, c, slot=5, now=NOW)  # another scheduler's win
+        before = len(events(session))
+        later = NOW + timedelta(seconds=3)
+        assert states.mark_confirmed_many(session, [(b, 9), (c, 7), (a, 8)], now=later) == {a, b}
+        assert states.mark_confirmed_many(session, [], now=later) == set()
+        assert batch_row(session, a) == {
+            **signed("sig-a"),
+            "status": "confirmed",
+            "slot": 8,
+            "finished_at": later,
+        }
+        assert batch_row(session, b)["slot"] == 9 and batch_row(session, c)["slot"] == 5
+        for batch_id, name in ((a, "sig-a"), (b, "sig-b")):
+            assert reading_rows(session, batch_id) == [
+                minting(i, batch_id, status="minted", mint_tx_signature=name, minted_at=later)
+                for i in ids_of(session, batch_id)
+            ]
+        written = events(session)[before:]
+        assert [(e[0], e[1], e[2]["batch_id"], e[3]) for e in written] == [
+            ("tokens_minted", producers[0].user_id, a, later),
+            ("batch_minting_completed", None, a, later),
+            ("tokens_minted", producers[1].user_id, b, later),
+            ("batch_minting_completed", None, b, later),
+        ]
+        assert written[2][2] == {
+            "reading_ids": ids_of(session, b),
+            "user_id": producers[1].user_id,
+            "wallet_address": producers[1].wallet,
+            "kwh_amount": "3.000000",
+            "tokens_minted": 2 * UNITS,
+            "transaction_signature": "sig-b",
+            "batch_id": b,
+        }
+        assert written[3][2]["total_readings"] == 2 and written[3][2]["successful_mints"] == 2
+        total = session.scalars(select(MintTotal)).one()
+        assert (total.readings, total.base_units) == (6, 6 * UNITS)  # c's 2 counted once
 
 
 def test_a_reading_no_longer_minting_is_left_alone(sessions: sessionmaker[Session]) -> None:
