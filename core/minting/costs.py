@@ -38,22 +38,23 @@ BACKFILL = timedelta(hours=24)  # on start: settled operations this recent witho
 
 
 def record_cost(
-    session: Session, operation_id: int, cost: TransactionCost, *, now: datetime
+    session: Session, operation_id: int, kind: str, cost: TransactionCost, *, now: datetime
 ) -> bool:
-    """Write one operation's fee and rent (row and ledger); False if already recorded. Commits."""
-    batch = session.get(MintBatch, operation_id)
+    """Write one operation's fee and rent (row and ledger) in the caller's transaction.
+
+    False, writing nothing, when its cost is already recorded (or there is no such row).
+    """
     rent = sum(change.after - change.before for change in cost.rent)
     moved = session.execute(
         update(MintBatch)
         .where(MintBatch.id == operation_id, MintBatch.fee_lamports.is_(None))
         .values(fee_lamports=cost.fee, rent_lamports=rent, compute_units=cost.compute_units)
     ).rowcount
-    if batch is None or moved != 1:
-        session.rollback()
+    if moved != 1:
         return False
     common = {
         "operation_id": operation_id,
-        "operation_kind": batch.kind,
+        "operation_kind": kind,
         "signature": cost.signature,
         "slot": cost.slot,
         "recorded_at": now,
@@ -71,7 +72,6 @@ def record_cost(
         for change in cost.rent
     ]
     session.execute(insert(ChainCost), rows)
-    session.commit()
     return True
 
 
@@ -82,24 +82,33 @@ def record_costs(
     *,
     now: datetime,
 ) -> list[int]:
-    """Record what the chain says each landed operation cost; returns those still unknown."""
+    """Record what the chain says each landed operation cost; returns those still unknown.
+
+    Every cost the chain knows is written in one database transaction.
+    """
     with sessions() as session:
         rows = session.execute(
-            select(MintBatch.id, MintBatch.signature).where(
+            select(MintBatch.id, MintBatch.kind, MintBatch.signature)
+            .where(
                 MintBatch.id.in_(list(operation_ids)),
                 MintBatch.fee_lamports.is_(None),
                 MintBatch.signature.is_not(None),
                 MintBatch.status.in_([BatchStatus.CONFIRMED.value, BatchStatus.FAILED.value]),
             )
+            .order_by(MintBatch.id)  # rows locked in id order: no deadlock with another scheduler
         ).all()
-    unknown = []
-    for operation_id, signature in rows:
+    unknown, known = [], []
+    for operation_id, kind, signature in rows:
         cost = chain.transaction_cost(Signature.from_string(signature))
         if cost is None:
             unknown.append(operation_id)  # not yet visible at `confirmed`: ask again
-            continue
+        else:
+            known.append((operation_id, kind, cost))
+    if known:
         with sessions() as session:
-            record_cost(session, operation_id, cost, now=now)
+            for operation_id, kind, cost in known:
+                record_cost(session, operation_id, kind, cost, now=now)
+            session.commit()
     return unknown
 
 
