@@ -21,7 +21,9 @@ def page_offset(key: str, total: int, rows: int = PAGE_ROWS) -> int:
     pages = max(1, -(-min(total, COUNT_CAP) // rows))
     if int(st.session_state.get(key) or 1) > pages:
         st.session_state[key] = pages
-    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=key)
+    narrow, _ = st.columns([1, 4])
+    page = narrow.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1,
+                               key=key)  # fmt: skip
     return (int(page) - 1) * rows
 
 
@@ -40,7 +42,7 @@ def showing(offset: int, count: int, total: int, what: str) -> str:
 def find_box(label: str, key: str) -> str:
     """The search box of picker `key` (drawn apart when the picker sits in a form, whose
     widgets send nothing until it is submitted)."""
-    return st.text_input(f"Find ({label.lower()})", key=f"{key}.find",
+    return st.text_input(f"Find {label[0].lower()}{label[1:]}", key=f"{key}.find",
                          placeholder="part of the name, any case")  # fmt: skip
 
 
