@@ -15,10 +15,11 @@ from functools import lru_cache
 from typing import Any
 
 from solders.pubkey import Pubkey
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Integer, String, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter, User
+from core.db.params import any_of
 from core.meters import MeterUnauthenticated, hash_api_key
 from core.readings.errors import ForeignMeter, ReadingRejected, UnknownMeter
 
@@ -235,6 +236,10 @@ def gateways_by_key_hash(
     return found, written
 
 
+# Per dialect, built once (core.db.params: one array parameter on PostgreSQL).
+_GATEWAY_METERS: dict[str, Any] = {}
+
+
 def gateway_meters(
     session: Session, wanted: Iterable[tuple[SubmittingGateway, str]]
 ) -> list[SubmittingMeter | ReadingRejected]:
@@ -245,14 +250,21 @@ def gateway_meters(
     pairs = list(wanted)
     if not pairs:
         return []
-    rows = session.execute(
-        select(GatewayMeter.gateway_id, *_identity_query().selected_columns)
-        .join(Meter, Meter.id == GatewayMeter.meter_id)
-        .join(User, User.id == Meter.owner_id)
-        .where(
-            GatewayMeter.gateway_id.in_(sorted({g.id for g, _ in pairs})),
-            Meter.serial.in_(sorted({s for _, s in pairs})),
+    dialect = session.get_bind().dialect.name
+    statement = _GATEWAY_METERS.get(dialect)
+    if statement is None:
+        statement = _GATEWAY_METERS[dialect] = (
+            select(GatewayMeter.gateway_id, *_identity_query().selected_columns)
+            .join(Meter, Meter.id == GatewayMeter.meter_id)
+            .join(User, User.id == Meter.owner_id)
+            .where(
+                any_of(GatewayMeter.gateway_id, "gateway_ids", Integer(), dialect),
+                any_of(Meter.serial, "serials", String(), dialect),
+            )
         )
+    rows = session.execute(
+        statement,
+        {"gateway_ids": sorted({g.id for g, _ in pairs}), "serials": sorted({s for _, s in pairs})},
     )
     assigned = {(row[0], row[2]): _identity(row[1:]) for row in rows}
     missing = {s for g, s in pairs if (g.id, s) not in assigned}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, null, select, text
+from sqlalchemy import Integer, func, null, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from core import meter_health as health
 from core.config import TokenizationConfig
 from core.db.models import Meter, Reporting, TelemetrySample
+from core.db.params import any_of
 from core.meter_health import Flag
 from core.readings.errors import DuplicateReading, InvalidFormat, ReadingRejected, ReplayedCounter
 from core.readings.identity import SubmittingMeter
@@ -102,19 +103,25 @@ def _settings(
     session: Session, meter_ids: list[int], counters: bool
 ) -> dict[int, tuple[str, Any, int | None]]:
     """Per meter: its reporting, its capacity and (for encrypted frames) its last counter."""
-    last_counter = (
-        select(func.max(_SAMPLES.c.counter))
-        .where(_SAMPLES.c.meter_id == Meter.id)
-        .scalar_subquery()
-        if counters
-        else null()
-    )
-    rows = session.execute(
-        select(Meter.id, Meter.reporting, Meter.capacity_kw, last_counter).where(
-            Meter.id.in_(meter_ids)
+    dialect = session.get_bind().dialect.name
+    statement = _SETTINGS.get((dialect, counters))
+    if statement is None:
+        last_counter = (
+            select(func.max(_SAMPLES.c.counter))
+            .where(_SAMPLES.c.meter_id == Meter.id)
+            .scalar_subquery()
+            if counters
+            else null()
         )
-    )
+        statement = _SETTINGS[(dialect, counters)] = select(
+            Meter.id, Meter.reporting, Meter.capacity_kw, last_counter
+        ).where(any_of(Meter.id, "meter_ids", Integer(), dialect))
+    rows = session.execute(statement, {"meter_ids": meter_ids})
     return {meter_id: (reporting, capacity, last) for meter_id, reporting, capacity, last in rows}
+
+
+# Per (dialect, with counters), built once (core.db.params: one array on PostgreSQL).
+_SETTINGS: dict[tuple[str, bool], Any] = {}
 
 
 def _store_round(
