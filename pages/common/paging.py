@@ -8,7 +8,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from core.bootstrap import App
+from core.db.models import User
 from core.views._sql import COUNT_CAP
+from core.views.fleet import find_serials
+from pages.common import ui
 
 PAGE_ROWS = 50
 MATCHES = 20  # a picker's options: the first matches of its search
@@ -77,3 +81,13 @@ def pick_many(label: str, key: str, matches: list[str]) -> list[str]:
     chosen = list(st.session_state.get(key) or [])
     options = chosen + [o for o in matches if o not in chosen]
     return st.multiselect(label, options, key=key, placeholder="Search, then pick")
+
+
+def serial_finder(app: App, viewer: User) -> Callable[[str, str | None], list[str]]:
+    """`find` for a meter picker: the first MATCHES serials holding the search."""
+
+    def find(needle: str, current: str | None = None) -> list[str]:
+        with ui.reading(app) as reading:
+            return find_serials(reading, viewer, needle, limit=MATCHES, keep=current)
+
+    return find

@@ -9,20 +9,17 @@ from __future__ import annotations
 import streamlit as st
 
 from core import views
-from core.db.models import GatewayStatus, MeterStatus, Role
+from core.db.models import MeterStatus, Role
 from core.device_attributes import Technology, shown
-from core.gateways import assign_meters, create_gateway, revoke_gateway, rotate_gateway_key
 from core.meters import register_meter, set_meter_status, update_device_attributes
 from core.sessions import end_user_sessions
 from core.settlement.queries import recent_intervals
 from core.units import format_kwh
 from core.users import create_user, get_user, set_user_disabled
-from core.views.fleet import find_serials
-from core.views.gateways import count_gateways, gateway_serials, gateways
 from pages.common import exports, paging, session, ui
+from pages.common.gateway_panel import gateway_panel
 
 NEW_KEY = "admin.new_api_key"
-NEW_GATEWAY_KEY = "admin.new_gateway_key"
 TECHNOLOGIES = [t.value for t in Technology]
 
 
@@ -67,11 +64,6 @@ st.title("Meters & users")
 ui.show_flash()
 
 
-def serials_like(needle: str, current: str | None = None) -> list[str]:
-    with ui.reading(app) as reading:
-        return find_serials(reading, viewer, needle, limit=paging.MATCHES, keep=current)
-
-
 def usernames_like(needle: str, current: str | None, role: Role | None = None) -> list[str]:
     with ui.reading(app) as reading:
         found = views.users(reading, viewer, role=role, search=needle, enabled_only=role
@@ -102,6 +94,7 @@ def chosen_meter(serial: str) -> views.MeterRow | None:
         return views.meter_row(reading, viewer, serial)
 
 
+find_meters = paging.serial_finder(app, viewer)
 meters_tab, gateways_tab, users_tab = st.tabs(["Meters", "Gateways", "Users"])
 with meters_tab:
     new_key = st.session_state.pop(NEW_KEY, None)  # popped: the next run no longer has it
@@ -172,7 +165,7 @@ with meters_tab:
 
     if meter_total or meter_search or meter_status:
         st.subheader("Registry fields")
-        edited = paging.pick_one("Meter", "admin.device_serial", serials_like, first=True)
+        edited = paging.pick_one("Meter", "admin.device_serial", find_meters, first=True)
         chosen_row = chosen_meter(edited) if edited else None
         if chosen_row is not None:
             with st.form(f"admin.device_form.{edited}"):
@@ -186,7 +179,7 @@ with meters_tab:
                 )
 
         st.subheader("Suspend or resume")
-        chosen = paging.pick_one("Meter", "admin.meter_status_serial", serials_like, first=True)
+        chosen = paging.pick_one("Meter", "admin.meter_status_serial", find_meters, first=True)
         toggled = chosen_meter(chosen) if chosen else None
         if toggled is not None:
             current = toggled.status
@@ -206,7 +199,7 @@ with meters_tab:
             "GridTokenX samples settle into intervals; a closed interval's net surplus is "
             "minted once. Net at or below zero is kept here and never minted."
         )
-        watched = paging.pick_one("Meter", "admin.interval_serial", serials_like, first=True)
+        watched = paging.pick_one("Meter", "admin.interval_serial", find_meters, first=True)
         if watched:
             with ui.reading(app) as reading:
                 recent = recent_intervals(reading, watched, 24)
@@ -232,99 +225,7 @@ with meters_tab:
                 st.info(f"No telemetry from {watched} yet.")
 
 with gateways_tab:
-    st.caption(
-        "A gateway is a head-end system's key: it submits for the meters assigned to it, "
-        "on every ingest door; each reading is still verified against its own meter's key."
-    )
-    new_gateway_key = st.session_state.pop(NEW_GATEWAY_KEY, None)
-    if new_gateway_key:
-        st.success(f"Gateway {new_gateway_key[0]}: its API key, shown this once:")
-        st.code(new_gateway_key[1], language=None)
-        st.warning("Copy the key now: only its hash is stored, it cannot be shown again.")
-    gateway_search = st.text_input("Gateway name", key="admin.gateways_search",
-                                   placeholder="any gateway")  # fmt: skip
-    with ui.reading(app) as reading:
-        gateway_total = count_gateways(reading, viewer, search=gateway_search)
-    if gateway_total:
-        offset = paging.page_offset("admin.gateways_page", gateway_total)
-        with ui.reading(app) as reading:
-            listed = gateways(reading, viewer, search=gateway_search, limit=paging.PAGE_ROWS,
-                              offset=offset)  # fmt: skip
-        st.caption(paging.showing(offset, len(listed), gateway_total, "gateways"))
-        st.dataframe(
-            [
-                {
-                    "name": g.name,
-                    "status": g.status,
-                    "meters": g.meters,
-                    "created by": g.created_by,
-                    "last seen (UTC)": ui.when(g.last_seen_at),
-                }
-                for g in listed
-            ],
-            hide_index=True,
-            key="admin.gateways",
-        )
-    st.subheader("Create a gateway")
-    gateway_name = st.text_input("Name", key="admin.gateway_name")
-    new_needle = paging.find_box("Its meters", "admin.gateway_meters")
-    gateway_meters = paging.pick_many("Its meters", "admin.gateway_meters",
-                                      serials_like(new_needle))  # fmt: skip
-    if st.button("Create", type="primary", key="admin.gateway_create"):
-        issued = ui.act(
-            app, lambda s: create_gateway(s, gateway_name, gateway_meters, by=viewer.username)
-        )
-        if issued is not None:
-            st.session_state[NEW_GATEWAY_KEY] = (issued.gateway.name, issued.api_key)
-            for key in ("admin.gateway_name", "admin.gateway_meters", "admin.gateway_meters.find"):
-                del st.session_state[key]  # a fresh form for the next gateway
-            st.rerun()
-
-    def active_like(needle: str, current: str | None) -> list[str]:
-        with ui.reading(app) as reading:
-            found = gateways(reading, viewer, search=needle, status=GatewayStatus.ACTIVE.value,
-                             limit=paging.MATCHES)  # fmt: skip
-        names = [g.name for g in found]
-        return ([current] if current and current not in names else []) + names
-
-    st.subheader("Change a gateway")
-    picked = paging.pick_one("Gateway", "admin.gateway_pick", active_like, first=True)
-    if picked:
-        with ui.reading(app) as reading:
-            current_meters = gateway_serials(reading, viewer, picked)
-        st.caption(f"{picked} submits for {len(current_meters):,} meter(s).")
-        add_col, remove_col = st.columns(2)
-        with add_col:
-            needle = paging.find_box("Meters to add", f"admin.gateway_add.{picked}")
-            adding = paging.pick_many("Meters to add", f"admin.gateway_add.{picked}",
-                                      serials_like(needle))  # fmt: skip
-        with remove_col:
-            needle = paging.find_box("Meters to remove", f"admin.gateway_remove.{picked}")
-            with ui.reading(app) as reading:
-                held = gateway_serials(reading, viewer, picked, search=needle,
-                                       limit=paging.MATCHES)  # fmt: skip
-            removing = paging.pick_many("Meters to remove", f"admin.gateway_remove.{picked}", held)
-        chosen_meters = sorted((set(current_meters) | set(adding)) - set(removing))
-        assign, rotate, revoke = st.columns(3)
-        if assign.button("Save meters", key="admin.gateway_assign"):
-            saved = ui.act(
-                app, lambda s: assign_meters(s, picked, chosen_meters, by=viewer.username)
-            )
-            if saved is not None:
-                for key in ("add", "remove"):  # saved: nothing left to add or remove
-                    st.session_state.pop(f"admin.gateway_{key}.{picked}", None)
-                ui.flash(f"Gateway {picked} now submits for {len(chosen_meters)} meter(s).")
-        if rotate.button("Rotate key", key="admin.gateway_rotate"):
-            issued = ui.act(app, lambda s: rotate_gateway_key(s, picked, by=viewer.username))
-            if issued is not None:
-                st.session_state[NEW_GATEWAY_KEY] = (issued.gateway.name, issued.api_key)
-                st.rerun()
-        if revoke.button("Revoke", key="admin.gateway_revoke"):
-            ui.act(
-                app,
-                lambda s: revoke_gateway(s, picked, by=viewer.username),
-                f"Gateway {picked} is revoked; its key no longer works.",
-            )
+    gateway_panel(app, viewer)
 
 with users_tab:
     user_search = st.text_input("Username", key="admin.users_search", placeholder="any user")

@@ -21,7 +21,6 @@ from core.views.fleet import (
     FleetSummary,
     Health,
     MeterHealth,
-    find_serials,
     fleet_summary,
     meter_curve,
 )
@@ -143,12 +142,7 @@ if "fleet.meter" not in st.session_state and st.query_params.get("meter"):
     st.session_state["fleet.meter"] = st.query_params["meter"]
 
 
-def matching(needle: str, current: str | None) -> list[str]:
-    with ui.reading(app) as reading:
-        return find_serials(reading, viewer, needle, limit=paging.MATCHES, keep=current)
-
-
-serial = paging.pick_one("Meter", "fleet.meter", matching)
+serial = paging.pick_one("Meter", "fleet.meter", paging.serial_finder(app, viewer))
 if serial:
     span, bucket, bucket_name = RANGES[range_label]
     now = ui.now()
