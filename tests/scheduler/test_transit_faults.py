@@ -155,9 +155,12 @@ def test_stopping_the_signer_pauses_minting_and_restarting_resumes(
     try:
         wait_for(lambda: minted(app) > 0, timeout=90, what=f"first mints:\n{service.log()}")
         bao.stop()  # the signing service goes away mid-run
-        wait_for(lambda: _outage_events(app), timeout=60, what="signer_unavailable")
-        with app.sessions() as session:  # readings keep arriving meanwhile
+        # Readings keep arriving meanwhile. They are what needs signing next: one cycle
+        # can mint the whole first lot before the signer stops, so without them
+        # nothing would ask the signer again.
+        with app.sessions() as session:
             seed_readings(session, producers, 1, start=T0.replace(day=20))
+        wait_for(lambda: _outage_events(app), timeout=60, what="signer_unavailable")
         wait_for(
             lambda: (
                 service.log().count("unavailable: cannot sign") >= 2
