@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import insert, text, update
 from sqlalchemy.orm import Session
 
-from bench.ingest import fresh_database
+from bench.databases import migrated_pg_database
 from core.archive import archive_before
 from core.config import TokenizationConfig
 from core.db.engine import create_db_engine, session_factory
@@ -159,7 +159,7 @@ def main() -> int:
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
     args = parser.parse_args()
-    with fresh_database(args.database_url) as pg:
+    with migrated_pg_database(args.database_url) as pg:
         run("postgresql", pg, args.rows)
     with tempfile.TemporaryDirectory() as scratch:
         sqlite = f"sqlite:///{scratch}/bench.db"

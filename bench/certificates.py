@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,7 +44,8 @@ from sqlalchemy import Select, create_engine, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from bench import certificates_seed as seed
-from bench.dashboard import BUDGET_MS, _drop_pg, _pg_database, _pg_reachable, render_pages
+from bench.dashboard import BUDGET_MS, render_pages
+from bench.databases import chosen_backends, fresh_database
 from core.certificates.issuance import issue_due
 from core.db.engine import create_db_engine, session_factory
 from core.db.migrate import upgrade
@@ -351,28 +353,18 @@ def main() -> int:
     parser.add_argument("--skip-render", action="store_true", help="no AppTest renders")
     parser.add_argument("--skip-export", action="store_true", help="no CSV exports")
     args = parser.parse_args()
-    backends = {"both": ["sqlite", "postgresql"], "auto": ["sqlite"]}.get(
-        args.backend, [args.backend]
-    )
-    if args.backend == "auto" and _pg_reachable(args.pg_url):
-        backends.append("postgresql")
+    backends = chosen_backends(args.backend, args.pg_url)
     parts = [p for p in ("issuance", "page") if not getattr(args, f"skip_{p}")]
     for backend in backends:
         for part in parts:
             print(f"\n[{backend}] ", end="", flush=True)
             with tempfile.TemporaryDirectory(prefix="bench-certificates-") as directory:
-                pg_name = None
-                if backend == "sqlite":
-                    url = f"sqlite:///{Path(directory) / 'bench.db'}"
-                elif args.pg_database and part == "page":
-                    url = _kept_pg_database(args.pg_url, args.pg_database)
+                if backend == "postgresql" and args.pg_database and part == "page":
+                    database = nullcontext(_kept_pg_database(args.pg_url, args.pg_database))
                 else:
-                    pg_name, url = _pg_database(args.pg_url)
-                try:
+                    database = fresh_database(backend, directory, args.pg_url)
+                with database as url:
                     run_part(part, url, Path(directory), args)
-                finally:
-                    if pg_name:
-                        _drop_pg(args.pg_url, pg_name)
     return 0
 
 

@@ -27,14 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bench.dashboard_seed import seed, seed_fleet
+from bench.databases import chosen_backends, fresh_database
 from core.db.engine import create_db_engine
 from core.db.migrate import upgrade
 from core.db.models import SessionKind, User
@@ -53,34 +52,6 @@ ROLES = {  # the user seeded for each role, and the pages that role may open
     "operator": ("ops", ["overview", "fleet", "live", "minting", "events"]),
     "prosumer": ("p00", ["live", "events", "wallet"]),
 }
-
-
-def _pg_database(admin_url: str) -> tuple[str, str]:
-    name = f"gtx_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return name, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _pg_reachable(admin_url: str) -> bool:
-    engine = create_engine(admin_url, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception:  # any failure means "not usable here"
-        return False
-    finally:
-        engine.dispose()
-
-
-def _drop_pg(admin_url: str, name: str) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def cases(meter: str = "MTR-0007") -> list[tuple[str, str, str, dict[str, object]]]:
@@ -204,45 +175,32 @@ def main() -> int:
         ),
     )
     args = parser.parse_args()
-    backends = {"both": ["sqlite", "postgresql"], "auto": ["sqlite"]}.get(
-        args.backend, [args.backend]
-    )
-    if args.backend == "auto":
-        if _pg_reachable(args.pg_url):
-            backends.append("postgresql")
-        else:
-            print(f"(PostgreSQL at {args.pg_url} does not answer: SQLite only)")
+    backends = chosen_backends(args.backend, args.pg_url)
+    if args.backend == "auto" and "postgresql" not in backends:
+        print(f"(PostgreSQL at {args.pg_url} does not answer: SQLite only)")
     worst = worst_rss = 0.0
     for backend in backends:
-        with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-            pg_name = None
-            if backend == "sqlite":
-                url = f"sqlite:///{tmp}/bench.db"
-            else:
-                pg_name, url = _pg_database(args.pg_url)
-            try:
-                upgrade(url)
-                engine = create_db_engine(url)
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp,
+            fresh_database(backend, tmp, args.pg_url) as url,
+        ):
+            upgrade(url)
+            engine = create_db_engine(url)
+            started = time.perf_counter()
+            info = seed(engine, args.readings)
+            engine.dispose()
+            print(f"\n{backend}: seeded {info.readings:,} readings, {info.batches:,} batches "
+                  f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
+            if args.meters:
                 started = time.perf_counter()
-                info = seed(engine, args.readings)
+                engine = create_db_engine(url)
+                held = seed_fleet(engine, args.meters)
                 engine.dispose()
-                print(f"\n{backend}: seeded {info.readings:,} readings, {info.batches:,} batches "
+                print(f"{backend}: {held:,} meters after seeding {args.meters:,} "
                       f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
-                if args.meters:
-                    started = time.perf_counter()
-                    engine = create_db_engine(url)
-                    held = seed_fleet(engine, args.meters)
-                    engine.dispose()
-                    print(f"{backend}: {held:,} meters after seeding {args.meters:,} "
-                          f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
-                pages = set(args.pages.split(",")) if args.pages else None
-                results = (
-                    [] if args.skip_pages else measure(url, Path(tmp) / "data", args.runs, pages)
-                )
-                export = None if args.skip_export else export_memory(url)
-            finally:
-                if pg_name:
-                    _drop_pg(args.pg_url, pg_name)
+            pages = set(args.pages.split(",")) if args.pages else None
+            results = [] if args.skip_pages else measure(url, Path(tmp) / "data", args.runs, pages)
+            export = None if args.skip_export else export_memory(url)
         print("load {:.1f} / {:.1f} / {:.1f} after the renders".format(*os.getloadavg()))
         print(f"{'page':<22} {'role':<9} {'median ms':>10} {'worst ms':>9}")
         for page, role, median, high in results:

@@ -57,7 +57,8 @@ from sqlalchemy.engine import make_url
 
 from bench import dashboard
 from bench.chain_mint import embedded_node
-from bench.ingest import _cpu_secs, _pids, api_server, fresh_database
+from bench.databases import migrated_pg_database
+from bench.ingest import _cpu_secs, _pids, api_server
 from bench.lean_http import Connection, request_bytes
 from bench.ws_clients import Client, run_clients
 from core.bootstrap import bootstrap
@@ -400,7 +401,10 @@ class Cpu:
 
 def run_fleet(admin_url: str, args: argparse.Namespace) -> int:
     failures = []
-    with fresh_database(admin_url) as url, tempfile.TemporaryDirectory(prefix="fleet-") as scratch:
+    with (
+        migrated_pg_database(admin_url) as url,
+        tempfile.TemporaryDirectory(prefix="fleet-") as scratch,
+    ):
         database = make_url(url).database or ""
         say(f"database {database}; {load()}")
         started = time.monotonic()
@@ -746,22 +750,19 @@ def _ms(values: list[float]) -> str:
 
 def seeded_dashboards(admin_url: str, counts: list[int], runs: int) -> None:
     for count in counts:
-        with tempfile.TemporaryDirectory(prefix="fleet-seed-") as tmp:
-            name, url = dashboard._pg_database(admin_url)
-            try:
-                dashboard.upgrade(url)
-                engine = create_db_engine(url)
-                started = time.monotonic()
-                say(f"seeding {count:,} readings; {load()}")
-                info = dashboard.seed(engine, count)
-                engine.dispose()
-                say(
-                    f"seeded {info.readings:,} readings in {time.monotonic() - started:.0f} s; "
-                    f"{load()}"
-                )
-                results = dashboard.measure(url, Path(tmp) / "data", runs)
-            finally:
-                dashboard._drop_pg(admin_url, name)
+        with (
+            tempfile.TemporaryDirectory(prefix="fleet-seed-") as tmp,
+            migrated_pg_database(admin_url) as url,
+        ):
+            engine = create_db_engine(url)
+            started = time.monotonic()
+            say(f"seeding {count:,} readings; {load()}")
+            info = dashboard.seed(engine, count)
+            engine.dispose()
+            say(
+                f"seeded {info.readings:,} readings in {time.monotonic() - started:.0f} s; {load()}"
+            )
+            results = dashboard.measure(url, Path(tmp) / "data", runs)
         print(
             f"\n== dashboard at {count:,} seeded readings (PostgreSQL, median / worst ms of "
             f"{runs}; {load()}) =="

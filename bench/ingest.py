@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,13 +53,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bench import ingest_dlms as dlms_bench
+from bench.databases import admin_execute, migrated_pg_database
 from bench.lean_http import drive, request_bytes
 from core.db.engine import create_db_engine, session_factory
-from core.db.migrate import upgrade
 from core.db.models import Meter, MeterReading, MeterStatus, User
 from core.meters import hash_api_key, new_api_key
 from tests.factories import keypair_for, sign, wallet_for
@@ -147,27 +146,6 @@ def _combined(phases: list[Phase]) -> Phase:
         total.accepted += phase.accepted
         total.elapsed += phase.elapsed
     return total
-
-
-def _admin_execute(admin_url: str, statement: str) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    name = f"gtx_bench_{uuid.uuid4().hex[:8]}"
-    _admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def register(url: str, count: int, prefix: str = "BENCH") -> list[tuple[str, str]]:
@@ -379,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     if make_url(args.database_url).get_backend_name() != "postgresql":
         raise SystemExit("the ingest benchmark runs on PostgreSQL (--database-url)")
 
-    with fresh_database(args.database_url) as url:
+    with migrated_pg_database(args.database_url) as url:
         print(f"database: {make_url(url).render_as_string(hide_password=True)}")
         classic = args.phases != "dlms"
         batch_meters = args.batch_meters if args.phases == "all" else 0
@@ -403,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 order = [*(["individual"] if classic else []), "plaintext", "encrypted"]
                 for kind in order[run % len(order) :] + order[: run % len(order)]:
-                    _admin_execute(args.database_url, "CHECKPOINT")
+                    admin_execute(args.database_url, "CHECKPOINT")
                     if kind == "individual":
                         phase = asyncio.run(individual(base, single, args.per_client, cpu, run=run))
                         print(f"run {run + 1}: {phase.report()}", flush=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench import ingest as http_bench
 from bench import ingest_dlms as dlms_bench
+from bench.databases import migrated_pg_database
 
 PATHS = ("classic", "plaintext", "encrypted")
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=PATHS, action="append", default=[])
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
-    with http_bench.fresh_database(args.database_url) as database:
+    with migrated_pg_database(args.database_url) as database:
         data_dir = Path(tempfile.mkdtemp(prefix="gtx-ingest-cpu-"))
         warm = _requests(database, data_dir, args.warmup, args.ticks, "W") if args.warmup else {}
         requests = _requests(database, data_dir, args.meters, args.ticks, "M")

@@ -29,9 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,9 +36,9 @@ from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from bench.chain_mint import embedded_node
+from bench.databases import migrated_pg_database
 from core.bootstrap import App, bootstrap
 from core.config import load_settings
-from core.db.migrate import upgrade
 from core.db.models import MeterReading
 from core.events import EventType, publish
 from core.minting.claim import due_readings_query
@@ -56,22 +53,6 @@ DEFAULT_URL = os.environ.get(
 )
 
 
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def app_for(database_url: str, rpc_url: str, data_dir: str) -> App:
     port = make_url(rpc_url).port
     os.environ.update(DATABASE_URL=database_url, LOCALNET_PORT=str(port), DATA_DIR=data_dir)
@@ -84,7 +65,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def drain(admin_url: str, rpc_url: str) -> None:
-    with fresh_database(admin_url) as url, tempfile.TemporaryDirectory() as data_dir:
+    with (
+        migrated_pg_database(admin_url, "bench_") as url,
+        tempfile.TemporaryDirectory() as data_dir,
+    ):
         app = app_for(url, rpc_url, data_dir)
         with app.sessions() as session:
             update_settings(session, app.settings.tokenization, {"batch_size": 1000}, by="bench")
@@ -116,7 +100,10 @@ def drain(admin_url: str, rpc_url: str) -> None:
 
 def _drain_with(admin_url: str, rpc_url: str, extra_env: dict[str, str], batch: bool):
     """(readings/s, signing ms per transaction, transactions) for one signer set-up."""
-    with fresh_database(admin_url) as url, tempfile.TemporaryDirectory() as data_dir:
+    with (
+        migrated_pg_database(admin_url, "bench_") as url,
+        tempfile.TemporaryDirectory() as data_dir,
+    ):
         os.environ.update(extra_env, FEE_PAYER_KEYPAIR_PATH=f"{data_dir}/keys/fee_payer.json")
         try:
             app = app_for(url, rpc_url, data_dir)
@@ -197,7 +184,10 @@ def signers(admin_url: str, rpc_url: str) -> None:
 
 def steady(admin_url: str, rpc_url: str, rate: int, seconds: int, *, pubsub: bool) -> None:
     """pubsub=False: the scheduler only polls (SOLANA_WS_URL=off), as before issue 12."""
-    with fresh_database(admin_url) as url, tempfile.TemporaryDirectory() as data_dir:
+    with (
+        migrated_pg_database(admin_url, "bench_") as url,
+        tempfile.TemporaryDirectory() as data_dir,
+    ):
         app = app_for(url, rpc_url, data_dir)
         with app.sessions() as session:
             producers = seed_producers(session, 200)
@@ -277,7 +267,7 @@ def steady(admin_url: str, rpc_url: str, rate: int, seconds: int, *, pubsub: boo
 
 
 def claim_query(admin_url: str) -> None:
-    with fresh_database(admin_url) as url:
+    with migrated_pg_database(admin_url, "bench_") as url:
         engine = create_engine(url)
         with engine.begin() as connection:
             connection.execute(

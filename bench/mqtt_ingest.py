@@ -48,7 +48,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
-from bench.ingest import DEFAULT_URL, _cpu_secs, _free_port, _pids, fresh_database
+from bench.databases import migrated_pg_database
+from bench.ingest import DEFAULT_URL, _cpu_secs, _free_port, _pids
 from core.db.engine import create_db_engine, session_factory
 from core.db.models import IngestBridge, Meter, MeterReading, MeterStatus, User
 from core.meters import hash_api_key, new_api_key
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rates: list[float | None] = [*(args.rate or [5000.0]), None]  # None: the burst
-    with fresh_database(args.database_url) as url:
+    with migrated_pg_database(args.database_url) as url:
         serials = register(url, args.meters)
         per = args.readings_per_meter
         start = datetime.now(UTC).replace(microsecond=0) - SPACING * (len(rates) * per + 1)

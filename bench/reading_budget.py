@@ -19,7 +19,8 @@ import time
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench.ingest import _cpu_secs, _pids, fresh_database
+from bench.databases import migrated_pg_database
+from bench.ingest import _cpu_secs, _pids
 from core.db.engine import create_db_engine
 from core.readings.budget import ReadingBudget
 from core.readings.shared_budget import reading_budget
@@ -54,7 +55,7 @@ def main() -> int:
     parser.add_argument("--meters", type=int, default=200)
     parser.add_argument("--spends", type=int, default=20_000)
     args = parser.parse_args()
-    with fresh_database(args.database_url) as url:
+    with migrated_pg_database(args.database_url) as url:
         engine = create_db_engine(url)
         with Session(engine, expire_on_commit=False) as session:
             meters = [make_meter(session).meter.id for _ in range(args.meters)]

@@ -35,17 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.databases import migrated_pg_database
 from bench.ws_clients import Client, cpu_seconds, run_clients
 from core.db.engine import create_db_engine, session_factory
-from core.db.migrate import upgrade
 from core.db.models import Role, SessionKind
 from core.db.types import utcnow
 from core.events import EventType, publish
@@ -56,25 +54,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "bench-ws-secret-" + "x" * 32
 END = "bench_end"
-
-
-def _admin(url: str, statement: str) -> None:
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(statement))
-    engine.dispose()
-
-
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    name = f"gtx_wsbench_{uuid.uuid4().hex[:8]}"
-    _admin(admin_url, f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -193,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     if make_url(args.database_url).get_backend_name() != "postgresql":
         raise SystemExit("this benchmark runs on PostgreSQL (--database-url)")
     context = multiprocessing.get_context("spawn")
-    with fresh_database(args.database_url) as url, tempfile.TemporaryDirectory() as scratch:
+    with (
+        migrated_pg_database(args.database_url, "gtx_wsbench_") as url,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         clients, prosumer_ids = make_clients(url, args.clients, args.prosumers)
         with api_server(url, args.api_workers) as (base, api_pid):
             ready = context.Queue()
