@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Gateway, GatewayMeter, GatewayStatus, Meter, User
 from core.db.params import any_of
+from core.db.statements import per_dialect
 from core.meters import MeterUnauthenticated, hash_api_key
 from core.readings.errors import ForeignMeter, ReadingRejected, UnknownMeter
 
@@ -236,10 +237,6 @@ def gateways_by_key_hash(
     return found, written
 
 
-# Per dialect, built once (core.db.params: one array parameter on PostgreSQL).
-_GATEWAY_METERS: dict[str, Any] = {}
-
-
 def gateway_meters(
     session: Session, wanted: Iterable[tuple[SubmittingGateway, str]]
 ) -> list[SubmittingMeter | ReadingRejected]:
@@ -250,20 +247,8 @@ def gateway_meters(
     pairs = list(wanted)
     if not pairs:
         return []
-    dialect = session.get_bind().dialect.name
-    statement = _GATEWAY_METERS.get(dialect)
-    if statement is None:
-        statement = _GATEWAY_METERS[dialect] = (
-            select(GatewayMeter.gateway_id, *_identity_query().selected_columns)
-            .join(Meter, Meter.id == GatewayMeter.meter_id)
-            .join(User, User.id == Meter.owner_id)
-            .where(
-                any_of(GatewayMeter.gateway_id, "gateway_ids", Integer(), dialect),
-                any_of(Meter.serial, "serials", String(), dialect),
-            )
-        )
     rows = session.execute(
-        statement,
+        _gateway_meters_statement(session.get_bind().dialect.name),
         {"gateway_ids": sorted({g.id for g, _ in pairs}), "serials": sorted({s for _, s in pairs})},
     )
     assigned = {(row[0], row[2]): _identity(row[1:]) for row in rows}
@@ -274,6 +259,20 @@ def gateway_meters(
         else set()
     )
     return [assigned.get((g.id, s)) or _not_assigned(g, s, s in known) for g, s in pairs]
+
+
+@per_dialect
+def _gateway_meters_statement(dialect: str) -> Any:
+    """core.db.params: the gateway ids and the serials as one array each on PostgreSQL."""
+    return (
+        select(GatewayMeter.gateway_id, *_identity_query().selected_columns)
+        .join(Meter, Meter.id == GatewayMeter.meter_id)
+        .join(User, User.id == Meter.owner_id)
+        .where(
+            any_of(GatewayMeter.gateway_id, "gateway_ids", Integer(), dialect),
+            any_of(Meter.serial, "serials", String(), dialect),
+        )
+    )
 
 
 def _not_assigned(gateway: SubmittingGateway, serial: str, exists: bool) -> ReadingRejected:

@@ -33,6 +33,7 @@ from core import meter_health as health
 from core.config import TokenizationConfig
 from core.db.models import Meter, Reporting, TelemetrySample
 from core.db.params import any_of
+from core.db.statements import per_dialect
 from core.meter_health import Flag
 from core.readings.errors import DuplicateReading, InvalidFormat, ReadingRejected, ReplayedCounter
 from core.readings.identity import SubmittingMeter
@@ -103,25 +104,24 @@ def _settings(
     session: Session, meter_ids: list[int], counters: bool
 ) -> dict[int, tuple[str, Any, int | None]]:
     """Per meter: its reporting, its capacity and (for encrypted frames) its last counter."""
-    dialect = session.get_bind().dialect.name
-    statement = _SETTINGS.get((dialect, counters))
-    if statement is None:
-        last_counter = (
-            select(func.max(_SAMPLES.c.counter))
-            .where(_SAMPLES.c.meter_id == Meter.id)
-            .scalar_subquery()
-            if counters
-            else null()
-        )
-        statement = _SETTINGS[(dialect, counters)] = select(
-            Meter.id, Meter.reporting, Meter.capacity_kw, last_counter
-        ).where(any_of(Meter.id, "meter_ids", Integer(), dialect))
+    statement = _settings_statement(session.get_bind().dialect.name, counters)
     rows = session.execute(statement, {"meter_ids": meter_ids})
     return {meter_id: (reporting, capacity, last) for meter_id, reporting, capacity, last in rows}
 
 
-# Per (dialect, with counters), built once (core.db.params: one array on PostgreSQL).
-_SETTINGS: dict[tuple[str, bool], Any] = {}
+@per_dialect
+def _settings_statement(dialect: str, counters: bool) -> Any:
+    """core.db.params: the meter ids as one array on PostgreSQL."""
+    last_counter = (
+        select(func.max(_SAMPLES.c.counter))
+        .where(_SAMPLES.c.meter_id == Meter.id)
+        .scalar_subquery()
+        if counters
+        else null()
+    )
+    return select(Meter.id, Meter.reporting, Meter.capacity_kw, last_counter).where(
+        any_of(Meter.id, "meter_ids", Integer(), dialect)
+    )
 
 
 def _store_round(
@@ -219,7 +219,6 @@ def _row(
 
 
 _SAMPLES = TelemetrySample.__table__
-_SAMPLE_INSERTS: dict[str, Any] = {}
 # PostgreSQL: every row of a round as one JSON text (like core.readings.writes), so the
 # statement's text is the same for any number of rows. A multi-row VALUES list is new
 # text for each row count: psycopg cannot cache it and re-splits it in Python, which
@@ -274,15 +273,18 @@ def _insert_samples(session: Session, rows: list[dict[str, Any]]) -> dict[int, i
             _INSERT_SAMPLES_JSON, {"rows": document, "submitted_at": rows[0]["submitted_at"]}
         )
         return {meter_id: sample_id for sample_id, meter_id in result}
-    statement = _SAMPLE_INSERTS.get(dialect)
-    if statement is None:
-        # On the table: a Core statement, not the ORM's bulk-insert path.
-        statement = _SAMPLE_INSERTS[dialect] = (
-            _INSERTS[dialect](_SAMPLES)
-            .on_conflict_do_nothing(index_elements=["meter_id", "sample_timestamp"])
-            .returning(_SAMPLES.c.id, _SAMPLES.c.meter_id)
-        )
-    return {meter_id: sample_id for sample_id, meter_id in session.execute(statement, rows)}
+    result = session.execute(_sample_insert(dialect), rows)
+    return {meter_id: sample_id for sample_id, meter_id in result}
+
+
+@per_dialect
+def _sample_insert(dialect: str) -> Any:
+    # On the table: a Core statement, not the ORM's bulk-insert path.
+    return (
+        _INSERTS[dialect](_SAMPLES)
+        .on_conflict_do_nothing(index_elements=["meter_id", "sample_timestamp"])
+        .returning(_SAMPLES.c.id, _SAMPLES.c.meter_id)
+    )
 
 
 def _resent_or_duplicate(

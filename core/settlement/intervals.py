@@ -43,6 +43,7 @@ from core.db.models import (
     TelemetrySample,
     User,
 )
+from core.db.statements import per_dialect
 from core.events import EventType, publish
 from core.units import format_kwh, micro_to_kwh
 
@@ -249,7 +250,6 @@ def _openings(
 
 _T = SettlementInterval.__table__
 _S = TelemetrySample.__table__
-_UPSERTS: dict[str, Any] = {}
 # PostgreSQL: the rows as one JSON text, so the statement's text is the same for any
 # number of samples (psycopg caches it; a multi-row VALUES list it re-splits in Python).
 _UPSERT_JSON = text(
@@ -288,32 +288,34 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
             ]
         )
         return session.execute(_UPSERT_JSON, {"rows": document}).all()
-    statement = _UPSERTS.get(dialect)
-    if statement is None:
-        # On the table, not the mapped class: a Core statement, without the ORM's
-        # bulk-insert machinery (about 3 ms of CPU per statement, measured with cProfile).
-        values = sqlite_insert(_T).values(
-            meter_id=bindparam("meter_id"),
-            interval_start=bindparam("interval_start"),
-            interval_end=bindparam("interval_end"),
-            status=IntervalStatus.OPEN.value,
-            net_micro=bindparam("net_micro"),
-            generated_micro=bindparam("generated_micro"),
-            consumed_micro=bindparam("consumed_micro"),
-            sample_count=1,
-            settled_micro=0,
-        )
-        added = values.excluded
-        statement = _UPSERTS[dialect] = values.on_conflict_do_update(
-            index_elements=["meter_id", "interval_start"],
-            set_={
-                "net_micro": _T.c.net_micro + added.net_micro,
-                "generated_micro": _T.c.generated_micro + added.generated_micro,
-                "consumed_micro": _T.c.consumed_micro + added.consumed_micro,
-                "sample_count": _T.c.sample_count + 1,
-            },
-        ).returning(_T.c.id, _T.c.meter_id, _T.c.status, _T.c.sample_count)
-    return session.execute(statement, rows).all()
+    return session.execute(_upsert_statement(dialect), rows).all()
+
+
+@per_dialect
+def _upsert_statement(dialect: str) -> Any:
+    # On the table, not the mapped class: a Core statement, without the ORM's
+    # bulk-insert machinery (about 3 ms of CPU per statement, measured with cProfile).
+    values = sqlite_insert(_T).values(
+        meter_id=bindparam("meter_id"),
+        interval_start=bindparam("interval_start"),
+        interval_end=bindparam("interval_end"),
+        status=IntervalStatus.OPEN.value,
+        net_micro=bindparam("net_micro"),
+        generated_micro=bindparam("generated_micro"),
+        consumed_micro=bindparam("consumed_micro"),
+        sample_count=1,
+        settled_micro=0,
+    )
+    added = values.excluded
+    return values.on_conflict_do_update(
+        index_elements=["meter_id", "interval_start"],
+        set_={
+            "net_micro": _T.c.net_micro + added.net_micro,
+            "generated_micro": _T.c.generated_micro + added.generated_micro,
+            "consumed_micro": _T.c.consumed_micro + added.consumed_micro,
+            "sample_count": _T.c.sample_count + 1,
+        },
+    ).returning(_T.c.id, _T.c.meter_id, _T.c.status, _T.c.sample_count)
 
 
 def _close(
