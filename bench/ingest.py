@@ -59,10 +59,11 @@ from sqlalchemy.engine import make_url
 from bench import ingest_dlms as dlms_bench
 from bench.databases import admin_execute, migrated_pg_database
 from bench.lean_http import drive, request_bytes
+from bench.registration import add_prosumer_meters, numbered
 from core.db.engine import create_db_engine, session_factory
-from core.db.models import Meter, MeterReading, MeterStatus, User
+from core.db.models import MeterReading
 from core.meters import hash_api_key, new_api_key
-from tests.factories import keypair_for, sign, wallet_for
+from tests.factories import keypair_for, sign
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -152,34 +153,20 @@ def register(url: str, count: int, prefix: str = "BENCH") -> list[tuple[str, str
     """`count` meters ({prefix}-00000, ...), one prosumer each: (serial, api_key), inserted
     in bulk (registration is not what is measured)."""
     engine = create_db_engine(url)
-    serials = [f"{prefix}-{index:05d}" for index in range(count)]
-    keys = [new_api_key() for _ in serials]
+    serials, owners = numbered(prefix, count)
+    keys = {serial: new_api_key() for serial in serials}
     with session_factory(engine)() as session:
-        owners = [
-            User(
-                username=f"{prefix.lower()}{index:05d}",
-                role="prosumer",
-                password_hash="!",
-                wallet_address=wallet_for(f"{prefix.lower()}{index:05d}"),
-                disabled=False,
-            )
-            for index in range(count)
-        ]
-        session.add_all(owners)
-        session.flush()
-        session.add_all(
-            Meter(
-                serial=serial,
-                owner_id=owner.id,
-                public_key=str(keypair_for(serial).pubkey()),
-                api_key_hash=hash_api_key(key),
-                status=MeterStatus.ACTIVE.value,
-            )
-            for serial, key, owner in zip(serials, keys, owners, strict=True)
+        add_prosumer_meters(
+            session,
+            serials,
+            owners,
+            lambda serial: {
+                "public_key": str(keypair_for(serial).pubkey()),
+                "api_key_hash": hash_api_key(keys[serial]),
+            },
         )
-        session.commit()
     engine.dispose()
-    return list(zip(serials, keys, strict=True))
+    return list(keys.items())
 
 
 def bodies(serial: str, count: int, now: datetime) -> list[dict]:

@@ -20,14 +20,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bench.lean_http import drive, request_bytes
+from bench.registration import add_prosumer_meters, numbered
 from core.db.engine import create_db_engine, session_factory
-from core.db.models import Meter, MeterStatus, TelemetrySample, User
+from core.db.models import TelemetrySample
 from core.device_keys import sealed_device_key
 from core.gateways import create_gateway
 from core.meters import hash_api_key, new_api_key, parse_public_key
 from core.secrets import ensure_secret
 from core.settlement import interval_bounds
-from tests.factories import wallet_for
 from tests.gridtokenx import simulator as sim
 
 TICK = timedelta(seconds=5)
@@ -42,37 +42,23 @@ def register_fleet(url: str, data_dir: Path, count: int, prefix: str, *, encrypt
     """
     wrap, _ = ensure_secret(data_dir / "secrets" / "device_key_wrap", lambda: secrets.token_hex(32))
     engine = create_db_engine(url)
-    serials = [f"{prefix}-{index:05d}" for index in range(count)]
+    serials, owners = numbered(prefix, count)
     with session_factory(engine)() as session:
-        owners = [
-            User(
-                username=f"{prefix.lower()}{index:05d}",
-                role="prosumer",
-                password_hash="!",
-                wallet_address=wallet_for(f"{prefix.lower()}{index:05d}"),
-                disabled=False,
-            )
-            for index in range(count)
-        ]
-        session.add_all(owners)
-        session.flush()
-        session.add_all(
-            Meter(
-                serial=serial,
-                owner_id=owner.id,
-                public_key=parse_public_key(sim.public_key_hex(serial)),
-                api_key_hash=hash_api_key(new_api_key()),
-                status=MeterStatus.ACTIVE.value,
-                enc_key=(
+        add_prosumer_meters(
+            session,
+            serials,
+            owners,
+            lambda serial: {
+                "public_key": parse_public_key(sim.public_key_hex(serial)),
+                "api_key_hash": hash_api_key(new_api_key()),
+                "enc_key": (
                     sealed_device_key(bytes.fromhex(wrap), serial, sim.aes_key(serial).hex())
                     if encrypted
                     else None
                 ),
-                encryption_required=encrypted,
-            )
-            for serial, owner in zip(serials, owners, strict=True)
+                "encryption_required": encrypted,
+            },
         )
-        session.commit()
         key = create_gateway(session, f"{prefix}-HEADEND", serials).api_key
     engine.dispose()
     return key

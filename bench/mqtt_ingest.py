@@ -50,10 +50,11 @@ from sqlalchemy import func, select
 
 from bench.databases import migrated_pg_database
 from bench.ingest import DEFAULT_URL, _cpu_secs, _free_port, _pids
+from bench.registration import add_prosumer_meters
 from core.db.engine import create_db_engine, session_factory
-from core.db.models import IngestBridge, Meter, MeterReading, MeterStatus, User
+from core.db.models import IngestBridge, MeterReading
 from core.meters import hash_api_key, new_api_key
-from tests.factories import keypair_for, rfc3339, sign, wallet_for
+from tests.factories import keypair_for, rfc3339, sign
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACING = timedelta(minutes=16)  # beyond the default 15-minute duplicate window
@@ -66,29 +67,15 @@ def register(url: str, meters: int) -> list[str]:
     engine = create_db_engine(url)
     serials = [f"MQB-{index:05d}" for index in range(meters)]
     with session_factory(engine)() as session:
-        owners = [
-            User(
-                username=f"mqbench{index:04d}",
-                role="prosumer",
-                password_hash="!",
-                wallet_address=wallet_for(f"mqbench{index:04d}"),
-                disabled=False,
-            )
-            for index in range(min(OWNERS, meters))
-        ]
-        session.add_all(owners)
-        session.flush()
-        session.add_all(
-            Meter(
-                serial=serial,
-                owner_id=owners[index % len(owners)].id,
-                public_key=str(keypair_for(serial).pubkey()),
-                api_key_hash=hash_api_key(new_api_key()),
-                status=MeterStatus.ACTIVE.value,
-            )
-            for index, serial in enumerate(serials)
+        add_prosumer_meters(
+            session,
+            serials,
+            [f"mqbench{index:04d}" for index in range(min(OWNERS, meters))],
+            lambda serial: {
+                "public_key": str(keypair_for(serial).pubkey()),
+                "api_key_hash": hash_api_key(new_api_key()),
+            },
         )
-        session.commit()
     engine.dispose()
     return serials
 
