@@ -209,6 +209,8 @@ class MintPipeline:
                 in_flight = self._poll(in_flight, report)
             self._record_costs()
             if not claimed and not in_flight:
+                if busy:
+                    continue  # what was in flight has settled: claim again before ending
                 break
             if self.stop.is_set() or (working_too_long and not claimed):
                 report.unresolved += len(in_flight)  # recovery settles them next cycle

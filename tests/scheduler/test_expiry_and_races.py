@@ -76,7 +76,12 @@ def test_two_minters_at_once_never_mint_a_reading_twice(
 ) -> None:
     apps = [bootstrap(make_settings(DATABASE_URL=pg_url, **node_env)) for _ in range(2)]
     with apps[0].sessions() as session:
-        update_settings(session, apps[0].settings.tokenization, {"batch_size": 25}, by="t")
+        update_settings(
+            session,
+            apps[0].settings.tokenization,
+            {"batch_size": 25, "max_mint_wait_secs": 0},  # the last, partial transaction too
+            by="t",
+        )
         seed_readings(session, seed_producers(session, 50), 8)
     # One transaction in flight each: every claim takes one, so both have some to take.
     minters = [make_minter(app, max_in_flight=1) for app in apps]
