@@ -110,6 +110,8 @@ class MintPipeline:
         self.target = target
         self.stop = stop or threading.Event()
         self.clock = clock
+        if max_in_flight < 1:  # a cycle with no place in flight could never mint
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
         self.max_in_flight = max_in_flight
         self.poll_interval = poll_interval
         self.rebroadcast_interval = rebroadcast_interval

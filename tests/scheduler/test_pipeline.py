@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select, update
 
 from core.chain.factories import SplMintTo
@@ -214,3 +215,9 @@ def test_recovery_confirms_a_batch_sent_before_a_crash(mint_app, make_minter) ->
     assert report.confirmed == 1
     assert count_by_status(mint_app) == {"minted": 6}
     assert_chain_matches_db(restarted, mint_app)
+
+
+def test_a_pipeline_needs_a_place_in_flight() -> None:
+    # With none, a cycle could claim nothing and would wait for room forever.
+    with pytest.raises(ValueError, match="max_in_flight must be at least 1, not 0"):
+        MintPipeline(None, None, None, max_in_flight=0)  # type: ignore[arg-type]
